@@ -1,0 +1,21 @@
+//! The privileged core of unshare-run.
+//!
+//! Everything that runs with privilege for the newuidmap/newgidmap applets lives in this crate:
+//! - `privilege`: start-up hardening, the drop for unprivileged applets, the switch before the write;
+//! - `newidmap`: the helper applets, one named function per check;
+//! - `target`, `idmap`, `subid`, `numbers`: what the checks read (target process, triplets, subid files);
+//! - `audit`: the syslog trail;
+//! - `sys`: the only `unsafe` code, thin syscall wrappers.
+//!
+//! The runner reuses `subid` to compute the ranges it asks for.
+
+pub mod audit;
+pub mod idmap;
+pub mod newidmap;
+pub mod numbers;
+pub mod privilege;
+pub mod subid;
+mod sys;
+pub mod target;
+
+pub use sys::pidfd_open;

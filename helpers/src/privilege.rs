@@ -1,0 +1,157 @@
+//! Privilege: what a setuid-root or file-capability process does with it, in three short sequences.
+//!
+//! 1. `harden_privileged_start`: first thing in a helper, before reading arguments.
+//! 2. `drop_all_privilege`: first thing in every other applet (argv[0] is the caller's choice).
+//! 3. `switch_to_caller_keeping`: in a helper, just before the map write: the effective uid becomes the
+//!    caller's, so the kernel itself checks that the caller owns the target namespace, and only the one
+//!    capability the write needs is left. Each sequence verifies its result and fails if anything remains.
+
+use std::fmt;
+use std::os::fd::IntoRawFd;
+
+use nix::sys::prctl;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::unistd::{Gid, Uid, getresgid, getresuid, setresgid, setresuid};
+
+use crate::sys::{self, CapabilitySets};
+
+pub const CAP_SETGID: u32 = 6;
+pub const CAP_SETUID: u32 = 7;
+pub const CAP_SETFCAP: u32 = 31;
+
+pub const fn capability_bit(cap: u32) -> u64 {
+    1 << cap
+}
+
+#[derive(Debug)]
+pub struct PrivilegeError(pub String);
+
+impl fmt::Display for PrivilegeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn fail(what: &str, e: impl fmt::Display) -> PrivilegeError {
+    PrivilegeError(format!("{what}: {e}"))
+}
+
+/// Opens /dev/null on each of fds 0, 1 and 2 that is closed, so that no file opened later can take one
+/// of those numbers and receive output meant for a terminal (a map file must never get a message).
+pub fn ensure_standard_fds_open() -> Result<(), PrivilegeError> {
+    for fd in 0..=2 {
+        if sys::fd_is_open(fd) {
+            continue;
+        }
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| fail("cannot open /dev/null", e))?;
+        // open() returns the lowest free number, which is `fd` because all lower ones are open.
+        let got = null.into_raw_fd();
+        if got != fd {
+            return Err(PrivilegeError(format!(
+                "/dev/null opened as fd {got}, expected {fd}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Start-up of a helper: nothing from the caller's environment or limits may change what it decides or
+/// writes, and nothing it holds may leak into a core dump.
+pub fn harden_privileged_start() -> Result<(), PrivilegeError> {
+    ensure_standard_fds_open()?;
+    // No RUST_LOG, RUST_BACKTRACE, locale or NSS variables can reach any later code.
+    sys::clear_environment().map_err(|e| fail("cannot clear the environment", e))?;
+    std::panic::set_hook(Box::new(|_| {
+        // No location, no backtrace (which would read RUST_BACKTRACE): a fixed message, then abort.
+        eprintln!("internal error, aborting");
+    }));
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| fail("cannot disable core dumps", e))?;
+    prctl::set_dumpable(false).map_err(|e| fail("cannot clear the dumpable flag", e))?;
+    // A caller's `ulimit -f` must not truncate a write: raise the soft limit as far as allowed.
+    let (_, hard) = getrlimit(Resource::RLIMIT_FSIZE).map_err(|e| fail("getrlimit", e))?;
+    setrlimit(Resource::RLIMIT_FSIZE, hard, hard).map_err(|e| fail("setrlimit", e))?;
+    Ok(())
+}
+
+/// Gives up everything setuid or file capabilities granted: all ids become the real ids and every
+/// capability set is emptied. Verified afterwards.
+pub fn drop_all_privilege() -> Result<(), PrivilegeError> {
+    ensure_standard_fds_open()?;
+    let gid = getresgid().map_err(|e| fail("getresgid", e))?.real;
+    let uid = getresuid().map_err(|e| fail("getresuid", e))?.real;
+    setresgid(gid, gid, gid).map_err(|e| fail("setresgid", e))?;
+    setresuid(uid, uid, uid).map_err(|e| fail("setresuid", e))?;
+    sys::capset(CapabilitySets::EMPTY).map_err(|e| fail("capset", e))?;
+    sys::clear_ambient_capabilities().map_err(|e| fail("clearing ambient capabilities", e))?;
+    verify_ids(uid, gid)?;
+    verify_capabilities(0)
+}
+
+/// Before the map write: all uids become the caller's (kernel checks then run against the caller),
+/// and only `keep` (a capability bit mask) stays in the effective and permitted sets, as far as this
+/// process had it. Verified afterwards.
+pub fn switch_to_caller_keeping(
+    caller_uid: u32,
+    caller_gid: u32,
+    keep: u64,
+) -> Result<(), PrivilegeError> {
+    let uid = Uid::from_raw(caller_uid);
+    let gid = Gid::from_raw(caller_gid);
+    let current = sys::capget().map_err(|e| fail("capget", e))?;
+    let keep = keep & current.permitted;
+    let least = CapabilitySets {
+        effective: keep,
+        permitted: keep,
+        inheritable: 0,
+    };
+    // Narrow first, so the wider sets are gone before anything else happens.
+    sys::capset(least).map_err(|e| fail("capset", e))?;
+    sys::clear_ambient_capabilities().map_err(|e| fail("clearing ambient capabilities", e))?;
+    setresgid(gid, gid, gid).map_err(|e| fail("setresgid", e))?;
+    prctl::set_keepcaps(true).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
+    setresuid(uid, uid, uid).map_err(|e| fail("setresuid", e))?;
+    prctl::set_keepcaps(false).map_err(|e| fail("PR_SET_KEEPCAPS", e))?;
+    // Leaving uid 0 empties the effective set; the permitted set survived thanks to keepcaps.
+    sys::capset(least).map_err(|e| fail("capset", e))?;
+    // The caller now owns this process: it must not be able to ptrace it or read its memory.
+    prctl::set_dumpable(false).map_err(|e| fail("PR_SET_DUMPABLE", e))?;
+    if prctl::get_dumpable().unwrap_or(true) {
+        return Err(PrivilegeError("process is still dumpable".into()));
+    }
+    verify_ids(uid, gid)?;
+    verify_capabilities(keep)
+}
+
+fn verify_ids(uid: Uid, gid: Gid) -> Result<(), PrivilegeError> {
+    let u = getresuid().map_err(|e| fail("getresuid", e))?;
+    let g = getresgid().map_err(|e| fail("getresgid", e))?;
+    if [u.real, u.effective, u.saved] != [uid; 3] || [g.real, g.effective, g.saved] != [gid; 3] {
+        return Err(PrivilegeError(format!(
+            "ids not dropped: uid {}/{}/{} gid {}/{}/{}",
+            u.real, u.effective, u.saved, g.real, g.effective, g.saved
+        )));
+    }
+    Ok(())
+}
+
+fn verify_capabilities(expected: u64) -> Result<(), PrivilegeError> {
+    let sets = sys::capget().map_err(|e| fail("capget", e))?;
+    let ambient =
+        sys::ambient_capabilities().map_err(|e| fail("reading ambient capabilities", e))?;
+    let want = CapabilitySets {
+        effective: expected,
+        permitted: expected,
+        inheritable: 0,
+    };
+    if sets != want || ambient != 0 {
+        return Err(PrivilegeError(format!(
+            "capabilities not dropped: effective {:#x} permitted {:#x} inheritable {:#x} ambient {:#x}",
+            sets.effective, sets.permitted, sets.inheritable, ambient
+        )));
+    }
+    Ok(())
+}

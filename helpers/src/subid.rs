@@ -1,0 +1,585 @@
+//! /etc/subuid and /etc/subgid: parsing, trusted opening and the coverage decision.
+//!
+//! Format (shadow's): one `owner:start:count` per line, owner a login name or a numeric uid. There is no
+//! comment syntax: any line that is not exactly that (comments, blanks, NIS `+`/`-` lines, extra fields,
+//! bad numbers, lines of `MAX_LINE_LEN` bytes or more) is skipped and never invalidates other lines.
+//! Numbers are read as C's strtoul with base 0 reads them (decimal, `0x` hex, leading-`0` octal), but
+//! without the signs and white space strtoul would also accept. A last line without "\n" is read
+//! (shadow 4.13, Debian 12's, reads it too).
+//!
+//! Stricter than shadow, on purpose:
+//! - an entry with count 0 grants nothing (shadow <= 4.19 let `user:0:0` cover every id);
+//! - a numeric owner matches only the caller's uid in canonical decimal, not other names sharing the uid;
+//! - the file must be a regular file owned by root and not writable by group or others, and is opened
+//!   without following a symlink.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use crate::numbers::parse_c_ulong;
+use crate::sys;
+
+/// A line this long or longer is invalid (shadow's limit).
+pub const MAX_LINE_LEN: usize = 1024;
+
+/// A half-open id interval `[start, end)`. Kept in u64 so `start + count` never overflows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdInterval {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl IdInterval {
+    pub fn from_start_count(start: u64, count: u64) -> Option<IdInterval> {
+        Some(IdInterval {
+            start,
+            end: start.checked_add(count)?,
+        })
+    }
+
+    pub fn count(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// One valid line of a subid file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubidEntry<'a> {
+    pub owner: &'a [u8],
+    pub range: IdInterval,
+}
+
+/// Parses one line (without its "\n"). `None` for every invalid line; never panics.
+pub fn parse_line(line: &[u8]) -> Option<SubidEntry<'_>> {
+    if line.len() >= MAX_LINE_LEN {
+        return None;
+    }
+    let mut fields = line.split(|&b| b == b':');
+    let owner = fields.next()?;
+    let start = parse_c_ulong(fields.next()?)?;
+    let count = parse_c_ulong(fields.next()?)?;
+    if fields.next().is_some() || !is_valid_owner(owner) {
+        return None;
+    }
+    Some(SubidEntry {
+        owner,
+        range: IdInterval::from_start_count(start, count)?,
+    })
+}
+
+fn is_valid_owner(owner: &[u8]) -> bool {
+    // NIS compat lines start with + or -; shadow never matches them against a user.
+    !owner.is_empty() && owner[0] != b'+' && owner[0] != b'-'
+}
+
+/// The user whose entries count: by login name or by numeric uid.
+#[derive(Clone, Debug)]
+pub struct SubidOwner {
+    /// "\n" + name + ":", the byte pattern that starts one of this owner's lines.
+    name_needle: Vec<u8>,
+    /// "\n" + decimal uid + ":".
+    uid_needle: Vec<u8>,
+}
+
+impl SubidOwner {
+    pub fn new(name: &[u8], uid: u32) -> SubidOwner {
+        let needle = |key: &[u8]| {
+            let mut n = Vec::with_capacity(key.len() + 2);
+            n.push(b'\n');
+            n.extend_from_slice(key);
+            n.push(b':');
+            n
+        };
+        SubidOwner {
+            name_needle: needle(name),
+            uid_needle: needle(uid.to_string().as_bytes()),
+        }
+    }
+
+    fn needles(&self) -> impl Iterator<Item = &[u8]> {
+        let uid_is_name = self.uid_needle == self.name_needle;
+        std::iter::once(self.name_needle.as_slice())
+            .chain((!uid_is_name).then_some(self.uid_needle.as_slice()))
+    }
+
+    pub fn matches(&self, owner: &[u8]) -> bool {
+        self.needles().any(|n| &n[1..n.len() - 1] == owner)
+    }
+}
+
+/// Reads a subid file in fixed-size chunks and calls `visit` for each valid entry of `owner`, in file
+/// order, until `visit` breaks or the file ends. Lines of other owners are never parsed: a vectorised
+/// search for "\nNAME:" skips them, and nothing is allocated per line.
+pub fn for_each_owner_entry<R: Read>(
+    mut file: R,
+    owner: &SubidOwner,
+    mut visit: impl FnMut(IdInterval) -> ControlFlow<()>,
+) -> io::Result<()> {
+    const CHUNK: usize = 128 * 1024;
+    // buf[0] is always "\n" so that the first line of each chunk also starts after a newline.
+    let mut buf = vec![0u8; CHUNK];
+    buf[0] = b'\n';
+    let mut filled = 1;
+    let mut skipping_long_line = false;
+    loop {
+        let n = read_retrying(&mut file, &mut buf[filled..])?;
+        if n == 0 {
+            if filled > 1 && !skipping_long_line && filled < buf.len() {
+                // The last line has no "\n": give it one and scan it.
+                buf[filled] = b'\n';
+                let _ = scan_complete_lines(&buf[..=filled], owner, &mut visit);
+            }
+            return Ok(());
+        }
+        let new_start = filled;
+        filled += n;
+        if skipping_long_line {
+            match buf[new_start..filled].iter().position(|&b| b == b'\n') {
+                None => {
+                    filled = 1;
+                    continue;
+                }
+                Some(pos) => {
+                    // Drop the rest of the long line; its "\n" becomes the sentinel.
+                    let nl = new_start + pos;
+                    buf.copy_within(nl..filled, 0);
+                    filled -= nl;
+                    skipping_long_line = false;
+                }
+            }
+        }
+        let Some(last_newline) = sys::find_last_byte(&buf[..filled], b'\n') else {
+            unreachable!("buf[0] is a newline");
+        };
+        if last_newline > 0
+            && scan_complete_lines(&buf[..=last_newline], owner, &mut visit).is_break()
+        {
+            return Ok(());
+        }
+        // Keep the incomplete last line, after a fresh sentinel.
+        buf.copy_within(last_newline..filled, 0);
+        filled -= last_newline;
+        if filled == buf.len() {
+            // No newline in a whole chunk: the line is far too long, skip to its end.
+            skipping_long_line = true;
+            filled = 1;
+        }
+    }
+}
+
+/// `region` starts and ends with "\n". Visits the owner's entries in it in order.
+fn scan_complete_lines(
+    region: &[u8],
+    owner: &SubidOwner,
+    visit: &mut impl FnMut(IdInterval) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    let mut pos = 0;
+    loop {
+        // The earliest match of any needle keeps file order.
+        let next = owner
+            .needles()
+            .filter_map(|needle| sys::find_subslice(&region[pos..], needle))
+            .min();
+        let Some(offset) = next else {
+            return ControlFlow::Continue(());
+        };
+        let line_start = pos + offset + 1;
+        let line_len = region[line_start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("region ends with a newline");
+        let line = &region[line_start..line_start + line_len];
+        if let Some(entry) = parse_line(line)
+            && owner.matches(entry.owner)
+            && !entry.range.is_empty()
+        {
+            visit(entry.range)?;
+        }
+        pos = line_start + line_len;
+    }
+}
+
+fn read_retrying<R: Read>(file: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// For each wanted interval: whether the owner's entries cover it completely. Entries combine
+/// (adjacent or overlapping lines of the same owner), and the scan stops as soon as all are covered.
+pub fn coverage<R: Read>(
+    file: R,
+    owner: &SubidOwner,
+    wanted: &[IdInterval],
+) -> io::Result<Vec<bool>> {
+    // The parts of each wanted interval not yet covered, tagged with the interval's index.
+    let mut uncovered: Vec<(usize, IdInterval)> = wanted
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    if !uncovered.is_empty() {
+        for_each_owner_entry(file, owner, |entry| {
+            subtract(&mut uncovered, entry);
+            if uncovered.is_empty() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+    }
+    Ok((0..wanted.len())
+        .map(|i| !wanted[i].is_empty() && uncovered.iter().all(|(j, _)| *j != i))
+        .collect())
+}
+
+/// Removes `entry` from every uncovered piece, splitting a piece that it cuts in two.
+fn subtract(uncovered: &mut Vec<(usize, IdInterval)>, entry: IdInterval) {
+    let mut i = 0;
+    while i < uncovered.len() {
+        let (index, piece) = uncovered[i];
+        if entry.end <= piece.start || entry.start >= piece.end {
+            i += 1;
+            continue;
+        }
+        let left = IdInterval {
+            start: piece.start,
+            end: entry.start,
+        };
+        let right = IdInterval {
+            start: entry.end,
+            end: piece.end,
+        };
+        match (left.start < left.end, right.start < right.end) {
+            (false, false) => {
+                uncovered.swap_remove(i);
+                continue;
+            }
+            (true, false) => uncovered[i].1 = left,
+            (false, true) => uncovered[i].1 = right,
+            (true, true) => {
+                uncovered[i].1 = left;
+                uncovered.push((index, right));
+            }
+        }
+        i += 1;
+    }
+}
+
+/// All of the owner's ranges, in file order (what the runner maps after inside id 0).
+pub fn owner_ranges<R: Read>(file: R, owner: &SubidOwner) -> io::Result<Vec<IdInterval>> {
+    let mut ranges = Vec::new();
+    for_each_owner_entry(file, owner, |range| {
+        ranges.push(range);
+        ControlFlow::Continue(())
+    })?;
+    Ok(ranges)
+}
+
+#[derive(Debug)]
+pub enum SubidFileError {
+    Symlink,
+    NotRegular,
+    Untrusted { uid: u32, mode: u32 },
+    Io(io::Error),
+}
+
+impl std::fmt::Display for SubidFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubidFileError::Symlink => write!(f, "is a symbolic link, refusing to follow it"),
+            SubidFileError::NotRegular => write!(f, "is not a regular file"),
+            SubidFileError::Untrusted { uid, mode } => write!(
+                f,
+                "must be owned by root and not writable by others (owner {uid}, mode {mode:04o})"
+            ),
+            SubidFileError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Opens a subid file for a privileged decision. A missing file is `Ok(None)`: nobody has ranges.
+pub fn open_trusted(path: &Path) -> Result<Option<File>, SubidFileError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(SubidFileError::Symlink),
+        Err(e) => return Err(SubidFileError::Io(e)),
+    };
+    let meta = file.metadata().map_err(SubidFileError::Io)?;
+    check_trusted_metadata(meta.file_type().is_file(), meta.uid(), meta.mode())?;
+    Ok(Some(file))
+}
+
+fn check_trusted_metadata(is_regular: bool, uid: u32, mode: u32) -> Result<(), SubidFileError> {
+    if !is_regular {
+        return Err(SubidFileError::NotRegular);
+    }
+    if uid != 0 || mode & 0o022 != 0 {
+        return Err(SubidFileError::Untrusted {
+            uid,
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(start: u64, count: u64) -> IdInterval {
+        IdInterval::from_start_count(start, count).unwrap()
+    }
+
+    #[test]
+    fn parses_valid_lines() {
+        let e = parse_line(b"alice:100000:65536").unwrap();
+        assert_eq!(e.owner, b"alice");
+        assert_eq!(e.range, iv(100000, 65536));
+        assert_eq!(parse_line(b"1001:0x10:010").unwrap().range, iv(16, 8));
+    }
+
+    #[test]
+    fn rejects_invalid_lines() {
+        for line in [
+            &b""[..],
+            b"alice:100000",
+            b"alice:100000:65536:",
+            b"alice:100000:65536:1",
+            b":100000:65536",
+            b"+alice:100000:65536",
+            b"-alice:100000:65536",
+            b"alice:-1:65536",
+            b"alice: 100000:65536",
+            b"alice:100000:65536 ",
+            b"alice:1e5:65536",
+            b"alice:18446744073709551615:2",
+            b"alice:99999999999999999999:1",
+        ] {
+            assert_eq!(
+                parse_line(line),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let mut long = b"alice:100000:65536".to_vec();
+        long.resize(MAX_LINE_LEN, b'0');
+        assert_eq!(parse_line(&long), None);
+    }
+
+    #[test]
+    fn comment_like_lines_never_match_a_user() {
+        // shadow has no comment syntax: "# alice" is just an owner no login name can equal.
+        assert_eq!(parse_line(b"# alice:1:1").unwrap().owner, b"# alice");
+        let owner = SubidOwner::new(b"alice", 1001);
+        assert_eq!(
+            owner_ranges(
+                &b"# alice:1:1
+#alice:1:1
+"[..],
+                &owner
+            )
+            .unwrap(),
+            []
+        );
+    }
+
+    #[test]
+    fn count_zero_entries_grant_nothing() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let file = b"alice:0:0\n";
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(0, 1), iv(5, 10)]).unwrap(),
+            [false, false]
+        );
+    }
+
+    #[test]
+    fn adjacent_entries_combine() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let file = b"alice:100000:10\nbob:100010:5\nalice:100010:10\n";
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(100000, 20)]).unwrap(),
+            [true]
+        );
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(100000, 21)]).unwrap(),
+            [false]
+        );
+    }
+
+    #[test]
+    fn numeric_uid_owner_matches() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let file = b"1001:200000:100\n01001:300000:100\n";
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(200000, 100), iv(300000, 1)]).unwrap(),
+            [true, false]
+        );
+    }
+
+    #[test]
+    fn other_owners_and_prefixes_do_not_match() {
+        let owner = SubidOwner::new(b"al", 1001);
+        let file = b"alice:100000:65536\nxal:100000:65536\nal :100000:65536\n";
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(100000, 1)]).unwrap(),
+            [false]
+        );
+    }
+
+    #[test]
+    fn malformed_lines_do_not_hide_valid_ones() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let file = b"garbage\n\n#alice:1:1\nalice:100000:65536\nalice:x:y\n+:::\n";
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(100000, 65536)]).unwrap(),
+            [true]
+        );
+    }
+
+    #[test]
+    fn first_and_last_line_without_newline() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        assert_eq!(owner_ranges(&b"alice:1:2"[..], &owner).unwrap(), [iv(1, 2)]);
+        assert_eq!(
+            owner_ranges(&b"bob:5:5\nalice:1:2"[..], &owner).unwrap(),
+            [iv(1, 2)]
+        );
+    }
+
+    #[test]
+    fn owner_ranges_keep_file_order_across_name_and_uid() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let file = b"1001:300:10\nalice:100:10\nbob:1:1\n1001:200:10\nalice:0:0\n";
+        assert_eq!(
+            owner_ranges(&file[..], &owner).unwrap(),
+            [iv(300, 10), iv(100, 10), iv(200, 10)]
+        );
+    }
+
+    /// Reads one byte at a time, so every line straddles read boundaries.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn short_reads_and_huge_lines_are_handled() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let mut file = b"alice:1:1\n".to_vec();
+        file.extend(std::iter::repeat_n(b'x', 300_000));
+        file.extend(b"\nalice:7:1\nalice:9:1");
+        assert_eq!(
+            owner_ranges(Trickle(&file), &owner).unwrap(),
+            [iv(1, 1), iv(7, 1), iv(9, 1)]
+        );
+        assert_eq!(
+            owner_ranges(&file[..], &owner).unwrap(),
+            [iv(1, 1), iv(7, 1), iv(9, 1)]
+        );
+    }
+
+    #[test]
+    fn a_huge_last_line_without_newline_is_invalid() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let mut file = b"alice:1:1\nalice:2:1".to_vec();
+        file.extend(std::iter::repeat_n(b'0', 300_000));
+        assert_eq!(owner_ranges(&file[..], &owner).unwrap(), [iv(1, 1)]);
+    }
+
+    #[test]
+    fn scan_stops_once_covered() {
+        struct Counting<'a>(&'a [u8], usize);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.1 += 1;
+                let n = buf.len().min(self.0.len()).min(4096);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let owner = SubidOwner::new(b"alice", 1001);
+        let mut file = b"alice:100000:65536\n".to_vec();
+        for i in 0..100_000u64 {
+            file.extend(format!("user{i}:{}:65536\n", 200000 + i * 65536).as_bytes());
+        }
+        let mut reader = Counting(&file, 0);
+        assert_eq!(
+            coverage(&mut reader, &owner, &[iv(100000, 65536)]).unwrap(),
+            [true]
+        );
+        assert_eq!(reader.1, 1, "read past the covering line");
+    }
+
+    #[test]
+    fn subtract_splits_and_trims() {
+        let mut pieces = vec![(0, iv(10, 10))];
+        subtract(&mut pieces, iv(12, 2));
+        assert_eq!(pieces, [(0, iv(10, 2)), (0, iv(14, 6))]);
+        subtract(&mut pieces, iv(0, 11));
+        assert_eq!(pieces, [(0, iv(11, 1)), (0, iv(14, 6))]);
+        subtract(&mut pieces, iv(11, 100));
+        assert!(pieces.is_empty());
+    }
+
+    #[test]
+    fn trusted_metadata_rules() {
+        assert!(check_trusted_metadata(true, 0, 0o100644).is_ok());
+        assert!(check_trusted_metadata(true, 0, 0o100600).is_ok());
+        assert!(matches!(
+            check_trusted_metadata(false, 0, 0o644),
+            Err(SubidFileError::NotRegular)
+        ));
+        assert!(matches!(
+            check_trusted_metadata(true, 1000, 0o644),
+            Err(SubidFileError::Untrusted { .. })
+        ));
+        assert!(matches!(
+            check_trusted_metadata(true, 0, 0o664),
+            Err(SubidFileError::Untrusted { .. })
+        ));
+        assert!(matches!(
+            check_trusted_metadata(true, 0, 0o646),
+            Err(SubidFileError::Untrusted { .. })
+        ));
+    }
+
+    #[test]
+    fn open_trusted_refuses_symlinks_and_accepts_missing() {
+        let dir = std::env::temp_dir().join(format!("subid-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        assert!(matches!(open_trusted(&link), Err(SubidFileError::Symlink)));
+        assert!(matches!(open_trusted(&dir.join("missing")), Ok(None)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
