@@ -1,0 +1,475 @@
+//! Shared set-up for the privileged integration tests.
+//!
+//! They run as root (in CI they must: `CI=true` turns a missing root into a failure, not a skip) and:
+//! - create their own unprivileged users (`urt-alice`, `urt-bob`) without subordinate ranges;
+//! - install copies of the built binary setuid-root and with file capabilities under /tmp;
+//! - run every helper in a private mount namespace whose /etc is an overlay, so fixture subuid/subgid
+//!   files (or their absence, or a symlink) are seen there and the machine's real files never change.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Root of everything this test process creates; removed by `Cleanup` at the end of each test binary
+/// run and swept at the next start if a run was killed.
+const TMP_PREFIX: &str = "/tmp/unshare-run-tests.";
+
+/// True when privileged tests can run. Without root: a skip notice, or a failure under CI=true.
+pub fn privileged() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("privileged tests must run as root in CI");
+    }
+    eprintln!("SKIPPED: needs root (run the test suite as root, see README)");
+    false
+}
+
+#[derive(Debug)]
+pub struct TestUser {
+    pub name: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+fn ensure_user(name: &'static str) -> TestUser {
+    // Another test binary may be creating the same user right now.
+    let lock = fs::File::create("/tmp/unshare-run-tests.users.lock").unwrap();
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    if nix::unistd::User::from_name(name).unwrap().is_none() {
+        // SUB_*_COUNT=0: useradd must not add ranges to the machine's real /etc/subuid.
+        let status = Command::new("useradd")
+            .args([
+                "-m",
+                "-s",
+                "/bin/sh",
+                "-K",
+                "SUB_UID_COUNT=0",
+                "-K",
+                "SUB_GID_COUNT=0",
+                name,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name} failed");
+    }
+    let user = nix::unistd::User::from_name(name).unwrap().unwrap();
+    TestUser {
+        name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+    }
+}
+
+pub fn alice() -> &'static TestUser {
+    static USER: OnceLock<TestUser> = OnceLock::new();
+    USER.get_or_init(|| ensure_user("urt-alice"))
+}
+
+pub fn bob() -> &'static TestUser {
+    static USER: OnceLock<TestUser> = OnceLock::new();
+    USER.get_or_init(|| ensure_user("urt-bob"))
+}
+
+/// This test process's scratch directory (0755, so test users can reach what is inside).
+pub fn scratch_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        sweep_stale_scratch_dirs();
+        let dir = PathBuf::from(format!("{TMP_PREFIX}{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    })
+}
+
+fn sweep_stale_scratch_dirs() {
+    for entry in fs::read_dir("/tmp").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("unshare-run-tests.")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A fresh directory below the scratch root, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = scratch_root().join(format!("{label}-{n}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The built binary installed as the helpers, once per test process.
+pub struct Install {
+    /// newuidmap, newgidmap, unshare-run: root-owned copies, mode 4755.
+    pub setuid_dir: PathBuf,
+    /// newuidmap with cap_setuid=ep, newgidmap with cap_setgid=ep (separate copies), mode 0755.
+    pub fcaps_dir: PathBuf,
+}
+
+impl Install {
+    pub fn setuid(&self, applet: &str) -> String {
+        self.setuid_dir.join(applet).to_string_lossy().into_owned()
+    }
+    pub fn fcaps(&self, applet: &str) -> String {
+        self.fcaps_dir.join(applet).to_string_lossy().into_owned()
+    }
+}
+
+pub fn install() -> &'static Install {
+    static INSTALL: OnceLock<Install> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        let built = Path::new(env!("CARGO_BIN_EXE_unshare-run"));
+        let setuid_dir = scratch_root().join("setuid");
+        let fcaps_dir = scratch_root().join("fcaps");
+        for dir in [&setuid_dir, &fcaps_dir] {
+            fs::create_dir_all(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for applet in ["newuidmap", "newgidmap", "unshare-run"] {
+            let dest = setuid_dir.join(applet);
+            fs::copy(built, &dest).unwrap();
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o4755)).unwrap();
+        }
+        for (applet, caps) in [
+            ("newuidmap", "cap_setuid=ep"),
+            ("newgidmap", "cap_setgid=ep"),
+            // The spoof test runs the newuidmap copy under this name.
+            ("unshare-run", "cap_setuid=ep"),
+        ] {
+            let dest = fcaps_dir.join(applet);
+            fs::copy(built, &dest).unwrap();
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
+            run_ok(Command::new("setcap").arg(caps).arg(&dest));
+        }
+        Install {
+            setuid_dir,
+            fcaps_dir,
+        }
+    })
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What /etc/subuid or /etc/subgid looks like inside a sandbox.
+#[derive(Clone, Debug)]
+pub enum Fixture {
+    /// A regular root-owned 0644 file with this content.
+    Content(String),
+    /// A file with this content, mode and owner.
+    WithMode {
+        content: String,
+        mode: u32,
+        owner: String,
+    },
+    /// No file at all.
+    Missing,
+    /// A symbolic link to a root-owned file with this content.
+    Symlink(String),
+}
+
+impl Fixture {
+    pub fn lines(lines: &[&str]) -> Fixture {
+        let mut s = lines.join("\n");
+        s.push('\n');
+        Fixture::Content(s)
+    }
+}
+
+/// A private mount namespace with fixture subid files, in which commands run as a test user.
+pub struct Sandbox {
+    pub subuid: Fixture,
+    pub subgid: Fixture,
+    /// Bind our helpers over /usr/bin/newuidmap and /usr/bin/newgidmap.
+    pub our_helpers_in_usr_bin: bool,
+    /// A datagram socket to bind over /dev/log (on a private tmpfs /dev).
+    pub syslog_socket: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    /// Use this group as the real gid instead of the user's primary group.
+    pub gid_override: Option<u32>,
+}
+
+impl Sandbox {
+    pub fn new(subuid: Fixture, subgid: Fixture) -> Sandbox {
+        Sandbox {
+            subuid,
+            subgid,
+            our_helpers_in_usr_bin: false,
+            syslog_socket: None,
+            env: Vec::new(),
+            gid_override: None,
+        }
+    }
+
+    /// Same fixture for both files.
+    pub fn both(lines: &[&str]) -> Sandbox {
+        Sandbox::new(Fixture::lines(lines), Fixture::lines(lines))
+    }
+
+    pub fn command_as(&self, user: &TestUser, argv: &[&str], dir: &TempDir) -> Command {
+        let t = dir.path();
+        let mut script = String::from("set -e\n");
+        script.push_str(&format!(
+            "mkdir -p {t}/etc-up {t}/etc-work\n\
+             mount -t overlay -o lowerdir=/etc,upperdir={t}/etc-up,workdir={t}/etc-work overlay /etc\n",
+            t = t.display()
+        ));
+        for (name, fixture) in [("subuid", &self.subuid), ("subgid", &self.subgid)] {
+            script.push_str(&fixture_script(t, name, fixture));
+        }
+        if self.our_helpers_in_usr_bin {
+            let i = install();
+            script.push_str(&format!(
+                "mount --bind {} /usr/bin/newuidmap\nmount --bind {} /usr/bin/newgidmap\n",
+                i.setuid("newuidmap"),
+                i.setuid("newgidmap")
+            ));
+        }
+        if let Some(sock) = &self.syslog_socket {
+            script.push_str(&format!(
+                "mkdir -p {t}/realdev\nmount --rbind /dev {t}/realdev\n\
+                 mount -t tmpfs -o mode=755 tmpfs /dev\n\
+                 for n in null zero full random urandom tty; do touch /dev/$n; mount --bind {t}/realdev/$n /dev/$n; done\n\
+                 ln -s /proc/self/fd /dev/fd\ntouch /dev/log\nmount --bind {sock} /dev/log\n",
+                t = t.display(),
+                sock = sock.display()
+            ));
+        }
+        let gid = self.gid_override.unwrap_or(user.gid);
+        script.push_str(&format!(
+            "exec setpriv --reuid={} --regid={gid} --clear-groups -- \"$@\"\n",
+            user.uid
+        ));
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            &script,
+            "sandbox",
+        ]);
+        cmd.args(argv);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run_as(&self, user: &TestUser, argv: &[&str]) -> Output {
+        let dir = TempDir::new("sandbox");
+        let out = self.command_as(user, argv, &dir).output().unwrap();
+        drop(dir);
+        out
+    }
+}
+
+fn fixture_script(t: &Path, name: &str, fixture: &Fixture) -> String {
+    let src = t.join(format!("{name}.fixture"));
+    let write = |content: &str| {
+        fs::write(&src, content).unwrap();
+        fs::set_permissions(&src, fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    match fixture {
+        Fixture::Content(content) => {
+            write(content);
+            format!(
+                "rm -f /etc/{name}\ninstall -m 0644 -o root -g root {} /etc/{name}\n",
+                src.display()
+            )
+        }
+        Fixture::WithMode {
+            content,
+            mode,
+            owner,
+        } => {
+            write(content);
+            format!(
+                "rm -f /etc/{name}\ninstall -m {mode:04o} -o {owner} -g root {} /etc/{name}\n",
+                src.display()
+            )
+        }
+        Fixture::Missing => format!("rm -f /etc/{name}\n"),
+        Fixture::Symlink(content) => {
+            write(content);
+            format!("rm -f /etc/{name}\nln -s {} /etc/{name}\n", src.display())
+        }
+    }
+}
+
+/// A process of a test user that has unshared its user namespace and waits for us.
+pub struct Target {
+    child: Child,
+    pub pid: i32,
+}
+
+impl Target {
+    pub fn spawn(user: &TestUser) -> Target {
+        Target::spawn_with_gid(user, user.gid)
+    }
+
+    pub fn spawn_with_gid(user: &TestUser, gid: u32) -> Target {
+        let mut child = Command::new("setpriv")
+            .arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={gid}"))
+            .args([
+                "--clear-groups",
+                "--",
+                "unshare",
+                "--user",
+                "--",
+                "sh",
+                "-c",
+                "echo ready; exec cat",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        let pid = child.id() as i32;
+        Target { child, pid }
+    }
+
+    pub fn pid_arg(&self) -> String {
+        self.pid.to_string()
+    }
+
+    fn read(&self, file: &str) -> String {
+        fs::read_to_string(format!("/proc/{}/{file}", self.pid)).unwrap()
+    }
+
+    /// The map as "inside outside count" lines, white space normalised.
+    pub fn uid_map(&self) -> String {
+        normalise_map(&self.read("uid_map"))
+    }
+    pub fn gid_map(&self) -> String {
+        normalise_map(&self.read("gid_map"))
+    }
+    pub fn setgroups(&self) -> String {
+        self.read("setgroups").trim().to_string()
+    }
+
+    /// Writes into the namespace from inside: proves the map is usable.
+    pub fn stdin(&mut self) -> &mut std::process::ChildStdin {
+        self.child.stdin.as_mut().unwrap()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn normalise_map(map: &str) -> String {
+    map.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Output checks with the output in the failure message.
+pub trait OutputExt {
+    fn code(&self) -> i32;
+    fn stderr_text(&self) -> String;
+    fn stdout_text(&self) -> String;
+    fn assert_code(&self, code: i32) -> &Self;
+    fn assert_stderr_contains(&self, needle: &str) -> &Self;
+}
+
+impl OutputExt for Output {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit status; stdout: {}\nstderr: {}",
+            self.stdout_text(),
+            self.stderr_text()
+        );
+        self
+    }
+    fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr_text().contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.stderr_text()
+        );
+        self
+    }
+}
+
+/// Waits until `cond` holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// Writes `content` to a fresh root-owned 0644 file in `dir`.
+pub fn write_file(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    let mut f = fs::File::create(&path).unwrap();
+    f.write_all(content).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    path
+}

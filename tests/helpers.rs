@@ -1,0 +1,808 @@
+//! newuidmap/newgidmap installed setuid-root and with file capabilities, run by an unprivileged test
+//! user against real user namespaces. Each test fails if the check it names is removed.
+
+mod common;
+
+use common::*;
+
+/// Both supported installs of a helper applet.
+fn installs(applet: &str) -> [(&'static str, String); 2] {
+    let i = install();
+    [("setuid", i.setuid(applet)), ("fcaps", i.fcaps(applet))]
+}
+
+fn alice_range() -> String {
+    format!("{}:100000:65536", alice().name)
+}
+
+fn standard() -> Sandbox {
+    Sandbox::both(&[&format!("{}:300000:65536", bob().name), &alice_range()])
+}
+
+#[test]
+fn full_range_is_written_by_both_installs() {
+    if !privileged() {
+        return;
+    }
+    for (install, uidmap) in installs("newuidmap") {
+        let t = Target::spawn(alice());
+        let p = t.pid_arg();
+        let a = alice().uid.to_string();
+        standard()
+            .run_as(
+                alice(),
+                &[&uidmap, &p, "0", &a, "1", "1", "100000", "65536"],
+            )
+            .assert_code(0);
+        assert_eq!(t.uid_map(), format!("0 {a} 1\n1 100000 65536"), "{install}");
+    }
+    for (install, gidmap) in installs("newgidmap") {
+        let t = Target::spawn(alice());
+        let p = t.pid_arg();
+        let g = alice().gid.to_string();
+        standard()
+            .run_as(
+                alice(),
+                &[&gidmap, &p, "0", &g, "1", "1", "100000", "65536"],
+            )
+            .assert_code(0);
+        assert_eq!(t.gid_map(), format!("0 {g} 1\n1 100000 65536"), "{install}");
+        assert_eq!(t.setgroups(), "allow", "{install}");
+    }
+}
+
+#[test]
+fn bad_pids_are_refused() {
+    if !privileged() {
+        return;
+    }
+    let helper = install().setuid("newuidmap");
+    for pid in ["0", "-5", "abc", "12x", "", " 1", "99999999999"] {
+        standard()
+            .run_as(alice(), &[&helper, pid, "0", "100000", "1"])
+            .assert_code(1)
+            .assert_stderr_contains("newuidmap: ");
+    }
+    // A pid that does not exist (pid_max is at most 2^22).
+    standard()
+        .run_as(alice(), &[&helper, "2147483647", "0", "100000", "1"])
+        .assert_code(1)
+        .assert_stderr_contains("Could not open proc directory for target 2147483647");
+}
+
+#[test]
+fn argument_count_must_be_target_plus_triplets() {
+    if !privileged() {
+        return;
+    }
+    let t = Target::spawn(alice());
+    let p = t.pid_arg();
+    let helper = install().setuid("newuidmap");
+    for args in [
+        &[][..],
+        &[p.as_str()],
+        &[&p, "0", "100000"],
+        &[&p, "0", "100000", "1", "1"],
+    ] {
+        let mut argv = vec![helper.as_str()];
+        argv.extend_from_slice(args);
+        standard()
+            .run_as(alice(), &argv)
+            .assert_code(1)
+            .assert_stderr_contains("usage: newuidmap <pid|fd:<pidfd>>");
+    }
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn target_of_another_user_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let t = Target::spawn(bob());
+    standard()
+        .run_as(
+            alice(),
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "100000",
+                "1",
+            ],
+        )
+        .assert_code(1)
+        .assert_stderr_contains("is owned by a different user");
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn target_with_another_gid_is_refused() {
+    if !privileged() {
+        return;
+    }
+    // The target runs with bob's group as its gid; the caller is plain alice.
+    let t = Target::spawn_with_gid(alice(), bob().gid);
+    standard()
+        .run_as(
+            alice(),
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "100000",
+                "1",
+            ],
+        )
+        .assert_code(1)
+        .assert_stderr_contains("is owned by a different user");
+    assert_eq!(t.uid_map(), "");
+    // Caller and target both with a real gid that is not alice's primary group.
+    let mut sandbox = standard();
+    sandbox.gid_override = Some(bob().gid);
+    sandbox
+        .run_as(
+            alice(),
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "100000",
+                "1",
+            ],
+        )
+        .assert_code(1)
+        .assert_stderr_contains("is owned by a different user");
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn malformed_numbers_are_refused() {
+    if !privileged() {
+        return;
+    }
+    let helper = install().setuid("newuidmap");
+    let t = Target::spawn(alice());
+    let p = t.pid_arg();
+    let big = Sandbox::both(&[&format!("{}:4294000000:967295", alice().name)]);
+    for (triplet, message) in [
+        (["0", "100000", "0"], "count of 0"),
+        (["0", "-1", "1"], "invalid id or count"),
+        (["0", "4294967296", "1"], "invalid id or count"),
+        (["0", "1e5", "1"], "invalid id or count"),
+        (["0", "4294967294", "2"], "overflow"),
+        (["4294967295", "100000", "1"], "overflow"),
+        (["0", "4294967295", "1"], "overflow"),
+    ] {
+        let mut argv = vec![helper.as_str(), &p];
+        argv.extend_from_slice(&triplet);
+        big.run_as(alice(), &argv)
+            .assert_code(1)
+            .assert_stderr_contains(message);
+    }
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn range_must_lie_within_an_entry() {
+    if !privileged() {
+        return;
+    }
+    let helper = install().setuid("newuidmap");
+    let t = Target::spawn(alice());
+    standard()
+        .run_as(alice(), &[&helper, &t.pid_arg(), "0", "100000", "65537"])
+        .assert_code(1)
+        .assert_stderr_contains("uid range [0-65537) -> [100000-165537) not allowed");
+    let t2 = Target::spawn(alice());
+    standard()
+        .run_as(alice(), &[&helper, &t2.pid_arg(), "0", "99999", "2"])
+        .assert_code(1)
+        .assert_stderr_contains("not allowed");
+    assert_eq!(t.uid_map(), "");
+    assert_eq!(t2.uid_map(), "");
+    let t3 = Target::spawn(alice());
+    standard()
+        .run_as(alice(), &[&helper, &t3.pid_arg(), "0", "100000", "65536"])
+        .assert_code(0);
+    assert_eq!(t3.uid_map(), "0 100000 65536");
+}
+
+#[test]
+fn adjacent_entries_combine_and_numeric_uids_count() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let sandbox = Sandbox::both(&[
+        &format!("{}:100000:1000", a.name),
+        &format!("{}:101000:500", bob().name),
+        &format!("{}:101000:1000", a.uid),
+    ]);
+    let t = Target::spawn(a);
+    sandbox
+        .run_as(
+            a,
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "100000",
+                "2000",
+            ],
+        )
+        .assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 2000");
+    let t = Target::spawn(a);
+    sandbox
+        .run_as(
+            a,
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "101000",
+                "1000",
+            ],
+        )
+        .assert_code(0);
+    assert_eq!(t.uid_map(), "0 101000 1000");
+}
+
+#[test]
+fn another_users_entry_grants_nothing() {
+    if !privileged() {
+        return;
+    }
+    let t = Target::spawn(alice());
+    standard()
+        .run_as(
+            alice(),
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "300000",
+                "10",
+            ],
+        )
+        .assert_code(1)
+        .assert_stderr_contains("not allowed");
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn count_zero_entry_grants_nothing() {
+    if !privileged() {
+        return;
+    }
+    // shadow <= 4.19 treated `user:0:0` as covering every id, root included.
+    let sandbox = Sandbox::both(&[&format!("{}:0:0", alice().name)]);
+    for request in [["0", "0", "1"], ["0", "100000", "65536"]] {
+        let t = Target::spawn(alice());
+        sandbox
+            .run_as(
+                alice(),
+                &[
+                    &install().setuid("newuidmap"),
+                    &t.pid_arg(),
+                    request[0],
+                    request[1],
+                    request[2],
+                ],
+            )
+            .assert_code(1)
+            .assert_stderr_contains("not allowed");
+        assert_eq!(t.uid_map(), "");
+    }
+}
+
+#[test]
+fn malformed_lines_around_a_valid_one_are_skipped() {
+    if !privileged() {
+        return;
+    }
+    let n = alice().name;
+    let sandbox = Sandbox::new(
+        Fixture::Content(format!(
+            "# comment\n\n{n}:1:\n{n}:x:5\n+{n}:0:4294967295\n{n}:100000:65536\n{n}:1:2:3\n{n} :0:9999999\n{}\n",
+            "x".repeat(2000)
+        )),
+        Fixture::Missing,
+    );
+    let t = Target::spawn(alice());
+    sandbox
+        .run_as(
+            alice(),
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "100000",
+                "65536",
+            ],
+        )
+        .assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+    let t = Target::spawn(alice());
+    sandbox
+        .run_as(
+            alice(),
+            &[&install().setuid("newuidmap"), &t.pid_arg(), "0", "1", "1"],
+        )
+        .assert_code(1);
+}
+
+#[test]
+fn symlinked_or_untrusted_subuid_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let line = format!("{}\n", alice_range());
+    let cases = [
+        (
+            Fixture::Symlink(line.clone()),
+            "/etc/subuid is a symbolic link",
+        ),
+        (
+            Fixture::WithMode {
+                content: line.clone(),
+                mode: 0o666,
+                owner: "root".into(),
+            },
+            "must be owned by root",
+        ),
+        (
+            Fixture::WithMode {
+                content: line.clone(),
+                mode: 0o644,
+                owner: alice().name.into(),
+            },
+            "must be owned by root",
+        ),
+    ];
+    for (fixture, message) in cases {
+        let t = Target::spawn(alice());
+        Sandbox::new(fixture, Fixture::Missing)
+            .run_as(
+                alice(),
+                &[
+                    &install().setuid("newuidmap"),
+                    &t.pid_arg(),
+                    "0",
+                    "100000",
+                    "65536",
+                ],
+            )
+            .assert_code(1)
+            .assert_stderr_contains(message);
+        assert_eq!(t.uid_map(), "");
+    }
+}
+
+#[test]
+fn missing_subuid_allows_only_own_ids() {
+    if !privileged() {
+        return;
+    }
+    let sandbox = Sandbox::new(Fixture::Missing, Fixture::Missing);
+    let t = Target::spawn(alice());
+    sandbox
+        .run_as(
+            alice(),
+            &[
+                &install().setuid("newuidmap"),
+                &t.pid_arg(),
+                "0",
+                "100000",
+                "1",
+            ],
+        )
+        .assert_code(1)
+        .assert_stderr_contains("not allowed");
+    let a = alice().uid.to_string();
+    sandbox
+        .run_as(
+            alice(),
+            &[&install().setuid("newuidmap"), &t.pid_arg(), "0", &a, "1"],
+        )
+        .assert_code(0);
+    assert_eq!(t.uid_map(), format!("0 {a} 1"));
+}
+
+#[test]
+fn own_gid_map_denies_setgroups_and_subgid_map_keeps_it() {
+    if !privileged() {
+        return;
+    }
+    let g = alice().gid.to_string();
+    for (install, gidmap) in installs("newgidmap") {
+        let own = Target::spawn(alice());
+        Sandbox::new(Fixture::Missing, Fixture::Missing)
+            .run_as(alice(), &[&gidmap, &own.pid_arg(), "0", &g, "1"])
+            .assert_code(0);
+        assert_eq!(own.gid_map(), format!("0 {g} 1"), "{install}");
+        assert_eq!(own.setgroups(), "deny", "{install}: CVE-2018-7169");
+
+        let sub = Target::spawn(alice());
+        standard()
+            .run_as(
+                alice(),
+                &[
+                    &gidmap,
+                    &sub.pid_arg(),
+                    "0",
+                    &g,
+                    "1",
+                    "1",
+                    "100000",
+                    "65536",
+                ],
+            )
+            .assert_code(0);
+        assert_eq!(sub.setgroups(), "allow", "{install}");
+    }
+}
+
+#[test]
+fn own_uid_map_needs_no_subuid_entry() {
+    if !privileged() {
+        return;
+    }
+    let a = alice().uid.to_string();
+    for (install, uidmap) in installs("newuidmap") {
+        let t = Target::spawn(alice());
+        Sandbox::new(Fixture::lines(&["garbage"]), Fixture::Missing)
+            .run_as(alice(), &[&uidmap, &t.pid_arg(), "0", &a, "1"])
+            .assert_code(0);
+        assert_eq!(t.uid_map(), format!("0 {a} 1"), "{install}");
+        // Own uid, but more than one id: not allowed without an entry.
+        let t = Target::spawn(alice());
+        Sandbox::new(Fixture::lines(&["garbage"]), Fixture::Missing)
+            .run_as(alice(), &[&uidmap, &t.pid_arg(), "0", &a, "2"])
+            .assert_code(1);
+    }
+}
+
+#[test]
+fn second_write_gets_the_kernels_error() {
+    if !privileged() {
+        return;
+    }
+    for (install, uidmap) in installs("newuidmap") {
+        let t = Target::spawn(alice());
+        let p = t.pid_arg();
+        standard()
+            .run_as(alice(), &[&uidmap, &p, "0", "100000", "10"])
+            .assert_code(0);
+        standard()
+            .run_as(alice(), &[&uidmap, &p, "0", "100010", "10"])
+            .assert_code(1)
+            .assert_stderr_contains("write to uid_map failed: Operation not permitted");
+        assert_eq!(t.uid_map(), "0 100000 10", "{install}");
+    }
+}
+
+#[test]
+fn overlapping_triplets_are_refused() {
+    if !privileged() {
+        return;
+    }
+    let t = Target::spawn(alice());
+    let p = t.pid_arg();
+    let helper = install().setuid("newuidmap");
+    for args in [
+        ["0", "100000", "10", "5", "100020", "10"],
+        ["0", "100000", "10", "20", "100005", "10"],
+    ] {
+        let mut argv = vec![helper.as_str(), &p];
+        argv.extend_from_slice(&args);
+        standard()
+            .run_as(alice(), &argv)
+            .assert_code(1)
+            .assert_stderr_contains("overlap");
+    }
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn fd_target_accepts_proc_dir_and_pidfd_and_refuses_others() {
+    if !privileged() {
+        return;
+    }
+    let helper = install().setuid("newuidmap");
+    // A /proc/<pid> directory descriptor, opened by the caller's shell.
+    let t = Target::spawn(alice());
+    let script = format!("exec 3</proc/{}; exec {helper} fd:3 0 100000 65536", t.pid);
+    standard()
+        .run_as(alice(), &["sh", "-c", &script])
+        .assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+
+    // A real pidfd, inherited as an open descriptor.
+    let t = Target::spawn(alice());
+    let pidfd = unshare_run_helpers::pidfd_open(t.pid).unwrap();
+    let fd = {
+        use std::os::fd::AsRawFd;
+        nix::fcntl::fcntl(
+            &pidfd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .unwrap();
+        pidfd.as_raw_fd()
+    };
+    standard()
+        .run_as(
+            alice(),
+            &[&helper, &format!("fd:{fd}"), "0", "100000", "65536"],
+        )
+        .assert_code(0);
+    drop(pidfd);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+
+    // Anything else.
+    let t = Target::spawn(alice());
+    for script in [
+        format!("exec 3</dev/null; exec {helper} fd:3 0 100000 65536"),
+        format!("exec 3</proc; exec {helper} fd:3 0 100000 65536"),
+        format!("exec 3<&-; exec {helper} fd:3 0 100000 65536"),
+    ] {
+        standard()
+            .run_as(alice(), &["sh", "-c", &script])
+            .assert_code(1)
+            .assert_stderr_contains("not a /proc/<pid> directory or pidfd");
+    }
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn closed_standard_fds_cannot_receive_the_map() {
+    if !privileged() {
+        return;
+    }
+    let helper = install().setuid("newuidmap");
+    let t = Target::spawn(alice());
+    let script = format!("exec {helper} {} 0 100000 65536 0<&- 1>&- 2>&-", t.pid);
+    standard()
+        .run_as(alice(), &["sh", "-c", &script])
+        .assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+    // A refused request with fd 2 closed: the message must go nowhere, and nothing is written.
+    let t = Target::spawn(alice());
+    let script = format!("exec {helper} {} 0 100000 65537 0<&- 1>&- 2>&-", t.pid);
+    standard()
+        .run_as(alice(), &["sh", "-c", &script])
+        .assert_code(1);
+    assert_eq!(t.uid_map(), "");
+}
+
+#[test]
+fn environment_changes_nothing() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("preload");
+    let marker = dir.path().join("preload-ran");
+    let so = dir.path().join("evil.so");
+    let src = write_file(
+        &dir,
+        "evil.c",
+        format!(
+            "#include <fcntl.h>\n__attribute__((constructor)) static void f(void) {{ close(open(\"{}\", O_CREAT|O_WRONLY, 0666)); }}\n",
+            marker.display()
+        )
+        .as_bytes(),
+    );
+    run_ok(
+        std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&src),
+    );
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let hostile = [
+        ("RUST_LOG", "trace"),
+        ("RUST_BACKTRACE", "full"),
+        ("LANG", "de_DE.UTF-8"),
+        ("LC_ALL", "de_DE.UTF-8"),
+        ("LANGUAGE", "de"),
+        ("LD_PRELOAD", so.to_str().unwrap()),
+        ("LD_LIBRARY_PATH", dir.path().to_str().unwrap()),
+    ];
+    // Set only at the final exec (by env(1), as the test user), so the wrappers stay clean.
+    let with_env = |argv: &[&str]| -> Vec<String> {
+        let mut v = vec!["env".to_string()];
+        v.extend(hostile.iter().map(|(k, val)| format!("{k}={val}")));
+        v.extend(argv.iter().map(|a| a.to_string()));
+        v
+    };
+    // The library works: an ordinary program run by the same user loads it.
+    let probe = with_env(&["/bin/true"]);
+    standard().run_as(alice(), &as_strs(&probe)).assert_code(0);
+    assert!(
+        marker.exists(),
+        "the test's LD_PRELOAD library did not load into /bin/true"
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    let helper = install().setuid("newuidmap");
+    for request in [["0", "100000", "65536"], ["0", "100000", "65537"]] {
+        let clean_target = Target::spawn(alice());
+        let clean = standard().run_as(
+            alice(),
+            &[
+                &helper,
+                &clean_target.pid_arg(),
+                request[0],
+                request[1],
+                request[2],
+            ],
+        );
+        let t = Target::spawn(alice());
+        let p = t.pid_arg();
+        let argv = with_env(&[&helper, &p, request[0], request[1], request[2]]);
+        let out = standard().run_as(alice(), &as_strs(&argv));
+        assert_eq!(out.code(), clean.code());
+        assert_eq!(out.stdout, clean.stdout);
+        assert_eq!(
+            out.stderr_text().replace(&p, "PID"),
+            clean.stderr_text().replace(&clean_target.pid_arg(), "PID")
+        );
+        assert_eq!(t.uid_map(), clean_target.uid_map());
+        assert!(
+            !marker.exists(),
+            "LD_PRELOAD was honoured by the setuid helper"
+        );
+    }
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Reads /proc/<pid>/status fields of a process blocked writing to a full pipe.
+fn status_of_blocked_applet(program: &str) -> String {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    // Fill the pipe so that the applet's first write blocks and it stays alive for inspection.
+    let set_nonblocking = |w: &std::io::PipeWriter, on: bool| {
+        let flags = if on {
+            nix::fcntl::OFlag::O_NONBLOCK
+        } else {
+            nix::fcntl::OFlag::empty()
+        };
+        nix::fcntl::fcntl(w.as_fd(), nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
+    };
+    set_nonblocking(&writer, true);
+    while writer.write(&[b'x'; 4096]).is_ok() {}
+    set_nonblocking(&writer, false);
+    let mut child = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", alice().uid))
+        .arg(format!("--regid={}", alice().gid))
+        .args(["--clear-groups", "--", program, "--help"])
+        .stdout(writer)
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let wchan_path = format!("/proc/{}/wchan", child.id());
+    let blocked = wait_for(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&wchan_path).is_ok_and(|w| w.contains("pipe"))
+            && std::fs::read_to_string(&status_path).is_ok_and(|s| s.contains("Name:\tunshare-run"))
+    });
+    let status = std::fs::read_to_string(&status_path).unwrap();
+    drop(reader);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(blocked, "the applet never blocked on its output: {status}");
+    status
+}
+
+#[test]
+fn spoofed_argv0_leaves_no_privilege() {
+    if !privileged() {
+        return;
+    }
+    let i = install();
+    let a = alice();
+    // The newuidmap copies, run under the name unshare-run: the setuid copy and the cap_setuid=ep copy.
+    for program in [i.setuid("unshare-run"), i.fcaps("unshare-run")] {
+        let status = status_of_blocked_applet(&program);
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:\t")))
+                .unwrap_or_else(|| panic!("{name} missing in {status}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(field("Uid"), format!("{0} {0} {0} {0}", a.uid), "{program}");
+        assert_eq!(field("Gid"), format!("{0} {0} {0} {0}", a.gid), "{program}");
+        for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            assert_eq!(field(caps), "0000000000000000", "{program}: {caps}");
+        }
+    }
+}
+
+#[test]
+fn unknown_applet_names_exit_2() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("names");
+    let link = dir.path().join("newuidmap2");
+    std::os::unix::fs::symlink(install().setuid("newuidmap"), &link).unwrap();
+    standard()
+        .run_as(alice(), &[link.to_str().unwrap()])
+        .assert_code(2)
+        .assert_stderr_contains("unshare-run, newuidmap, newgidmap");
+}
+
+#[test]
+fn decisions_are_logged_to_syslog_and_missing_syslog_changes_nothing() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::net::UnixDatagram;
+    let dir = TempDir::new("syslog");
+    let sock_path = dir.path().join("log.sock");
+    let server = UnixDatagram::bind(&sock_path).unwrap();
+    std::fs::set_permissions(
+        &sock_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    server
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut logged = standard();
+    logged.syslog_socket = Some(sock_path.clone());
+    let helper = install().setuid("newuidmap");
+    let a = alice();
+
+    let t = Target::spawn(a);
+    logged
+        .run_as(a, &[&helper, &t.pid_arg(), "0", "100000", "65536"])
+        .assert_code(0);
+    let mut buf = [0u8; 4096];
+    let n = server.recv(&mut buf).unwrap();
+    let granted = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(granted.starts_with("<85>newuidmap["), "{granted}");
+    assert!(
+        granted.contains(&format!(
+            "granted uid={}({}) target={} map=[0 100000 65536]",
+            a.uid, a.name, t.pid
+        )),
+        "{granted}"
+    );
+
+    let t2 = Target::spawn(a);
+    logged
+        .run_as(a, &[&helper, &t2.pid_arg(), "0", "100000", "65537"])
+        .assert_code(1);
+    let n = server.recv(&mut buf).unwrap();
+    let denied = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(denied.starts_with("<84>newuidmap["), "{denied}");
+    assert!(
+        denied.contains(&format!(
+            "denied uid={}({}) target={}",
+            a.uid, a.name, t2.pid
+        )),
+        "{denied}"
+    );
+    assert!(
+        denied.contains("reason=\"uid range [0-65537) -> [100000-165537) not allowed\""),
+        "{denied}"
+    );
+
+    // Without a syslog socket the same requests have the same outcomes.
+    let t3 = Target::spawn(a);
+    standard()
+        .run_as(a, &[&helper, &t3.pid_arg(), "0", "100000", "65536"])
+        .assert_code(0);
+    assert_eq!(t3.uid_map(), t.uid_map());
+    standard()
+        .run_as(a, &[&helper, &t3.pid_arg(), "0", "100000", "65537"])
+        .assert_code(1);
+}
