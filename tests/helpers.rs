@@ -660,12 +660,13 @@ fn as_strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// Reads /proc/<pid>/status fields of a process blocked writing to a full pipe.
-fn status_of_blocked_applet(program: &str) -> String {
+/// Runs `script` (sh) as alice with stdout on a full pipe, waits until the process named `name` blocks
+/// writing to it, and returns its /proc/<pid>/status and /proc/<pid>/limits.
+fn inspect_blocked_process(script: &str, name: &str) -> (String, String) {
     use std::io::Write;
     use std::os::fd::AsFd;
     let (reader, mut writer) = std::io::pipe().unwrap();
-    // Fill the pipe so that the applet's first write blocks and it stays alive for inspection.
+    // Fill the pipe so that the first write blocks and the process stays alive for inspection.
     let set_nonblocking = |w: &std::io::PipeWriter, on: bool| {
         let flags = if on {
             nix::fcntl::OFlag::O_NONBLOCK
@@ -680,22 +681,49 @@ fn status_of_blocked_applet(program: &str) -> String {
     let mut child = std::process::Command::new("setpriv")
         .arg(format!("--reuid={}", alice().uid))
         .arg(format!("--regid={}", alice().gid))
-        .args(["--clear-groups", "--", program, "--help"])
+        .args(["--clear-groups", "--", "sh", "-c", script])
         .stdout(writer)
         .spawn()
         .unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
-    let wchan_path = format!("/proc/{}/wchan", child.id());
+    let proc_file = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", child.id()));
     let blocked = wait_for(std::time::Duration::from_secs(10), || {
-        std::fs::read_to_string(&wchan_path).is_ok_and(|w| w.contains("pipe"))
-            && std::fs::read_to_string(&status_path).is_ok_and(|s| s.contains("Name:\tunshare-run"))
+        proc_file("wchan").is_ok_and(|w| w.contains("pipe"))
+            && proc_file("status").is_ok_and(|s| s.contains(&format!("Name:\t{name}\n")))
     });
-    let status = std::fs::read_to_string(&status_path).unwrap();
+    let status = proc_file("status").unwrap();
+    let limits = proc_file("limits").unwrap();
     drop(reader);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(blocked, "the applet never blocked on its output: {status}");
-    status
+    assert!(blocked, "{name} never blocked on its output: {status}");
+    (status, limits)
+}
+
+#[test]
+fn helper_disables_core_dumps_and_ignores_the_callers_file_size_limit() {
+    if !privileged() {
+        return;
+    }
+    let script = format!(
+        "ulimit -S -c 1000; ulimit -S -f 1; exec {} --help",
+        install().setuid("newuidmap")
+    );
+    let (_, limits) = inspect_blocked_process(&script, "newuidmap");
+    let limit = |name: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing: {limits}"))
+            .split_whitespace()
+            .skip(name.split_whitespace().count())
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(limit("Max core file size"), "0 0");
+    let fsize = limit("Max file size");
+    let (soft, hard) = fsize.split_once(' ').unwrap();
+    assert_eq!(soft, hard, "file size soft limit not raised: {fsize}");
 }
 
 #[test]
@@ -707,7 +735,7 @@ fn spoofed_argv0_leaves_no_privilege() {
     let a = alice();
     // The newuidmap copies, run under the name unshare-run: the setuid copy and the cap_setuid=ep copy.
     for program in [i.setuid("unshare-run"), i.fcaps("unshare-run")] {
-        let status = status_of_blocked_applet(&program);
+        let (status, _) = inspect_blocked_process(&format!("exec {program} --help"), "unshare-run");
         let field = |name: &str| {
             status
                 .lines()
@@ -805,4 +833,79 @@ fn decisions_are_logged_to_syslog_and_missing_syslog_changes_nothing() {
     standard()
         .run_as(a, &[&helper, &t3.pid_arg(), "0", "100000", "65537"])
         .assert_code(1);
+}
+
+/// The write happens after the switch to the caller's uid, with CAP_SETUID as the only capability:
+/// watched from outside with strace (run by root, so the setuid exec keeps its privilege).
+#[test]
+fn map_is_written_as_the_caller_with_one_capability() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let t = Target::spawn(a);
+    let dir = TempDir::new("strace");
+    let log = dir.path().join("trace");
+    let inner = standard().command_as(
+        a,
+        &[
+            &install().setuid("newuidmap"),
+            &t.pid_arg(),
+            "0",
+            "100000",
+            "65536",
+        ],
+        &dir,
+    );
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=execve,setresuid,capset,openat,write"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .output()
+        .unwrap();
+    out.assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let open_line = trace
+        .lines()
+        .find(|l| l.contains("\"uid_map\"") && l.contains("O_WRONLY"))
+        .unwrap_or_else(|| panic!("no uid_map open in trace:\n{trace}"));
+    let pid = open_line.split_whitespace().next().unwrap();
+    // The exec chain unshare -> sh -> setpriv -> helper keeps one pid; keep what the helper did.
+    let of_pid: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(pid))
+        .collect();
+    let exec = of_pid
+        .iter()
+        .rposition(|l| l.contains("execve(") && l.contains("newuidmap"))
+        .expect("no exec of the helper");
+    let helper = &of_pid[exec..];
+    let index = |needle: &str| helper.iter().position(|l| l.contains(needle));
+    let switch = index(&format!("setresuid({0}, {0}, {0})", a.uid))
+        .filter(|&i| helper[i].trim_end().ends_with("= 0"))
+        .unwrap_or_else(|| panic!("no setresuid to the caller: {helper:#?}"));
+    let open = index("\"uid_map\"").unwrap();
+    let write = index("write(")
+        .filter(|&w| helper[w].contains("0 100000 65536\\n"))
+        .expect("no map write");
+    assert!(switch < open && open < write, "order: {helper:#?}");
+    let last_capset = helper[..open]
+        .iter()
+        .rev()
+        .find(|l| l.contains("capset("))
+        .expect("no capset");
+    assert!(
+        last_capset.contains("effective=1<<CAP_SETUID, permitted=1<<CAP_SETUID, inheritable=0"),
+        "{last_capset}"
+    );
+    assert_eq!(
+        helper
+            .iter()
+            .filter(|l| l.contains("write(") && l.contains("100000"))
+            .count(),
+        1
+    );
 }

@@ -78,6 +78,12 @@ pub fn bob() -> &'static TestUser {
     USER.get_or_init(|| ensure_user("urt-bob"))
 }
 
+/// A user for podman, whose pause process and storage the podman test removes afterwards.
+pub fn carol() -> &'static TestUser {
+    static USER: OnceLock<TestUser> = OnceLock::new();
+    USER.get_or_init(|| ensure_user("urt-carol"))
+}
+
 /// This test process's scratch directory (0755, so test users can reach what is inside).
 pub fn scratch_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -219,7 +225,7 @@ impl Fixture {
 pub struct Sandbox {
     pub subuid: Fixture,
     pub subgid: Fixture,
-    /// Bind our helpers over /usr/bin/newuidmap and /usr/bin/newgidmap.
+    /// Bind our setuid helpers over /usr/bin/newuidmap and /usr/bin/newgidmap.
     pub our_helpers_in_usr_bin: bool,
     /// A datagram socket to bind over /dev/log (on a private tmpfs /dev).
     pub syslog_socket: Option<PathBuf>,
