@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds unshare-run, installs it with the setuid helpers under $PREFIX (default /usr/local), and shows an
+# unprivileged user getting a user namespace with the full subordinate map through them.
+# Run as root: sudo scripts/setup-and-demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+PREFIX=${PREFIX:-/usr/local}
+DEMO_USER=unshare-run-demo
+
+if [ "$(id -u)" != 0 ]; then
+    echo "setup-and-demo: run as root (sudo $0): the helpers are installed setuid root" >&2
+    exit 1
+fi
+command -v cargo >/dev/null || { echo "setup-and-demo: install Rust >= 1.85 first (https://rustup.rs)" >&2; exit 1; }
+for tool in setpriv unshare; do
+    command -v "$tool" >/dev/null || { apt-get update -qq; apt-get install -y -qq util-linux >/dev/null; }
+done
+
+echo "== building"
+cargo build --release --quiet
+bin=target/release/unshare-run
+
+echo "== installing into $PREFIX/bin"
+install -d -m 0755 "$PREFIX/bin"
+install -o root -g root -m 0755 "$bin" "$PREFIX/bin/unshare-run"
+# The helpers: one setuid-root copy, and newgidmap as a link to it (the applet is chosen by name).
+install -o root -g root -m 4755 "$bin" "$PREFIX/bin/newuidmap"
+ln -sfn newuidmap "$PREFIX/bin/newgidmap"
+ls -l "$PREFIX/bin/unshare-run" "$PREFIX/bin/newuidmap" "$PREFIX/bin/newgidmap"
+
+# Who shows the demo: the user who ran sudo if they have ranges, otherwise a demo user whose range
+# exists only inside a private mount namespace (the machine's /etc/subuid is not edited).
+user=${SUDO_USER:-}
+fixture=""
+if [ -z "$user" ] || [ "$user" = root ] || ! grep -qE "^($user|$(id -u "$user")):" /etc/subuid 2>/dev/null; then
+    user=$DEMO_USER
+    id "$user" >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$user"
+    fixture=$(mktemp -d /tmp/unshare-run-demo.XXXXXX)
+    chmod 755 "$fixture"
+    printf '%s:100000:65536\n' "$user" > "$fixture/subid"
+    chmod 644 "$fixture/subid"
+    echo "== $user has no ranges in /etc/subuid: using '$user:100000:65536' in a private mount namespace"
+    echo "   (for a real user: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 NAME)"
+fi
+trap '[ -n "$fixture" ] && rm -rf "$fixture"' EXIT
+
+# As the user: create a user namespace, have our helpers write every range of the user, look inside.
+demo=$(cat <<'DEMO'
+set -eu
+me=$(id -un); uid=$(id -u); gid=$(id -g)
+ranges() { awk -F: -v n="$me" -v u="$uid" '($1 == n || $1 == u) && $3 > 0 { printf "%s %s %s ", next_id + 0 + 1, $2, $3; next_id += $3 }' "$1"; }
+coproc NS { exec unshare --user -- sh -c 'read go; echo "inside:  $(id)"; echo "uid_map:"; cat /proc/self/uid_map; echo "gid_map:"; cat /proc/self/gid_map; echo "setgroups: $(cat /proc/self/setgroups)"'; }
+pid=$NS_PID
+while [ "$(readlink /proc/$pid/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
+echo "as $me: newuidmap $pid 0 $uid 1 $(ranges /etc/subuid)"
+newuidmap "$pid" 0 "$uid" 1 $(ranges /etc/subuid)
+newgidmap "$pid" 0 "$gid" 1 $(ranges /etc/subgid)
+echo go >&"${NS[1]}"
+cat <&"${NS[0]}"
+wait
+DEMO
+)
+run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env PATH="$PREFIX/bin:/usr/bin:/bin" bash -c "$demo")
+echo "== demo"
+if [ -n "$fixture" ]; then
+    unshare --mount --propagation private -- sh -c \
+        "mount --bind $fixture/subid /etc/subuid && mount --bind $fixture/subid /etc/subgid && exec \"\$@\"" sh "${run_as_user[@]}"
+else
+    "${run_as_user[@]}"
+fi
+echo "== done: newuidmap/newgidmap from $PREFIX/bin wrote the full map (see uid_map above)."
