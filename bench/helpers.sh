@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Benchmark of the newuidmap helpers (docs/benchmarks.md, "Helpers"; method: DESIGN.md section 7).
+#
+# Run as root from anywhere:  bench/helpers.sh [extra idmap_bench options, e.g. --iterations 400]
+# Environment: ITERATIONS (default 400), WARMUP (default 10).
+#
+# Measures in ONE interleaved run (examples/idmap_bench.rs does the timing):
+#   ours-2      our newuidmap (setuid copy of target/release/unshare-run), 2-line /etc/subuid
+#   shadow-2    /usr/bin/newuidmap (shadow-utils), same 2-line /etc/subuid
+#   ours-100k   our newuidmap, 100,000-line /etc/subuid, the caller's line last
+#   shadow-100k shadow's newuidmap, same 100,000-line file
+#   true        /bin/true in the same loop: the spawn+exec+wait floor
+# and prints the ratios (a) ours-2/shadow-2 (target <= 1.0) and (b) ours-100k/ours-2 (target <= 1.5).
+#
+# How the fixtures are used: the driver runs as root and starts one worker per variant; each worker is
+# `unshare --mount --propagation private` + `mount --bind FIXTURE /etc/subuid` + `setpriv` to urt-bench,
+# so each variant sees its own /etc/subuid in its own mount namespace. That set-up happens once per
+# worker; the timed interval (spawn+exec+wait of the helper, done inside the worker as urt-bench) holds
+# no wrapper. The machine's real /etc/subuid and /etc/subgid are never written or bind-mounted over
+# outside those private namespaces, which vanish with the workers.
+#
+# Leaves behind only the user urt-bench (created with no subordinate ids). Removes its temp directory.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "bench/helpers.sh: must run as root (setuid copy, bind mounts, test user)" >&2
+    exit 1
+fi
+for tool in unshare setpriv mount useradd awk install; do
+    command -v "$tool" >/dev/null || { echo "bench/helpers.sh: needs $tool" >&2; exit 1; }
+done
+[[ -u /usr/bin/newuidmap ]] || { echo "bench/helpers.sh: /usr/bin/newuidmap (uidmap) missing or not setuid" >&2; exit 1; }
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+bench_user=urt-bench
+start=100000
+count=65536
+
+cargo build --release
+cargo build --release --example idmap_bench
+
+if ! id -u "$bench_user" >/dev/null 2>&1; then
+    # SUB_*_COUNT=0: useradd must not add lines to the real /etc/subuid and /etc/subgid.
+    useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$bench_user"
+fi
+
+tmp=
+driver_pid=
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n $driver_pid ]] && kill -0 "$driver_pid" 2>/dev/null; then
+        kill "$driver_pid" 2>/dev/null || true
+        wait "$driver_pid" 2>/dev/null || true
+    fi
+    # Workers and targets end on their own once their stdin closes (driver gone).
+    if [[ -n $tmp && -d $tmp ]]; then
+        rm -rf -- "$tmp"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+tmp=$(mktemp -d /tmp/urt-bench.XXXXXXXX)
+chmod 0755 "$tmp"
+# The helper must be named newuidmap (applet chosen by argv[0] basename); setuid root like shadow's.
+install -o root -g root -m 4755 target/release/unshare-run "$tmp/newuidmap"
+# The worker runs as urt-bench and re-executes the driver, so the driver must be reachable by it.
+install -o root -g root -m 0755 target/release/examples/idmap_bench "$tmp/idmap_bench"
+
+# Fixtures: root-owned, 0644 (our reader refuses a subid file writable by others or not root's).
+# Other users' ranges start at 200000 and step by 65536, so none overlaps urt-bench's 100000..165536.
+printf 'benchother:200000:65536\n%s:%s:%s\n' "$bench_user" "$start" "$count" >"$tmp/subuid-2"
+awk -v user="$bench_user" -v start="$start" -v count="$count" 'BEGIN {
+    for (i = 1; i <= 99999; i++) printf "user%d:%.0f:65536\n", i, 200000 + (i - 1) * 65536
+    printf "%s:%s:%s\n", user, start, count
+}' >"$tmp/subuid-100k"
+chown root:root "$tmp/subuid-2" "$tmp/subuid-100k"
+chmod 0644 "$tmp/subuid-2" "$tmp/subuid-100k"
+[[ $(wc -l <"$tmp/subuid-100k") -eq 100000 ]] || { echo "fixture has the wrong size" >&2; exit 1; }
+
+echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(uname -sr)  $(nproc) cpus  $(. /etc/os-release && echo "$PRETTY_NAME")"
+echo "# shadow: $(dpkg-query -W -f='${Package} ${Version}' uidmap 2>/dev/null || echo unknown)"
+echo "# ours:   $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD -- src helpers 2>/dev/null || echo ' (+ uncommitted changes in src/ or helpers/)')"
+
+"$tmp/idmap_bench" \
+    --user "$bench_user" \
+    --iterations "${ITERATIONS:-400}" --warmup "${WARMUP:-10}" \
+    --start "$start" --count "$count" \
+    --helper "ours-2=$tmp/newuidmap,subuid=$tmp/subuid-2" \
+    --helper "shadow-2=/usr/bin/newuidmap,subuid=$tmp/subuid-2" \
+    --helper "ours-100k=$tmp/newuidmap,subuid=$tmp/subuid-100k" \
+    --helper "shadow-100k=/usr/bin/newuidmap,subuid=$tmp/subuid-100k" \
+    --floor "true=/bin/true,subuid=$tmp/subuid-2" \
+    --ratio "a=ours-2/shadow-2,target=1.0" \
+    --ratio "b=ours-100k/ours-2,target=1.5" \
+    --ratio "b-shadow=shadow-100k/shadow-2" \
+    --ratio "ours-floor=ours-2/true" \
+    --ratio "shadow-floor=shadow-2/true" \
+    "$@" &
+driver_pid=$!
+wait "$driver_pid"
