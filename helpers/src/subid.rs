@@ -108,10 +108,6 @@ impl SubidOwner {
         std::iter::once(self.name_needle.as_slice())
             .chain((!uid_is_name).then_some(self.uid_needle.as_slice()))
     }
-
-    pub fn matches(&self, owner: &[u8]) -> bool {
-        self.needles().any(|n| &n[1..n.len() - 1] == owner)
-    }
 }
 
 /// Reads a subid file in fixed-size chunks and calls `visit` for each valid entry of `owner`, in file
@@ -196,8 +192,8 @@ fn scan_complete_lines(
             .position(|&b| b == b'\n')
             .expect("region ends with a newline");
         let line = &region[line_start..line_start + line_len];
+        // The needle already matched the owner field exactly ("\nNAME:").
         if let Some(entry) = parse_line(line)
-            && owner.matches(entry.owner)
             && !entry.range.is_empty()
         {
             visit(entry.range)?;
@@ -383,6 +379,23 @@ mod tests {
         let mut long = b"alice:100000:65536".to_vec();
         long.resize(MAX_LINE_LEN, b'0');
         assert_eq!(parse_line(&long), None);
+    }
+
+    #[test]
+    fn lines_of_max_len_or_more_are_invalid() {
+        // "alice:000...01:1": leading zeros keep the value (octal 1), so only the length differs.
+        let line = |len: usize| {
+            let mut l = b"alice:".to_vec();
+            l.resize(len - 3, b'0');
+            l.extend(b"1:1");
+            l
+        };
+        assert_eq!(parse_line(&line(MAX_LINE_LEN - 1)).unwrap().range, iv(1, 1));
+        assert_eq!(parse_line(&line(MAX_LINE_LEN)), None);
+        let owner = SubidOwner::new(b"alice", 1001);
+        let mut file = line(MAX_LINE_LEN);
+        file.push(b'\n');
+        assert_eq!(owner_ranges(&file[..], &owner).unwrap(), []);
     }
 
     #[test]

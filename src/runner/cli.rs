@@ -1,25 +1,177 @@
-//! The runner's command line. The same definition will generate the man page and completions.
+//! The runner's command line. The same definition generates the man page and completions.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::Parser;
+
+use super::mapping::MapMode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetMode {
+    /// Share the host's network (apt works out of the box).
+    Host,
+    /// A new network namespace with only the loopback interface, up.
+    None,
+}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "unshare-run",
     version,
     about = "Run a command in a rootless container with your full subordinate id map",
-    long_about = "Run a command in new user, mount, pid, uts and ipc namespaces, with inside id 0 mapped to \
-you and inside ids 1.. mapped to all of your ranges in /etc/subuid and /etc/subgid, so that \
-multi-user software (apt-get, su, chown) works without root.\n\n\
-The same executable is also the newuidmap and newgidmap helpers when called by those names."
+    long_about = "Run a command in new user, mount, pid, uts and ipc namespaces. Inside, id 0 is you and ids \
+1.. are all of your ranges from /etc/subuid and /etc/subgid, so multi-user software works without root: \
+apt-get install, su, chown to any mapped id.\n\n\
+With --rootfs DIR the command runs in that root filesystem (with fresh /proc, /dev, /sys and /tmp). \
+Without it the command sees the host's files with ids mapped (\"host mode\"), which is how you remove or \
+chown trees that belong to your subordinate ids.\n\n\
+The same executable is also newuidmap and newgidmap when called by those names.",
+    after_help = "Examples:\n  \
+unshare-run -- cat /proc/self/uid_map          your full map, in host mode\n  \
+unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate ids\n  \
+unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
+unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
+unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n\n\
+Exit status: the command's status; 128+N when it was killed by signal N; 125 when unshare-run itself \
+failed; 126 when the command cannot be executed; 127 when it was not found.",
+    after_long_help = None::<&str>
 )]
 pub struct Cli {
-    /// The command to run, with its arguments.
+    /// Run inside this root filesystem (a directory) instead of the host's.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Which ids to map: auto = the full map when you have ranges and working helpers, else a single
+    /// id with a warning; full = the full map or fail; root = only you, as uid 0; current = only you,
+    /// keeping your uid.
+    #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]
+    pub map: MapMode,
+
+    /// Network: host = share the host's network; none = only loopback.
+    #[arg(long, value_enum, default_value_t = NetMode::Host, value_name = "MODE")]
+    pub net: NetMode,
+
+    /// Run the command as UID[:GID] inside (default 0:0).
+    #[arg(short = 'u', long, value_name = "UID[:GID]", value_parser = parse_user)]
+    pub user: Option<(u32, Option<u32>)>,
+
+    /// Hostname inside the container.
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Working directory of the command inside the container.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Set an environment variable (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(OsString, OsString)>,
+
+    /// Bind-mount host path SRC at DST inside (repeatable).
+    #[arg(long, value_name = "SRC:DST", value_parser = parse_bind)]
+    pub bind: Vec<(PathBuf, PathBuf)>,
+
+    /// Bind-mount host path SRC read-only at DST inside (repeatable).
+    #[arg(long = "ro-bind", value_name = "SRC:DST", value_parser = parse_bind)]
+    pub ro_bind: Vec<(PathBuf, PathBuf)>,
+
+    /// Mount an empty tmpfs at DST inside (repeatable).
+    #[arg(long, value_name = "DST")]
+    pub tmpfs: Vec<PathBuf>,
+
+    /// The command and its arguments (default: an interactive shell).
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+}
+
+fn parse_user(s: &str) -> Result<(u32, Option<u32>), String> {
+    let number = |t: &str| {
+        t.parse::<u32>()
+            .map_err(|_| format!("{t:?} is not a numeric id"))
+    };
+    match s.split_once(':') {
+        Some((u, g)) => Ok((number(u)?, Some(number(g)?))),
+        None => Ok((number(s)?, None)),
+    }
+}
+
+fn parse_env(s: &str) -> Result<(OsString, OsString), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+fn parse_bind(s: &str) -> Result<(PathBuf, PathBuf), String> {
+    match s.split_once(':') {
+        Some((src, dst)) if !src.is_empty() && dst.starts_with('/') => Ok((src.into(), dst.into())),
+        _ => Err(format!("{s:?} is not SRC:DST with an absolute DST")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_options_and_command() {
+        let cli = Cli::try_parse_from([
+            "unshare-run",
+            "--rootfs",
+            "/r",
+            "--map",
+            "full",
+            "--net",
+            "none",
+            "-u",
+            "5:6",
+            "-e",
+            "A=b=c",
+            "--bind",
+            "/a:/b",
+            "--ro-bind",
+            "/c:/d",
+            "--tmpfs",
+            "/t",
+            "-w",
+            "/w",
+            "--",
+            "ls",
+            "-l",
+        ])
+        .unwrap();
+        assert_eq!(cli.rootfs, Some("/r".into()));
+        assert_eq!(cli.map, MapMode::Full);
+        assert_eq!(cli.net, NetMode::None);
+        assert_eq!(cli.user, Some((5, Some(6))));
+        assert_eq!(cli.env, [("A".into(), "b=c".into())]);
+        assert_eq!(cli.bind, [("/a".into(), "/b".into())]);
+        assert_eq!(cli.command, ["ls", "-l"]);
+        let cli = Cli::try_parse_from(["unshare-run", "ls", "-l"]).unwrap();
+        assert_eq!(cli.command, ["ls", "-l"]);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for args in [
+            &["unshare-run", "--map", "half"][..],
+            &["unshare-run", "--net", "pasta"],
+            &["unshare-run", "-u", "x"],
+            &["unshare-run", "-e", "=v"],
+            &["unshare-run", "--bind", "/a:rel"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
 }

@@ -1,13 +1,27 @@
 //! The unshare-run applet (the container runner). Unprivileged: `applets` has dropped every privilege
-//! before this code runs.
+//! before this code runs. Modules by concern: `cli` (options), `mapping` (which ids, who writes them),
+//! `container` (processes and namespaces), `rootfs` (mounts), `init` (PID 1), `command` (the exec).
 
-mod cli;
+pub mod cli;
+mod command;
+mod container;
+mod error;
+mod init;
+mod mapping;
+mod rootfs;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
-/// The runner's own failures (bad option, setup failure), as podman and `env` use it.
+use container::ContainerSpec;
+use error::RunError;
+use mapping::{Caller, MapMode, MapPlan};
+
+/// The runner's own failures (bad option, set-up failure), as podman and `env` use it.
 pub const EXIT_RUNNER_ERROR: u8 = 125;
 
 pub fn main(args: &[OsString]) -> u8 {
@@ -19,10 +33,165 @@ pub fn main(args: &[OsString]) -> u8 {
             return if e.use_stderr() { EXIT_RUNNER_ERROR } else { 0 };
         }
     };
-    let _ = cli.command;
-    eprintln!(
-        "unshare-run: running containers is not implemented in this version yet; \
-         this build provides the newuidmap and newgidmap helpers (run them under those names)"
-    );
-    EXIT_RUNNER_ERROR
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unshare-run: {e}");
+            EXIT_RUNNER_ERROR
+        }
+    }
+}
+
+fn current_caller() -> Caller {
+    let uid = nix::unistd::getuid();
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    Caller {
+        uid: uid.as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        name,
+    }
+}
+
+fn run(cli: cli::Cli) -> Result<u8, RunError> {
+    let caller = current_caller();
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let path_var = std::env::var_os("PATH");
+    let find = |name: &str| mapping::find_helper(name, exe_dir.as_deref(), path_var.clone());
+    let (plan, helpers) = match mapping::plan_map(
+        cli.map,
+        &caller,
+        "/etc/subuid",
+        "/etc/subgid",
+        find,
+    ) {
+        Ok(planned) => planned,
+        Err(why) if cli.map == MapMode::Auto => {
+            eprintln!(
+                "unshare-run: warning: only your own id is mapped (uid 0 inside), so apt, su and chown to other \
+                 ids will fail: {}\n  fix: {}",
+                why.reason, why.fix
+            );
+            (
+                MapPlan::Single {
+                    inside_uid: 0,
+                    inside_gid: 0,
+                },
+                None,
+            )
+        }
+        Err(why) => {
+            return Err(
+                RunError::new(format!("cannot set up the full id map: {}", why.reason))
+                    .with_hint(why.fix),
+            );
+        }
+    };
+    let spec = container_spec(cli, &plan)?;
+    container::run(&spec, &plan, helpers.as_ref())
+}
+
+/// The ids usable inside under `plan`, as (first, count).
+fn mapped_inside(
+    lines: &[unshare_run_helpers::idmap::IdMapping],
+) -> impl Iterator<Item = (u64, u64)> + '_ {
+    lines
+        .iter()
+        .map(|m| (u64::from(m.inside), u64::from(m.count)))
+}
+
+fn is_mapped(plan: &MapPlan, id: u32, uid: bool) -> bool {
+    match plan {
+        MapPlan::Full { uid: u, gid: g } => mapped_inside(if uid { u } else { g })
+            .any(|(first, count)| (first..first + count).contains(&u64::from(id))),
+        MapPlan::Single {
+            inside_uid,
+            inside_gid,
+        } => id == if uid { *inside_uid } else { *inside_gid },
+    }
+}
+
+fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunError> {
+    let rootfs = match &cli.rootfs {
+        None => None,
+        Some(dir) => {
+            let canonical = dir.canonicalize().map_err(|e| {
+                RunError::new(format!("root filesystem {}: {e}", dir.display()))
+                    .with_hint("--rootfs takes a directory holding an extracted root filesystem")
+            })?;
+            if !canonical.is_dir() {
+                return Err(RunError::new(format!(
+                    "root filesystem {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Some(canonical)
+        }
+    };
+    let (default_uid, default_gid) = match plan {
+        MapPlan::Single {
+            inside_uid,
+            inside_gid,
+        } => (*inside_uid, *inside_gid),
+        MapPlan::Full { .. } => (0, 0),
+    };
+    let (uid, gid) = match cli.user {
+        None => (default_uid, default_gid),
+        Some((uid, gid)) => (uid, gid.unwrap_or(uid)),
+    };
+    for (id, is_uid) in [(uid, true), (gid, false)] {
+        if !is_mapped(plan, id, is_uid) {
+            let kind = if is_uid { "uid" } else { "gid" };
+            return Err(
+                RunError::new(format!("{kind} {id} is not mapped in the container")).with_hint(
+                    "with a single-id map only your own id exists inside; use --map full",
+                ),
+            );
+        }
+    }
+    let mut binds = Vec::new();
+    for (list, read_only) in [(&cli.bind, false), (&cli.ro_bind, true)] {
+        for (source, target) in list {
+            let source = source
+                .canonicalize()
+                .map_err(|e| RunError::new(format!("bind source {}: {e}", source.display())))?;
+            binds.push(rootfs::Bind {
+                source,
+                target: target.clone(),
+                read_only,
+            });
+        }
+    }
+    for dir in &cli.tmpfs {
+        if !dir.is_absolute() {
+            return Err(RunError::new(format!(
+                "--tmpfs {}: the path must be absolute",
+                dir.display()
+            )));
+        }
+    }
+    let workdir = cli.workdir.map(|w| {
+        if w.is_absolute() {
+            w
+        } else {
+            PathBuf::from("/").join(w)
+        }
+    });
+    Ok(ContainerSpec {
+        rootfs,
+        net: cli.net,
+        hostname: cli.hostname,
+        uid,
+        gid,
+        workdir,
+        env: cli.env,
+        binds,
+        tmpfs: cli.tmpfs,
+        command: cli.command,
+        setgroups_allowed: matches!(plan, MapPlan::Full { .. }),
+    })
 }

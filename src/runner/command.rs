@@ -1,0 +1,171 @@
+//! The user's command: its argv, environment, ids and working directory, and the exec itself.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::unistd::{Gid, Uid, setresgid, setresuid};
+
+use super::container::ContainerSpec;
+use super::error::RunError;
+
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+pub const EXIT_NOT_FOUND: i32 = 127;
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything exec needs, computed before the fork so that mistakes are reported as set-up errors.
+pub struct Prepared {
+    argv: Vec<CString>,
+    env: Vec<CString>,
+    search_path: OsString,
+    uid: u32,
+    gid: u32,
+    workdir: Option<PathBuf>,
+}
+
+/// A user's entry in the container's /etc/passwd: (home, shell).
+fn passwd_entry(uid: u32) -> Option<(String, String)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        (f.len() == 7 && f[2].parse() == Ok(uid)).then(|| (f[5].to_string(), f[6].to_string()))
+    })
+}
+
+fn usable_shell(shell: &str) -> bool {
+    !shell.is_empty()
+        && !shell.ends_with("/nologin")
+        && !shell.ends_with("/false")
+        && Path::new(shell).exists()
+}
+
+pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
+    let entry = passwd_entry(spec.uid);
+    let mut env: Vec<(OsString, OsString)> = Vec::new();
+    if spec.rootfs.is_some() {
+        // A root filesystem is another system: start from a clean environment.
+        let home = entry
+            .as_ref()
+            .map(|(h, _)| h.clone())
+            .filter(|h| !h.is_empty());
+        let home = home.unwrap_or_else(|| {
+            if spec.uid == 0 {
+                "/root".into()
+            } else {
+                "/".into()
+            }
+        });
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+        env.push(("HOME".into(), home.into()));
+        if let Some(term) = std::env::var_os("TERM") {
+            env.push(("TERM".into(), term));
+        }
+        env.push(("container".into(), "unshare-run".into()));
+    } else {
+        env.extend(std::env::vars_os());
+    }
+    for (key, value) in &spec.env {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    let search_path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| DEFAULT_PATH.into());
+    let argv: Vec<OsString> = if spec.command.is_empty() {
+        let shell = if spec.rootfs.is_none() {
+            std::env::var("SHELL").ok().filter(|s| usable_shell(s))
+        } else {
+            entry.map(|(_, s)| s).filter(|s| usable_shell(s))
+        };
+        vec![shell.unwrap_or_else(|| "/bin/sh".into()).into()]
+    } else {
+        spec.command.clone()
+    };
+    let to_c = |s: OsString| {
+        CString::new(s.into_vec())
+            .map_err(|_| RunError::new("an argument or variable contains a NUL byte"))
+    };
+    Ok(Prepared {
+        argv: argv.into_iter().map(to_c).collect::<Result<_, _>>()?,
+        env: env
+            .into_iter()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                to_c(kv)
+            })
+            .collect::<Result<_, _>>()?,
+        search_path,
+        uid: spec.uid,
+        gid: spec.gid,
+        workdir: spec.workdir.clone(),
+    })
+}
+
+/// In the forked command process: become the requested user and exec. Never returns.
+pub fn exec(p: Prepared) -> ! {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let fail = |code: i32, message: String| -> ! {
+        eprintln!("unshare-run: {message}");
+        super::sys::exit_now(code)
+    };
+    if let Err(e) = setresgid(
+        Gid::from_raw(p.gid),
+        Gid::from_raw(p.gid),
+        Gid::from_raw(p.gid),
+    ) {
+        fail(125, format!("cannot switch to gid {}: {e}", p.gid));
+    }
+    if let Err(e) = setresuid(
+        Uid::from_raw(p.uid),
+        Uid::from_raw(p.uid),
+        Uid::from_raw(p.uid),
+    ) {
+        fail(125, format!("cannot switch to uid {}: {e}", p.uid));
+    }
+    if let Some(dir) = &p.workdir
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        fail(
+            125,
+            format!(
+                "cannot change to the working directory {}: {e}",
+                dir.display()
+            ),
+        );
+    }
+    let program = p.argv[0].as_bytes();
+    let shown = String::from_utf8_lossy(program).into_owned();
+    let candidates: Vec<PathBuf> = if program.contains(&b'/') {
+        vec![PathBuf::from(OsStr::from_bytes(program))]
+    } else {
+        std::env::split_paths(&p.search_path)
+            .map(|d| d.join(OsStr::from_bytes(program)))
+            .collect()
+    };
+    let mut denied = None;
+    for candidate in candidates {
+        let Ok(path) = CString::new(candidate.into_os_string().into_vec()) else {
+            continue;
+        };
+        let err = nix::unistd::execve(&path, &p.argv, &p.env).unwrap_err();
+        match err {
+            Errno::ENOENT | Errno::ENOTDIR => continue,
+            // Like a shell: remember "found but not executable", keep searching.
+            Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => denied = Some(err),
+            other => fail(EXIT_CANNOT_EXECUTE, format!("{shown}: {}", other.desc())),
+        }
+    }
+    match denied {
+        Some(e) => fail(
+            EXIT_CANNOT_EXECUTE,
+            format!("{shown}: cannot execute: {}", e.desc()),
+        ),
+        None => fail(EXIT_NOT_FOUND, format!("{shown}: command not found")),
+    }
+}

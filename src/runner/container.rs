@@ -1,0 +1,219 @@
+//! The container's processes:
+//!
+//! ```text
+//! unshare-run (host)                     supervises: forwards signals, waits, restores the terminal
+//!   └─ PID 1 (new user/mount/pid/uts/ipc[/net] namespaces)   set-up, then init: reaps, forwards
+//!        └─ the command
+//! ```
+//! The parent writes the id maps for PID 1 (through the helpers) while PID 1 waits on a pipe; then PID 1
+//! sets up the filesystem and runs the command. Killing the parent, even with SIGKILL, kills PID 1
+//! (parent-death signal) and with it everything in the pid namespace.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::cli::NetMode;
+use super::error::RunError;
+use super::mapping::{Helpers, MapPlan, write_maps};
+use super::sys::{self, Forked};
+use super::{init, rootfs};
+
+/// Signals passed on to the command when a process sends them to unshare-run or to PID 1.
+pub const FORWARDED_SIGNALS: [Signal; 7] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// si_code of a signal the kernel generated itself (e.g. the terminal's ^C): such signals already
+/// reached every process of the foreground group, so forwarding them would deliver them twice.
+const SI_KERNEL: i32 = 0x80;
+
+/// Everything the container needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub rootfs: Option<PathBuf>,
+    pub net: NetMode,
+    pub hostname: Option<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub workdir: Option<PathBuf>,
+    pub env: Vec<(OsString, OsString)>,
+    pub binds: Vec<rootfs::Bind>,
+    pub tmpfs: Vec<PathBuf>,
+    /// Empty: an interactive shell.
+    pub command: Vec<OsString>,
+    /// Whether setgroups(2) works inside (full map): supplementary groups can then be dropped.
+    pub setgroups_allowed: bool,
+}
+
+pub fn signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED_SIGNALS {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+pub fn is_user_sent(code: i32) -> bool {
+    code != SI_KERNEL
+}
+
+/// Runs the container; returns the exit status for unshare-run.
+pub fn run(
+    spec: &ContainerSpec,
+    plan: &MapPlan,
+    helpers: Option<&Helpers>,
+) -> Result<u8, RunError> {
+    let signals = signal_set();
+    // Blocked before the clone so that nothing sent meanwhile is lost; read through a signalfd.
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(|e| RunError::sys("sigprocmask", e))?;
+    let (go_read, go_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.net == NetMode::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    match sys::clone_into(flags).map_err(clone_error)? {
+        Forked::Child => {
+            drop(go_write);
+            let code = pid1(spec, go_read, &signals);
+            sys::exit_now(i32::from(code));
+        }
+        Forked::Parent(child) => {
+            drop(go_read);
+            if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
+                let _ = kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                return Err(e);
+            }
+            let mut go = std::fs::File::from(go_write);
+            go.write_all(b"G")
+                .map_err(|e| RunError::sys("starting the container", e))?;
+            drop(go);
+            supervise(child, &signals)
+        }
+    }
+}
+
+fn clone_error(e: std::io::Error) -> RunError {
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+            "unprivileged user namespaces may be disabled: check sysctl user.max_user_namespaces \
+             (and kernel.apparmor_restrict_unprivileged_userns on Ubuntu)"
+        }
+        _ => "check that your kernel supports user, mount, pid, uts and ipc namespaces",
+    };
+    RunError::sys("cannot create the container's namespaces", e).with_hint(hint)
+}
+
+/// The parent: forwards signals that processes send it, waits for PID 1, returns its status.
+fn supervise(child: Pid, signals: &SigSet) -> Result<u8, RunError> {
+    let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| RunError::sys("signalfd", e))?;
+    loop {
+        // A SIGCHLD may have been merged with an earlier one: always check before blocking.
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    restore_terminal_foreground();
+                    return Ok(code);
+                }
+            }
+            Err(e) => return Err(RunError::sys("waitpid", e)),
+        }
+        let Some(info) = sfd
+            .read_signal()
+            .map_err(|e| RunError::sys("reading signals", e))?
+        else {
+            continue;
+        };
+        let signo = info.ssi_signo as i32;
+        if signo != libc::SIGCHLD
+            && is_user_sent(info.ssi_code)
+            && let Ok(signal) = Signal::try_from(signo)
+        {
+            let _ = kill(child, signal);
+        }
+    }
+}
+
+/// The shell statuses: the exit code, or 128 + the signal number.
+pub fn exit_code(status: WaitStatus) -> Option<u8> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code as u8),
+        WaitStatus::Signaled(_, signal, _) => Some(128u8.wrapping_add(signal as u8)),
+        _ => None,
+    }
+}
+
+/// An interactive shell inside took the terminal's foreground; give it back to our process group.
+fn restore_terminal_foreground() {
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    if !nix::unistd::isatty(fd).unwrap_or(false) {
+        return;
+    }
+    let ours = nix::unistd::getpgrp();
+    if nix::unistd::tcgetpgrp(fd).is_ok_and(|fg| fg != ours) {
+        // A background process changing the foreground gets SIGTTOU unless it blocks it.
+        let mut ttou = SigSet::empty();
+        ttou.add(Signal::SIGTTOU);
+        let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), None);
+        let _ = nix::unistd::tcsetpgrp(fd, ours);
+    }
+}
+
+/// PID 1: waits for the maps, sets up, then becomes init. Returns the status to exit with.
+fn pid1(spec: &ContainerSpec, go: OwnedFd, signals: &SigSet) -> u8 {
+    // If unshare-run dies from here on, so does the whole container.
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+        return 125;
+    }
+    let mut byte = [0u8; 1];
+    let mut go = std::fs::File::from(go);
+    if !matches!(go.read(&mut byte), Ok(1)) || byte[0] != b'G' {
+        // The parent failed (and says why) or died.
+        return 125;
+    }
+    match setup(spec).and_then(|()| init::run(spec, signals)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unshare-run: {e}");
+            125
+        }
+    }
+}
+
+fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+    if spec.setgroups_allowed {
+        // Unmapped supplementary groups would show up as nogroup inside.
+        nix::unistd::setgroups(&[]).map_err(|e| RunError::sys("setgroups", e))?;
+    }
+    if let Some(name) = &spec.hostname {
+        nix::unistd::sethostname(name).map_err(|e| RunError::sys("sethostname", e))?;
+    }
+    if spec.net == NetMode::None {
+        sys::bring_up_loopback().map_err(|e| RunError::sys("bringing up lo", e))?;
+    }
+    rootfs::setup(spec)
+}

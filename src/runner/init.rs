@@ -1,0 +1,67 @@
+//! PID 1 of the container: starts the command, reaps every process that ends up as its child, passes
+//! signals that processes send it on to the command, and exits with the command's status. When it
+//! exits, the kernel kills whatever is left in the pid namespace.
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
+use super::command;
+use super::container::{ContainerSpec, FORWARDED_SIGNALS, exit_code, is_user_sent};
+use super::error::RunError;
+use super::sys::{self, Forked};
+
+pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
+    for signal in FORWARDED_SIGNALS {
+        // PID 1 only receives signals it has a handler for; they stay blocked and arrive on the fd.
+        sys::install_noop_handler(signal).map_err(|e| RunError::sys("sigaction", e))?;
+    }
+    let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| RunError::sys("signalfd", e))?;
+    let prepared = command::prepare(spec)?;
+    let command = match sys::fork().map_err(|e| RunError::sys("fork", e))? {
+        Forked::Child => {
+            drop(sfd);
+            command::exec(prepared)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    loop {
+        if let Some(code) = reap_all(command)? {
+            return Ok(code);
+        }
+        let Some(info) = sfd
+            .read_signal()
+            .map_err(|e| RunError::sys("reading signals", e))?
+        else {
+            continue;
+        };
+        let signo = info.ssi_signo as i32;
+        if signo != libc::SIGCHLD
+            && is_user_sent(info.ssi_code)
+            && let Ok(signal) = Signal::try_from(signo)
+        {
+            let _ = kill(command, signal);
+        }
+    }
+}
+
+/// Collects every exited child; the command's status once it has exited.
+fn reap_all(command: nix::unistd::Pid) -> Result<Option<u8>, RunError> {
+    let mut status = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(status),
+            Ok(ws) => {
+                if ws.pid() == Some(command)
+                    && let Some(code) = exit_code(ws)
+                {
+                    status = Some(code);
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(RunError::sys("waitpid", e)),
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! Which id map the container gets, and who writes it.
+//!
+//! The pure part (`plan_map`) turns the caller's ids and subordinate ranges into the lines of a map and is
+//! unit-tested; `write_maps` applies a plan to a new user namespace, through newuidmap/newgidmap for a
+//! full map or directly for a single-id map.
+
+use std::ffi::OsString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use unshare_run_helpers::idmap::{IdMapping, MAX_MAP_LINES};
+use unshare_run_helpers::subid::{self, IdInterval, SubidOwner};
+
+use super::error::RunError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MapMode {
+    /// The full subordinate map when you have ranges and working helpers, else a single-id map and a
+    /// warning saying why.
+    Auto,
+    /// The full subordinate map, or exit 125 saying what to fix.
+    Full,
+    /// A single-id map: you are uid 0 inside.
+    Root,
+    /// A single-id map that keeps your uid inside.
+    Current,
+}
+
+/// The caller as the kernel and /etc/passwd see them.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: Option<String>,
+}
+
+/// The maps to write, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapPlan {
+    /// Through the helpers: inside 0 is the caller, inside 1.. every subordinate range in file order.
+    Full {
+        uid: Vec<IdMapping>,
+        gid: Vec<IdMapping>,
+    },
+    /// Written by us (no privilege needed): one id, setgroups denied.
+    Single { inside_uid: u32, inside_gid: u32 },
+}
+
+/// Inside 0 = `own`, then each range in order at inside 1, 2, ... with no id wasted. Parts of ranges
+/// that contain `own` itself are left out (the kernel refuses overlapping outside ids), and the map is
+/// cut at the kernel's line limit and the id space.
+pub fn full_map(own: u32, ranges: &[IdInterval]) -> Vec<IdMapping> {
+    let mut lines = vec![IdMapping {
+        inside: 0,
+        outside: own,
+        count: 1,
+    }];
+    let mut next_inside: u64 = 1;
+    let own_id = IdInterval {
+        start: u64::from(own),
+        end: u64::from(own) + 1,
+    };
+    let usable = ranges.iter().flat_map(|r| without(*r, own_id));
+    for range in usable {
+        if lines.len() == MAX_MAP_LINES {
+            break;
+        }
+        let limit = u64::from(u32::MAX);
+        if range.end > limit || next_inside >= limit {
+            continue;
+        }
+        let count = range.count().min(limit - next_inside);
+        lines.push(IdMapping {
+            inside: next_inside as u32,
+            outside: range.start as u32,
+            count: count as u32,
+        });
+        next_inside += count;
+    }
+    lines
+}
+
+/// `range` minus `hole`: zero, one or two intervals.
+fn without(range: IdInterval, hole: IdInterval) -> impl Iterator<Item = IdInterval> {
+    let left = IdInterval {
+        start: range.start,
+        end: range.end.min(hole.start),
+    };
+    let right = IdInterval {
+        start: range.start.max(hole.end),
+        end: range.end,
+    };
+    [left, right].into_iter().filter(|r| !r.is_empty())
+}
+
+/// Overlapping entries (the same range listed twice) would make the kernel refuse the map: keep the
+/// first occurrence of every id.
+fn without_overlaps(ranges: Vec<IdInterval>) -> Vec<IdInterval> {
+    let mut kept: Vec<IdInterval> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let mut pieces = vec![range];
+        for k in &kept {
+            pieces = pieces.into_iter().flat_map(|p| without(p, *k)).collect();
+        }
+        kept.extend(pieces);
+    }
+    kept
+}
+
+/// Why the full map is not possible, with what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoFullMap {
+    pub reason: String,
+    pub fix: String,
+}
+
+/// Where the helpers are, once they are known to be usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Helpers {
+    pub newuidmap: PathBuf,
+    pub newgidmap: PathBuf,
+}
+
+/// The caller's ranges in file order (none when the file is missing).
+fn caller_ranges(path: &str, caller: &Caller) -> Result<Vec<IdInterval>, NoFullMap> {
+    let name = caller.name.as_deref().unwrap_or("");
+    let owner = SubidOwner::new(name.as_bytes(), caller.uid);
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(NoFullMap {
+                reason: format!("cannot read {path}: {e}"),
+                fix: format!("make {path} readable (mode 0644)"),
+            });
+        }
+    };
+    subid::owner_ranges(file, &owner)
+        .map(without_overlaps)
+        .map_err(|e| NoFullMap {
+            reason: format!("cannot read {path}: {e}"),
+            fix: format!("check {path}"),
+        })
+}
+
+/// Decides the plan for `mode`. `find_helper` locates a helper by name (see `find_helpers`).
+pub fn plan_map(
+    mode: MapMode,
+    caller: &Caller,
+    subuid_path: &str,
+    subgid_path: &str,
+    find_helper: impl Fn(&str) -> Result<PathBuf, NoFullMap>,
+) -> Result<(MapPlan, Option<Helpers>), NoFullMap> {
+    match mode {
+        MapMode::Root => {
+            return Ok((
+                MapPlan::Single {
+                    inside_uid: 0,
+                    inside_gid: 0,
+                },
+                None,
+            ));
+        }
+        MapMode::Current => {
+            return Ok((
+                MapPlan::Single {
+                    inside_uid: caller.uid,
+                    inside_gid: caller.gid,
+                },
+                None,
+            ));
+        }
+        MapMode::Auto | MapMode::Full => {}
+    }
+    let who = caller
+        .name
+        .clone()
+        .unwrap_or_else(|| caller.uid.to_string());
+    let uid_ranges = caller_ranges(subuid_path, caller)?;
+    let gid_ranges = caller_ranges(subgid_path, caller)?;
+    for (ranges, path, flag) in [
+        (&uid_ranges, subuid_path, "subuids"),
+        (&gid_ranges, subgid_path, "subgids"),
+    ] {
+        if ranges.is_empty() {
+            return Err(NoFullMap {
+                reason: format!("{who} has no subordinate ranges in {path}"),
+                fix: format!(
+                    "ask an administrator to run: usermod --add-{flag} 100000-165535 {who}  (pick a free range)"
+                ),
+            });
+        }
+    }
+    let helpers = Helpers {
+        newuidmap: find_helper("newuidmap")?,
+        newgidmap: find_helper("newgidmap")?,
+    };
+    let plan = MapPlan::Full {
+        uid: full_map(caller.uid, &uid_ranges),
+        gid: full_map(caller.gid, &gid_ranges),
+    };
+    Ok((plan, Some(helpers)))
+}
+
+/// A helper next to the unshare-run executable, else the first in PATH; it must be privileged
+/// (setuid root, or a file capability), or the map write would fail later with a vaguer error.
+pub fn find_helper(
+    name: &str,
+    exe_dir: Option<&Path>,
+    path_var: Option<OsString>,
+) -> Result<PathBuf, NoFullMap> {
+    let beside = exe_dir.map(|d| d.join(name)).filter(|p| p.is_file());
+    let in_path = || {
+        path_var.as_ref().and_then(|p| {
+            std::env::split_paths(p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    let Some(path) = beside.or_else(in_path) else {
+        return Err(NoFullMap {
+            reason: format!("{name} was not found next to unshare-run or in PATH"),
+            fix: "install the helpers: apt-get install uidmap (or this project's package)".into(),
+        });
+    };
+    check_helper_privileged(&path)?;
+    Ok(path)
+}
+
+fn check_helper_privileged(path: &Path) -> Result<(), NoFullMap> {
+    let meta = std::fs::metadata(path).map_err(|e| NoFullMap {
+        reason: format!("cannot inspect {}: {e}", path.display()),
+        fix: "check the installation of newuidmap/newgidmap".into(),
+    })?;
+    let setuid_root = meta.uid() == 0 && meta.permissions().mode() & 0o4000 != 0;
+    if setuid_root || has_file_capabilities(path) {
+        return Ok(());
+    }
+    Err(NoFullMap {
+        reason: format!(
+            "{} is neither setuid root nor has file capabilities",
+            path.display()
+        ),
+        fix: format!(
+            "as root: chown root {p} && chmod 4755 {p}  (or: setcap cap_setuid=ep / cap_setgid=ep {p})",
+            p = path.display()
+        ),
+    })
+}
+
+fn has_file_capabilities(path: &Path) -> bool {
+    // Anyone may read the xattr; its presence says the administrator granted capabilities.
+    super::sys::has_xattr(path, c"security.capability")
+}
+
+/// The text of a map file.
+pub fn render(lines: &[IdMapping]) -> Vec<String> {
+    lines
+        .iter()
+        .flat_map(|m| {
+            [
+                m.inside.to_string(),
+                m.outside.to_string(),
+                m.count.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// Writes the plan's maps for process `pid` (a child in a fresh user namespace we own).
+pub fn write_maps(pid: i32, plan: &MapPlan, helpers: Option<&Helpers>) -> Result<(), RunError> {
+    match plan {
+        MapPlan::Full { uid, gid } => {
+            let helpers = helpers.expect("a full plan has helpers");
+            // Both at once: each exec costs about as much as the rest of the start.
+            let spawn = |helper: &Path, lines: &[IdMapping]| {
+                Command::new(helper)
+                    .arg(pid.to_string())
+                    .args(render(lines))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| RunError::new(format!("cannot run {}: {e}", helper.display())))
+            };
+            let uid_child = spawn(&helpers.newuidmap, uid)?;
+            let gid_child = spawn(&helpers.newgidmap, gid);
+            let uid_result = uid_child.wait_with_output();
+            let gid_result = gid_child?.wait_with_output();
+            for (helper, result) in [
+                (&helpers.newuidmap, uid_result),
+                (&helpers.newgidmap, gid_result),
+            ] {
+                let out =
+                    result.map_err(|e| RunError::new(format!("{}: {e}", helper.display())))?;
+                if !out.status.success() {
+                    return Err(RunError::new(format!(
+                        "{} refused the map: {}",
+                        helper.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ))
+                    .with_hint(
+                        "check your ranges in /etc/subuid and /etc/subgid, or use --map root",
+                    ));
+                }
+            }
+            Ok(())
+        }
+        MapPlan::Single {
+            inside_uid,
+            inside_gid,
+        } => {
+            let caller_uid = nix::unistd::getuid().as_raw();
+            let caller_gid = nix::unistd::getgid().as_raw();
+            let proc = format!("/proc/{pid}");
+            let write = |file: &str, text: String| {
+                std::fs::write(format!("{proc}/{file}"), text)
+                    .map_err(|e| RunError::new(format!("cannot write {proc}/{file}: {e}")))
+            };
+            write("uid_map", format!("{inside_uid} {caller_uid} 1\n"))?;
+            write("setgroups", "deny\n".into())?;
+            write("gid_map", format!("{inside_gid} {caller_gid} 1\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iv(start: u64, count: u64) -> IdInterval {
+        IdInterval::from_start_count(start, count).unwrap()
+    }
+
+    fn m(inside: u32, outside: u32, count: u32) -> IdMapping {
+        IdMapping {
+            inside,
+            outside,
+            count,
+        }
+    }
+
+    #[test]
+    fn every_range_in_file_order_without_waste() {
+        assert_eq!(
+            full_map(1000, &[iv(100000, 65536), iv(300000, 10), iv(200000, 5)]),
+            [
+                m(0, 1000, 1),
+                m(1, 100000, 65536),
+                m(65537, 300000, 10),
+                m(65547, 200000, 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn own_id_inside_a_range_is_cut_out() {
+        assert_eq!(
+            full_map(1005, &[iv(1000, 10)]),
+            [m(0, 1005, 1), m(1, 1000, 5), m(6, 1006, 4)]
+        );
+    }
+
+    #[test]
+    fn kernel_limits_are_respected() {
+        let many: Vec<_> = (0..400u64).map(|i| iv(100000 + i * 10, 5)).collect();
+        assert_eq!(full_map(1000, &many).len(), MAX_MAP_LINES);
+        let huge = full_map(1000, &[iv(1 << 31, (1 << 31) - 1)]);
+        assert!(
+            huge.iter()
+                .all(|l| u64::from(l.inside) + u64::from(l.count) <= u64::from(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn duplicate_entries_do_not_overlap() {
+        assert_eq!(
+            without_overlaps(vec![iv(100, 10), iv(105, 10), iv(100, 10)]),
+            [iv(100, 10), iv(110, 5)]
+        );
+    }
+
+    fn fixture(name: &str, content: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("mapping-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn alice() -> Caller {
+        Caller {
+            uid: 1000,
+            gid: 1000,
+            name: Some("alice".into()),
+        }
+    }
+
+    #[test]
+    fn plans() {
+        let sub = fixture("plans", "alice:100000:65536\n");
+        let found = |n: &str| Ok(PathBuf::from(format!("/x/{n}")));
+        let (plan, helpers) = plan_map(MapMode::Auto, &alice(), &sub, &sub, found).unwrap();
+        assert_eq!(
+            plan,
+            MapPlan::Full {
+                uid: vec![m(0, 1000, 1), m(1, 100000, 65536)],
+                gid: vec![m(0, 1000, 1), m(1, 100000, 65536)]
+            }
+        );
+        assert_eq!(helpers.unwrap().newgidmap, PathBuf::from("/x/newgidmap"));
+        let (plan, _) = plan_map(MapMode::Root, &alice(), &sub, &sub, found).unwrap();
+        assert_eq!(
+            plan,
+            MapPlan::Single {
+                inside_uid: 0,
+                inside_gid: 0
+            }
+        );
+        let (plan, _) = plan_map(MapMode::Current, &alice(), &sub, &sub, found).unwrap();
+        assert_eq!(
+            plan,
+            MapPlan::Single {
+                inside_uid: 1000,
+                inside_gid: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn no_ranges_or_no_helper_explain_the_fix() {
+        let empty = fixture("empty", "bob:100000:65536\n");
+        let sub = fixture("sub", "alice:100000:65536\n");
+        let found = |n: &str| Ok(PathBuf::from(n));
+        let err = plan_map(MapMode::Full, &alice(), &empty, &sub, found).unwrap_err();
+        assert!(
+            err.reason.contains("alice has no subordinate ranges in"),
+            "{err:?}"
+        );
+        assert!(err.fix.contains("usermod --add-subuids"), "{err:?}");
+        let err = plan_map(MapMode::Full, &alice(), &sub, &empty, found).unwrap_err();
+        assert!(err.fix.contains("usermod --add-subgids"), "{err:?}");
+        let missing = |n: &str| {
+            Err(NoFullMap {
+                reason: format!("{n} missing"),
+                fix: String::new(),
+            })
+        };
+        assert_eq!(
+            plan_map(MapMode::Auto, &alice(), &sub, &sub, missing)
+                .unwrap_err()
+                .reason,
+            "newuidmap missing"
+        );
+    }
+
+    #[test]
+    fn unprivileged_helper_is_reported_with_the_fix() {
+        let dir = std::env::temp_dir().join(format!("mapping-helper-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let helper = dir.join("newuidmap");
+        std::fs::write(&helper, "").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = find_helper("newuidmap", Some(&dir), None).unwrap_err();
+        assert!(err.reason.contains("neither setuid root"), "{err:?}");
+        assert!(err.fix.contains("chmod 4755"), "{err:?}");
+        let err = find_helper(
+            "newuidmap",
+            Some(Path::new("/nonexistent")),
+            Some("/nonexistent2".into()),
+        )
+        .unwrap_err();
+        assert!(err.reason.contains("not found"), "{err:?}");
+    }
+}

@@ -1,0 +1,304 @@
+//! The container's filesystem, set up by PID 1 in its new mount namespace.
+//!
+//! Host mode keeps the host's tree and only mounts a /proc for the new pid namespace. With a root
+//! filesystem: fresh /proc, a /dev with bound host devices and its own devpts, /sys, a 1777 /tmp, the
+//! host's resolver files (shared network), the user's mounts, then pivot_root (or MS_MOVE + chroot where
+//! pivot_root is impossible), and the old root is detached.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use super::cli::NetMode;
+use super::container::ContainerSpec;
+use super::error::RunError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    pub source: PathBuf,
+    /// Absolute, inside the container.
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Host devices bound into the container's /dev (mknod is impossible in a user namespace).
+const HOST_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+fn mount_error(what: &str, target: &Path, e: nix::Error) -> RunError {
+    RunError::sys(format!("cannot mount {what} on {}", target.display()), e)
+}
+
+fn mount_fs(
+    fstype: &str,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), RunError> {
+    mount(Some(fstype), target, Some(fstype), flags, data)
+        .map_err(|e| mount_error(fstype, target, e))
+}
+
+fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<(), RunError> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | flags,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        RunError::sys(
+            format!("cannot bind {} to {}", source.display(), target.display()),
+            e,
+        )
+    })
+}
+
+fn remount_read_only(target: &Path) -> Result<(), RunError> {
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    // A remount must repeat the locked flags of the mount (nosuid, nodev, noexec) or fail with EPERM.
+    let locked = nix::sys::statvfs::statvfs(target)
+        .map(|v| {
+            let f = v.flags();
+            let mut m = MsFlags::empty();
+            for (vf, mf) in [
+                (nix::sys::statvfs::FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (nix::sys::statvfs::FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (nix::sys::statvfs::FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            ] {
+                if f.contains(vf) {
+                    m |= mf;
+                }
+            }
+            m
+        })
+        .unwrap_or(MsFlags::empty());
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        flags | locked,
+        None::<&str>,
+    )
+    .map_err(|e| RunError::sys(format!("cannot make {} read-only", target.display()), e))
+}
+
+fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| RunError::sys(format!("cannot create {}", path.display()), e))
+}
+
+/// Makes sure `target` exists as the same kind of thing as `source` (a directory or a file).
+fn ensure_mount_point(source: &Path, target: &Path) -> Result<(), RunError> {
+    if fs::symlink_metadata(target).is_ok() {
+        return Ok(());
+    }
+    if source.is_dir() {
+        mkdir_all(target, 0o755)
+    } else {
+        if let Some(parent) = target.parent() {
+            mkdir_all(parent, 0o755)?;
+        }
+        fs::File::create(target)
+            .map(drop)
+            .map_err(|e| RunError::sys(format!("cannot create {}", target.display()), e))
+    }
+}
+
+/// `path` inside the container, as seen from the host before pivot_root.
+fn inside(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+    // Nothing we mount may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| RunError::sys("cannot make the mount namespace private", e))?;
+    match &spec.rootfs {
+        None => setup_host_mode(spec),
+        Some(root) => setup_root(spec, root),
+    }
+}
+
+fn setup_host_mode(spec: &ContainerSpec) -> Result<(), RunError> {
+    mount_fs(
+        "proc",
+        Path::new("/proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    user_mounts(spec, Path::new("/"))
+}
+
+fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
+    // pivot_root needs the new root to be a mount point.
+    bind(root, root, MsFlags::MS_REC)?;
+    let proc = inside(root, Path::new("/proc"));
+    mkdir_all(&proc, 0o555)?;
+    mount_fs(
+        "proc",
+        &proc,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    setup_dev(&inside(root, Path::new("/dev")), spec.setgroups_allowed)?;
+    setup_sys(&inside(root, Path::new("/sys")), spec.net)?;
+    let tmp = inside(root, Path::new("/tmp"));
+    mkdir_all(&tmp, 0o1777)?;
+    mount_fs(
+        "tmpfs",
+        &tmp,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )?;
+    if spec.net == NetMode::Host {
+        share_resolver_files(root)?;
+    }
+    user_mounts(spec, root)?;
+    enter_root(root)
+}
+
+fn setup_dev(dev: &Path, gid5_mapped: bool) -> Result<(), RunError> {
+    mkdir_all(dev, 0o755)?;
+    mount_fs(
+        "tmpfs",
+        dev,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=0755"),
+    )?;
+    for name in HOST_DEVICES {
+        let host = Path::new("/dev").join(name);
+        if !host.exists() {
+            continue;
+        }
+        let target = dev.join(name);
+        fs::File::create(&target)
+            .map_err(|e| RunError::sys(format!("cannot create {}", target.display()), e))?;
+        bind(&host, &target, MsFlags::empty())?;
+    }
+    let pts = dev.join("pts");
+    mkdir_all(&pts, 0o755)?;
+    // gid=5 (tty) is valid only when gid 5 is mapped, i.e. with the full map.
+    let with_tty_group = "newinstance,ptmxmode=0666,mode=0620,gid=5";
+    let plain = "newinstance,ptmxmode=0666,mode=0620";
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    if !gid5_mapped
+        || mount(
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            flags,
+            Some(with_tty_group),
+        )
+        .is_err()
+    {
+        mount_fs("devpts", &pts, flags, Some(plain))?;
+    }
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, dev.join(name))
+            .map_err(|e| RunError::sys(format!("cannot create /dev/{name}"), e))
+    };
+    link("pts/ptmx", "ptmx")?;
+    link("/proc/self/fd", "fd")?;
+    link("/proc/self/fd/0", "stdin")?;
+    link("/proc/self/fd/1", "stdout")?;
+    link("/proc/self/fd/2", "stderr")?;
+    let shm = dev.join("shm");
+    mkdir_all(&shm, 0o1777)?;
+    mount_fs(
+        "tmpfs",
+        &shm,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+    )
+}
+
+fn setup_sys(sys: &Path, net: NetMode) -> Result<(), RunError> {
+    mkdir_all(sys, 0o555)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    // sysfs may be mounted only by the owner of the current network namespace.
+    if net == NetMode::None && mount_fs("sysfs", sys, flags, None).is_ok() {
+        return Ok(());
+    }
+    bind(Path::new("/sys"), sys, MsFlags::MS_REC)?;
+    remount_read_only(sys)
+}
+
+/// With the host's network, the host's resolver configuration is the right one.
+fn share_resolver_files(root: &Path) -> Result<(), RunError> {
+    for name in ["/etc/resolv.conf", "/etc/hosts"] {
+        let host = Path::new(name);
+        let target = inside(root, host);
+        // A symlink (e.g. to systemd-resolved's stub) would be followed by the bind: leave it alone.
+        let is_link = fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink());
+        if !host.is_file() || is_link || !target.parent().is_some_and(Path::is_dir) {
+            continue;
+        }
+        ensure_mount_point(host, &target)?;
+        bind(host, &target, MsFlags::empty())?;
+        remount_read_only(&target)?;
+    }
+    Ok(())
+}
+
+fn user_mounts(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
+    for b in &spec.binds {
+        let target = inside(root, &b.target);
+        ensure_mount_point(&b.source, &target)?;
+        bind(&b.source, &target, MsFlags::MS_REC)?;
+        if b.read_only {
+            remount_read_only(&target)?;
+        }
+    }
+    for dir in &spec.tmpfs {
+        let target = inside(root, dir);
+        mkdir_all(&target, 0o755)?;
+        mount_fs(
+            "tmpfs",
+            &target,
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=0755"),
+        )?;
+    }
+    Ok(())
+}
+
+/// pivot_root into `root` and detach the old root; MS_MOVE + chroot where pivot_root is refused
+/// (a root on the initramfs).
+fn enter_root(root: &Path) -> Result<(), RunError> {
+    std::env::set_current_dir(root)
+        .map_err(|e| RunError::sys(format!("cannot enter {}", root.display()), e))?;
+    match nix::unistd::pivot_root(".", ".") {
+        Ok(()) => {
+            // The old root is stacked under the new one at "/": detach it.
+            umount2(".", MntFlags::MNT_DETACH)
+                .map_err(|e| RunError::sys("cannot detach the old root", e))?;
+        }
+        Err(nix::Error::EINVAL) => {
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(|e| RunError::sys("cannot move the root filesystem to /", e))?;
+            nix::unistd::chroot(".").map_err(|e| RunError::sys("chroot", e))?;
+        }
+        Err(e) => {
+            return Err(RunError::sys(
+                format!("cannot pivot_root into {}", root.display()),
+                e,
+            ));
+        }
+    }
+    std::env::set_current_dir("/").map_err(|e| RunError::sys("chdir /", e))?;
+    // Keep the mode of /tmp right even if the rootfs shipped a 0755 directory under the tmpfs.
+    let _ = fs::set_permissions("/tmp", fs::Permissions::from_mode(0o1777));
+    Ok(())
+}

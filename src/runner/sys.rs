@@ -1,0 +1,101 @@
+//! The runner's only `unsafe` code: process creation and signal dispositions that nix cannot offer
+//! safely. The runner is unprivileged; the privileged code has its own module in helpers/src/sys.rs.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::unistd::Pid;
+
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(2) as clone(2) with namespace flags: the child starts in new namespaces (and is PID 1 when
+/// CLONE_NEWPID is given). Only call while single-threaded.
+pub fn clone_into(flags: CloneFlags) -> io::Result<Forked> {
+    let all = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: without CLONE_VM and with a null stack, clone behaves like fork: the child gets a copy of
+    // this (single-threaded) process. No pointers are passed.
+    let rc = unsafe { libc::syscall(libc::SYS_clone, all, 0usize, 0usize, 0usize, 0usize) };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// fork(2). Only call while single-threaded.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the runner never starts threads, so the child is a consistent copy.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent(child)),
+        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
+        Err(e) => Err(e.into()),
+    }
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Gives `signal` a handler that does nothing. PID 1 of a pid namespace only receives signals that
+/// have a handler; the signals stay blocked and are read with a signalfd.
+pub fn install_noop_handler(signal: Signal) -> io::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(ignore_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: the handler is async-signal-safe (it does nothing).
+    unsafe { sigaction(signal, &action) }
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// Whether `path` carries the extended attribute `name`.
+pub fn has_xattr(path: &Path, name: &CStr) -> bool {
+    let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: both strings are NUL-terminated; a null buffer of size 0 asks only for the size.
+    let rc = unsafe { libc::getxattr(cpath.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    rc > 0
+}
+
+/// Sets the loopback interface of this network namespace up (what `ip link set lo up` does).
+pub fn bring_up_loopback() -> io::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    use std::os::fd::AsRawFd;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    // SAFETY: ifreq is plain old data; zero is a valid value for every field.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: the request is a valid ifreq naming "lo"; the kernel writes only into it.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS filled in the flags member of the union.
+    unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: as above.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// _exit(2): leaves a forked child without running exit handlers or flushing buffers it inherited
+/// from the parent (which would print the parent's pending output twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
