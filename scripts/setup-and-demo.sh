@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "setup-and-demo: run as root (sudo $0): the helpers are installed setuid root" >&2
     exit 1
 fi
-command -v cargo >/dev/null || { echo "setup-and-demo: install Rust >= 1.85 first (https://rustup.rs)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "setup-and-demo: install Rust >= 1.88 first (https://rustup.rs)" >&2; exit 1; }
 for tool in setpriv unshare; do
     command -v "$tool" >/dev/null || { apt-get update -qq; apt-get install -y -qq util-linux >/dev/null; }
 done
