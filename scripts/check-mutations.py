@@ -7,7 +7,7 @@ import os, shutil, subprocess, sys, tempfile
 # (name, file, text to find, replacement)
 MUTATIONS = [
     ("argument count", "helpers/src/newidmap.rs",
-     "if args.len() >= 4 && (args.len() - 1) % 3 == 0 {", "if args.len() >= 4 {"),
+     "if args.len() >= 4 && (args.len() - 1).is_multiple_of(3) {", "if args.len() >= 4 {"),
     ("pid >= 1", "helpers/src/target.rs",
      "Some(pid) if pid >= 1 => Ok(TargetSpec::Pid(pid)),", "Some(pid) => Ok(TargetSpec::Pid(pid)),"),
     ("fd:N must be a /proc pid dir", "helpers/src/target.rs",

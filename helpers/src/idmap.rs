@@ -86,7 +86,7 @@ impl fmt::Display for MapError {
 /// Parses the triplets after the target argument. Every check the kernel would make is made here
 /// first, so that a refused map is refused before anything is written.
 pub fn parse_mappings<S: AsRef<[u8]>>(args: &[S]) -> Result<Vec<IdMapping>, MapError> {
-    if args.is_empty() || args.len() % 3 != 0 {
+    if args.is_empty() || !args.len().is_multiple_of(3) {
         return Err(MapError::WrongArgumentCount(args.len()));
     }
     let lines = args.len() / 3;

@@ -166,7 +166,7 @@ pub fn run(kind: IdKind, args: &[OsString], record: &mut AuditRecord) -> Result<
 
 /// shadow's rule: the target and at least one triplet, and whole triplets only.
 fn check_argument_count(args: &[&[u8]]) -> Result<(), ()> {
-    if args.len() >= 4 && (args.len() - 1) % 3 == 0 {
+    if args.len() >= 4 && (args.len() - 1).is_multiple_of(3) {
         Ok(())
     } else {
         Err(())
