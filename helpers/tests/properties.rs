@@ -458,7 +458,7 @@ fn mapping_args() -> impl Strategy<Value = Vec<Vec<u8>>> {
 
 /// Reference model of parse_mappings, rule by rule.
 fn model_mappings(args: &[Vec<u8>]) -> Option<Vec<IdMapping>> {
-    if args.is_empty() || args.len() % 3 != 0 || args.len() / 3 > MAX_MAP_LINES {
+    if args.is_empty() || !args.len().is_multiple_of(3) || args.len() / 3 > MAX_MAP_LINES {
         return None;
     }
     let id = |s: &Vec<u8>| parse_c_ulong(s).and_then(|v| u32::try_from(v).ok());
