@@ -345,11 +345,7 @@ struct Summary {
 fn summarize(samples_ns: &[u64]) -> Summary {
     let mut ms: Vec<f64> = samples_ns.iter().map(|&ns| ns as f64 / 1e6).collect();
     ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        let pos = p * (ms.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        ms[lo] + (ms[hi] - ms[lo]) * (pos - lo as f64)
-    };
+    let pct = |p: f64| percentile(&ms, p);
     Summary {
         n: ms.len(),
         median: pct(0.5),
@@ -359,6 +355,13 @@ fn summarize(samples_ns: &[u64]) -> Summary {
         min: ms[0],
         max: ms[ms.len() - 1],
     }
+}
+
+/// `sorted` ascending and not empty; linear interpolation between the closest ranks.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let pos = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 fn driver_main(args: &[String]) -> Result<(), String> {
@@ -403,12 +406,11 @@ fn driver_main(args: &[String]) -> Result<(), String> {
 
 fn report(config: &Config, samples: &[Vec<u64>], subuid_lines: &[String], seconds: f64) {
     let summaries: Vec<Summary> = samples.iter().map(|s| summarize(s)).collect();
-    let by_label = |label: &str| {
+    let index = |label: &str| {
         config
             .variants
             .iter()
             .position(|v| v.label == label)
-            .map(|i| summaries[i])
             .expect("labels checked")
     };
     let floor = config
@@ -446,18 +448,38 @@ fn report(config: &Config, samples: &[Vec<u64>], subuid_lines: &[String], second
             ),
             None => println!("ratios of medians"),
         }
+        println!(
+            "context: p10 = ratio of the p10s; paired = median over rounds of NUM/DEN in the same \
+             round, and the share of rounds where NUM was faster"
+        );
     }
     let mut ratio_lines = Vec::new();
     for r in &config.ratios {
-        let (num, den) = (by_label(&r.numerator), by_label(&r.denominator));
+        let (ni, di) = (index(&r.numerator), index(&r.denominator));
+        let (num, den) = (summaries[ni], summaries[di]);
         let value = num.median / den.median;
+        let p10_ratio = num.p10 / den.p10;
+        // Every round ran every variant once, so samples[ni][k] and samples[di][k] are neighbours.
+        let mut paired: Vec<f64> = samples[ni]
+            .iter()
+            .zip(&samples[di])
+            .map(|(&a, &b)| a as f64 / b as f64)
+            .collect();
+        paired.sort_by(f64::total_cmp);
+        let paired_median = percentile(&paired, 0.5);
+        let faster = samples[ni]
+            .iter()
+            .zip(&samples[di])
+            .filter(|(a, b)| a < b)
+            .count() as f64
+            / paired.len() as f64;
         // Meaningless when the floor itself is one side of the ratio.
         let over_floor = floor
             .filter(|(label, _)| **label != r.numerator && **label != r.denominator)
             .map(|(_, f)| (num.median - f.median) / (den.median - f.median));
         let verdict = r.target.map(|t| (t, value <= t));
         println!(
-            "  {:<10} {}/{} = {:.3}{}{}",
+            "  {:<12} {}/{} = {:.3}{}  (p10 {:.3}; paired {:.3}, faster in {:.0}%){}",
             r.name,
             r.numerator,
             r.denominator,
@@ -465,17 +487,24 @@ fn report(config: &Config, samples: &[Vec<u64>], subuid_lines: &[String], second
             over_floor
                 .map(|x| format!("  (over floor {x:.3})"))
                 .unwrap_or_default(),
+            p10_ratio,
+            paired_median,
+            faster * 100.0,
             verdict
                 .map(|(t, met)| format!("  target <= {t}: {}", if met { "MET" } else { "MISSED" }))
                 .unwrap_or_default()
         );
         ratio_lines.push(format!(
-            "idmap_bench ratio name={} num={} den={} value={:.4} over_floor={} target={} met={}",
+            "idmap_bench ratio name={} num={} den={} value={:.4} over_floor={} p10_ratio={:.4} \
+             paired_median={:.4} num_faster_share={:.3} target={} met={}",
             r.name,
             r.numerator,
             r.denominator,
             value,
             over_floor.map_or("-".into(), |x| format!("{x:.4}")),
+            p10_ratio,
+            paired_median,
+            faster,
             verdict.map_or("-".into(), |(t, _)| t.to_string()),
             verdict.map_or("-", |(_, met)| if met { "yes" } else { "no" }),
         ));
