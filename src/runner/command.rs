@@ -150,12 +150,15 @@ pub fn exec(p: Prepared) -> ! {
     };
     let mut denied = None;
     for candidate in candidates {
+        let exists = candidate.metadata().is_ok();
         let Ok(path) = CString::new(candidate.into_os_string().into_vec()) else {
             continue;
         };
         let err = nix::unistd::execve(&path, &p.argv, &p.env).unwrap_err();
         match err {
             Errno::ENOENT | Errno::ENOTDIR => continue,
+            // A PATH directory we may not search: the command is not there.
+            Errno::EACCES if !exists => continue,
             // Like a shell: remember "found but not executable", keep searching.
             Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => denied = Some(err),
             other => fail(EXIT_CANNOT_EXECUTE, format!("{shown}: {}", other.desc())),

@@ -141,6 +141,8 @@ pub struct Install {
     pub setuid_dir: PathBuf,
     /// newuidmap with cap_setuid=ep, newgidmap with cap_setgid=ep (separate copies), mode 0755.
     pub fcaps_dir: PathBuf,
+    /// As the Debian package installs it: unshare-run 0755, newuidmap 4755, newgidmap -> newuidmap.
+    pub runner_dir: PathBuf,
 }
 
 impl Install {
@@ -150,6 +152,12 @@ impl Install {
     pub fn fcaps(&self, applet: &str) -> String {
         self.fcaps_dir.join(applet).to_string_lossy().into_owned()
     }
+    pub fn runner(&self) -> String {
+        self.runner_dir
+            .join("unshare-run")
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 pub fn install() -> &'static Install {
@@ -158,7 +166,8 @@ pub fn install() -> &'static Install {
         let built = Path::new(env!("CARGO_BIN_EXE_unshare-run"));
         let setuid_dir = scratch_root().join("setuid");
         let fcaps_dir = scratch_root().join("fcaps");
-        for dir in [&setuid_dir, &fcaps_dir] {
+        let runner_dir = scratch_root().join("runner");
+        for dir in [&setuid_dir, &fcaps_dir, &runner_dir] {
             fs::create_dir_all(dir).unwrap();
             fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
         }
@@ -178,9 +187,16 @@ pub fn install() -> &'static Install {
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
             run_ok(Command::new("setcap").arg(caps).arg(&dest));
         }
+        for (applet, mode) in [("unshare-run", 0o755), ("newuidmap", 0o4755)] {
+            let dest = runner_dir.join(applet);
+            fs::copy(built, &dest).unwrap();
+            fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::os::unix::fs::symlink("newuidmap", runner_dir.join("newgidmap")).unwrap();
         Install {
             setuid_dir,
             fcaps_dir,
+            runner_dir,
         }
     })
 }
@@ -469,6 +485,47 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     cond()
+}
+
+/// A tiny root filesystem made of the static busybox, owned by `user` (who is root inside), once per
+/// test process. Each test that writes into it uses its own copy (`busybox_rootfs_copy`).
+pub fn busybox_rootfs(user: &TestUser) -> TempDir {
+    let dir = TempDir::new("busybox-root");
+    let root = dir.path();
+    for sub in ["bin", "etc", "root", "home/user", "data"] {
+        fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox missing: apt-get install busybox-static");
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "ls", "cat", "id", "hostname", "mount", "ps", "echo", "touch", "chown", "stat",
+        "readlink", "sleep", "env", "pwd", "kill", "true", "false", "test", "grep", "wc", "ip",
+        "su", "mkdir", "rm",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+    fs::write(root.join("bin/not-executable"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(
+        root.join("bin/not-executable"),
+        fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    run_ok(
+        Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", user.uid, user.gid))
+            .arg(root),
+    );
+    dir
 }
 
 /// Writes `content` to a fresh root-owned 0644 file in `dir`.

@@ -1,0 +1,393 @@
+//! unshare-run as an unprivileged test user: maps, exit statuses, signals, init duties, fallbacks and
+//! a busybox root filesystem.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn ranges() -> Sandbox {
+    let a = alice();
+    Sandbox::both(&[
+        &format!("{}:400000:65536", bob().name),
+        &format!("{}:100000:65536", a.name),
+        &format!("{}:300000:1000", a.name),
+    ])
+}
+
+fn runner() -> String {
+    install().runner()
+}
+
+#[test]
+fn host_mode_maps_every_range_after_the_caller() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--",
+            "cat",
+            "/proc/self/uid_map",
+            "/proc/self/gid_map",
+            "/proc/self/setgroups",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        format!(
+            "0 {} 1\n1 100000 65536\n65537 300000 1000\n0 {} 1\n1 100000 65536\n65537 300000 1000\nallow",
+            a.uid, a.gid
+        )
+    );
+    assert_eq!(out.stderr_text(), "");
+}
+
+#[test]
+fn exit_statuses() {
+    if !privileged() {
+        return;
+    }
+    let r = runner();
+    for (args, code, message) in [
+        (&["true"][..], 0, ""),
+        (&["sh", "-c", "exit 7"], 7, ""),
+        (&["/etc/passwd"], 126, "/etc/passwd: cannot execute"),
+        (
+            &["no-such-command-xyz"],
+            127,
+            "no-such-command-xyz: command not found",
+        ),
+        (&["sh", "-c", "kill -TERM $$"], 143, ""),
+        (&["sh", "-c", "kill -KILL $$"], 137, ""),
+    ] {
+        let mut argv = vec![r.as_str(), "--"];
+        argv.extend_from_slice(args);
+        let out = ranges().run_as(alice(), &argv);
+        out.assert_code(code).assert_stderr_contains(message);
+    }
+    ranges()
+        .run_as(alice(), &[&r, "--rootfs", "/nonexistent", "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("root filesystem /nonexistent");
+    ranges()
+        .run_as(alice(), &[&r, "--map", "half", "--", "true"])
+        .assert_code(125);
+}
+
+/// Starts the runner in the background with stdout piped; waits for the command's "ready" line.
+fn start(
+    sandbox: &Sandbox,
+    args: &[&str],
+    dir: &TempDir,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let r = runner();
+    let mut argv = vec![r.as_str()];
+    argv.extend_from_slice(args);
+    let mut child = sandbox
+        .command_as(alice(), &argv, dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    (child, out)
+}
+
+#[test]
+fn sigterm_sent_to_unshare_run_reaches_the_command() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("sigterm");
+    let script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
+    let (mut child, mut out) = start(&ranges(), &["--", "sh", "-c", script], &dir);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+}
+
+#[test]
+fn orphaned_grandchildren_are_reaped() {
+    if !privileged() {
+        return;
+    }
+    // The subshell exits at once, so its `sleep` is re-parented to PID 1, which must reap it.
+    let script = "(sleep 0.2 &); sleep 1; ps -eo stat=,comm=";
+    let out = ranges().run_as(alice(), &[&runner(), "--", "sh", "-c", script]);
+    out.assert_code(0);
+    let ps = out.stdout_text();
+    assert!(
+        !ps.lines().any(|l| l.trim_start().starts_with('Z')),
+        "zombie left:\n{ps}"
+    );
+    assert!(ps.contains("unshare-run"), "PID 1 missing from:\n{ps}");
+}
+
+fn processes_of(user: &TestUser, pattern: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-u", &user.uid.to_string(), "-f", pattern])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn sigkill_of_unshare_run_kills_the_whole_container() {
+    if !privileged() {
+        return;
+    }
+    let dir = TempDir::new("sigkill");
+    let script = "sleep 4243 & echo ready; exec sleep 4242";
+    let (mut child, _out) = start(&ranges(), &["--", "sh", "-c", script], &dir);
+    assert!(wait_for(Duration::from_secs(5), || processes_of(
+        alice(),
+        "sleep 4242"
+    )));
+    assert!(processes_of(alice(), "sleep 4243"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_for(Duration::from_secs(1), || !processes_of(
+            alice(),
+            "sleep 424[23]"
+        )),
+        "container processes survived SIGKILL of unshare-run"
+    );
+}
+
+#[test]
+fn without_ranges_auto_warns_and_full_explains() {
+    if !privileged() {
+        return;
+    }
+    let none = Sandbox::new(Fixture::Missing, Fixture::Missing);
+    let a = alice();
+    let out = none.run_as(a, &[&runner(), "--", "cat", "/proc/self/uid_map"]);
+    out.assert_code(0)
+        .assert_stderr_contains("warning: only your own id is mapped")
+        .assert_stderr_contains("usermod --add-subuids");
+    assert_eq!(normalise_map(&out.stdout_text()), format!("0 {} 1", a.uid));
+    assert_eq!(
+        out.stderr_text()
+            .lines()
+            .filter(|l| l.contains("warning"))
+            .count(),
+        1
+    );
+    none.run_as(a, &[&runner(), "--map", "full", "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("cannot set up the full id map")
+        .assert_stderr_contains(&format!(
+            "{} has no subordinate ranges in /etc/subuid",
+            a.name
+        ));
+    // Single maps on request, even with ranges.
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--map",
+            "current",
+            "--",
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        format!("{0}\n{0} {0} 1", a.uid)
+    );
+    ranges()
+        .run_as(
+            a,
+            &[&runner(), "--map", "root", "--user", "5", "--", "true"],
+        )
+        .assert_code(125)
+        .assert_stderr_contains("uid 5 is not mapped");
+}
+
+#[test]
+fn helpers_without_privilege_are_reported() {
+    if !privileged() {
+        return;
+    }
+    // A runner whose neighbouring helpers lost their setuid bit: they are found first and refused.
+    let dir = TempDir::new("unprivileged-helpers");
+    for applet in ["unshare-run", "newuidmap", "newgidmap"] {
+        let dest = dir.path().join(applet);
+        std::fs::copy(env!("CARGO_BIN_EXE_unshare-run"), &dest).unwrap();
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let r = dir.path().join("unshare-run");
+    let r = r.to_str().unwrap();
+    ranges()
+        .run_as(alice(), &[r, "--", "true"])
+        .assert_code(0)
+        .assert_stderr_contains("is neither setuid root nor has file capabilities")
+        .assert_stderr_contains("chmod 4755");
+    ranges()
+        .run_as(alice(), &[r, "--map", "full", "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("is neither setuid root");
+}
+
+#[test]
+fn busybox_rootfs_mounts_ids_and_options() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let rw = TempDir::new("bind-rw");
+    let ro = TempDir::new("bind-ro");
+    for d in [&rw, &ro] {
+        run_ok(
+            std::process::Command::new("chown")
+                .arg(format!("{}:{}", a.uid, a.gid))
+                .arg(d.path()),
+        );
+    }
+    std::fs::write(ro.path().join("file"), "read-only content\n").unwrap();
+    let rootfs = root.path().to_str().unwrap();
+    let bind_rw = format!("{}:/mnt/rw", rw.path().display());
+    let bind_ro = format!("{}:/mnt/ro", ro.path().display());
+    let script = "hostname; pwd; echo FOO=$FOO; echo container=$container; echo HOME=$HOME; \
+        touch /scratch/a && echo tmpfs-ok; echo hi > /mnt/rw/f && echo rw-ok; cat /mnt/ro/file; \
+        touch /mnt/ro/new 2>/dev/null || echo ro-refused; stat -c %a /tmp /dev/shm; \
+        test -c /dev/null && test -L /dev/ptmx && test -d /dev/pts && echo dev-ok; \
+        touch /tmp/x && chown 1000:1000 /tmp/x && stat -c %u:%g /tmp/x; readlink /proc/1/exe >/dev/null; \
+        echo pid=$$; test -e /old_root || echo old-root-gone";
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--rootfs",
+            rootfs,
+            "--hostname",
+            "box",
+            "-w",
+            "/data",
+            "-e",
+            "FOO=bar",
+            "--tmpfs",
+            "/scratch",
+            "--bind",
+            &bind_rw,
+            "--ro-bind",
+            &bind_ro,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        "box\n/data\nFOO=bar\ncontainer=unshare-run\nHOME=/root\ntmpfs-ok\nrw-ok\nread-only content\n\
+         ro-refused\n1777\n1777\ndev-ok\n1000:1000\npid=2\nold-root-gone\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rw.path().join("f")).unwrap(),
+        "hi\n"
+    );
+    assert!(!ro.path().join("new").exists());
+    // The environment starts clean: nothing of the caller's leaks in.
+    let mut sandbox = ranges();
+    sandbox.env = vec![("LEAKED".into(), "yes".into())];
+    let out = sandbox.run_as(a, &[&runner(), "--rootfs", rootfs, "--", "env"]);
+    out.assert_code(0);
+    assert!(
+        !out.stdout_text().contains("LEAKED"),
+        "{}",
+        out.stdout_text()
+    );
+    // Host mode inherits it.
+    let out = sandbox.run_as(a, &[&runner(), "--", "env"]);
+    assert!(out.stdout_text().contains("LEAKED=yes"));
+    // --user, with and without a group; the home directory comes from the rootfs's passwd.
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--rootfs",
+            rootfs,
+            "--user",
+            "1000",
+            "--",
+            "sh",
+            "-c",
+            "id -u; id -g; echo $HOME",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "1000\n1000\n/home/user\n");
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--rootfs",
+            rootfs,
+            "-u",
+            "65534:5",
+            "--",
+            "sh",
+            "-c",
+            "id -u; id -g",
+        ],
+    );
+    assert_eq!(out.stdout_text(), "65534\n5\n");
+    // The rootfs's /bin/not-executable exists without an x bit.
+    ranges()
+        .run_as(
+            a,
+            &[&runner(), "--rootfs", rootfs, "--", "/bin/not-executable"],
+        )
+        .assert_code(126);
+}
+
+#[test]
+fn net_none_has_only_loopback_up() {
+    if !privileged() {
+        return;
+    }
+    let root = busybox_rootfs(alice());
+    let out = ranges().run_as(
+        alice(),
+        &[
+            &runner(),
+            "--rootfs",
+            root.path().to_str().unwrap(),
+            "--net",
+            "none",
+            "--",
+            "ip",
+            "-o",
+            "link",
+        ],
+    );
+    out.assert_code(0);
+    let links = out.stdout_text();
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+}
