@@ -42,13 +42,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
 
-    /// Which ids to map: auto = the full map when you have ranges and working helpers, else a single
-    /// id with a warning; full = the full map or fail; root = only you, as uid 0; current = only you,
-    /// keeping your uid.
+    /// Which ids to map inside the container.
     #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]
     pub map: MapMode,
 
-    /// Network: host = share the host's network; none = only loopback.
+    /// Which network the container gets.
     #[arg(long, value_enum, default_value_t = NetMode::Host, value_name = "MODE")]
     pub net: NetMode,
 
@@ -118,6 +116,24 @@ fn parse_bind(s: &str) -> Result<(PathBuf, PathBuf), String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    /// man/unshare-run.1 is generated from this definition: `UPDATE_MAN=1 cargo test man_page` rewrites it.
+    #[test]
+    fn man_page_is_current() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/unshare-run.1");
+        if std::env::var_os("UPDATE_MAN").is_some() {
+            std::fs::write(path, &page).unwrap();
+        }
+        let checked_in = std::fs::read(path).unwrap_or_default();
+        assert!(
+            checked_in == page,
+            "man/unshare-run.1 is stale: run UPDATE_MAN=1 cargo test man_page"
+        );
+    }
 
     #[test]
     fn definition_is_consistent() {
