@@ -26,7 +26,7 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "bench/helpers.sh: must run as root (setuid copy, bind mounts, test user)" >&2
     exit 1
 fi
-for tool in unshare setpriv mount useradd awk install; do
+for tool in unshare setpriv mount useradd awk install pgrep; do
     command -v "$tool" >/dev/null || { echo "bench/helpers.sh: needs $tool" >&2; exit 1; }
 done
 [[ -u /usr/bin/newuidmap ]] || { echo "bench/helpers.sh: /usr/bin/newuidmap (uidmap) missing or not setuid" >&2; exit 1; }
@@ -51,10 +51,22 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     if [[ -n $driver_pid ]] && kill -0 "$driver_pid" 2>/dev/null; then
+        # The driver's children are its workers (one per variant); each worker's children are its
+        # target and, at most, one helper. Stop them by pid, then wait until they are gone.
+        local workers pids pid i
+        workers=$(pgrep -P "$driver_pid" || true)
+        pids="$workers"
+        for pid in $workers; do pids+=" $(pgrep -P "$pid" || true)"; done
         kill "$driver_pid" 2>/dev/null || true
         wait "$driver_pid" 2>/dev/null || true
+        for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+        # They are re-parented to init once the driver is gone: wait for them to be reaped (<= 5 s).
+        for i in $(seq 50); do
+            for pid in $pids; do [[ -e /proc/$pid ]] && break; pid=; done
+            [[ -z ${pid:-} ]] && break
+            sleep 0.1
+        done
     fi
-    # Workers and targets end on their own once their stdin closes (driver gone).
     if [[ -n $tmp && -d $tmp ]]; then
         rm -rf -- "$tmp"
     fi
