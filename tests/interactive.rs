@@ -18,12 +18,26 @@ impl Tmux {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let socket = format!("urt-{}-{n}", std::process::id());
-        run_ok(Command::new("tmux").args(["-L", &socket, "new-session", "-d", "-x", "160", "-y", "50", command]));
+        run_ok(Command::new("tmux").args([
+            "-L",
+            &socket,
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            command,
+        ]));
         Tmux { socket }
     }
 
     fn send(&self, keys: &[&str]) {
-        run_ok(Command::new("tmux").args(["-L", &self.socket, "send-keys"]).args(keys));
+        run_ok(
+            Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys"])
+                .args(keys),
+        );
     }
 
     fn screen(&self) -> String {
@@ -40,7 +54,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
     }
 }
 
@@ -57,7 +73,10 @@ fn runner_command_line(sandbox: &Sandbox, args: &[&str], dir: &TempDir) -> Strin
     let mut line = String::from("env");
     for (key, value) in cmd.get_envs() {
         let value = value.map(|v| v.to_str().unwrap()).unwrap_or_default();
-        line.push_str(&format!(" {}", shell_quote(&format!("{}={value}", key.to_str().unwrap()))));
+        line.push_str(&format!(
+            " {}",
+            shell_quote(&format!("{}={value}", key.to_str().unwrap()))
+        ));
     }
     line.push(' ');
     line.push_str(&shell_quote(cmd.get_program().to_str().unwrap()));
@@ -71,7 +90,10 @@ fn runner_command_line(sandbox: &Sandbox, args: &[&str], dir: &TempDir) -> Strin
 fn sandbox() -> Sandbox {
     let mut s = Sandbox::both(&[&format!("{}:100000:65536", alice().name)]);
     // The default command is the caller's shell; no rc files, so the prompt is bash's own.
-    s.env = vec![("SHELL".into(), "/bin/bash".into()), ("HOME".into(), "/nonexistent".into())];
+    s.env = vec![
+        ("SHELL".into(), "/bin/bash".into()),
+        ("HOME".into(), "/nonexistent".into()),
+    ];
     s
 }
 
@@ -87,7 +109,11 @@ fn interactive_shell_has_a_tty_and_job_control() {
     tmux.send(&["tty; echo uid=$(id -u)", "Enter"]);
     tmux.expect("uid=0");
     assert!(tmux.screen().contains("/dev/pts/"), "{}", tmux.screen());
-    assert!(!tmux.screen().contains("no job control"), "{}", tmux.screen());
+    assert!(
+        !tmux.screen().contains("no job control"),
+        "{}",
+        tmux.screen()
+    );
     tmux.send(&["sleep 100 &", "Enter"]);
     tmux.expect("[1] ");
     tmux.send(&["jobs", "Enter"]);
@@ -110,7 +136,11 @@ fn ctrl_c_stops_a_foreground_command_once() {
     let dir = TempDir::new("tmux-ctrl-c");
     // The trap counts INTs: a signal forwarded on top of the terminal's would be counted twice.
     let script = "n=0; trap 'n=$((n+1))' INT; echo ready; sleep 1; echo ints=$n";
-    let tmux = Tmux::start(&runner_command_line(&sandbox(), &["--", "bash", "-c", script], &dir));
+    let tmux = Tmux::start(&runner_command_line(
+        &sandbox(),
+        &["--", "bash", "-c", script],
+        &dir,
+    ));
     tmux.expect("ready");
     tmux.send(&["C-c"]);
     tmux.expect("EXITED=");

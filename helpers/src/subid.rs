@@ -19,8 +19,9 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use memchr::memmem::Finder;
+
 use crate::numbers::parse_c_ulong;
-use crate::sys;
 
 /// A line this long or longer is invalid (shadow's limit).
 pub const MAX_LINE_LEN: usize = 1024;
@@ -82,10 +83,9 @@ fn is_valid_owner(owner: &[u8]) -> bool {
 /// The user whose entries count: by login name or by numeric uid.
 #[derive(Clone, Debug)]
 pub struct SubidOwner {
-    /// "\n" + name + ":", the byte pattern that starts one of this owner's lines.
-    name_needle: Vec<u8>,
-    /// "\n" + decimal uid + ":".
-    uid_needle: Vec<u8>,
+    /// Searchers for "\n" + name + ":" and "\n" + decimal uid + ":", the byte patterns that start one
+    /// of this owner's lines (one searcher when the name is the uid).
+    finders: Vec<Finder<'static>>,
 }
 
 impl SubidOwner {
@@ -97,16 +97,14 @@ impl SubidOwner {
             n.push(b':');
             n
         };
+        let mut needles = vec![needle(name), needle(uid.to_string().as_bytes())];
+        needles.dedup();
         SubidOwner {
-            name_needle: needle(name),
-            uid_needle: needle(uid.to_string().as_bytes()),
+            finders: needles
+                .into_iter()
+                .map(|n| Finder::new(&n).into_owned())
+                .collect(),
         }
-    }
-
-    fn needles(&self) -> impl Iterator<Item = &[u8]> {
-        let uid_is_name = self.uid_needle == self.name_needle;
-        std::iter::once(self.name_needle.as_slice())
-            .chain((!uid_is_name).then_some(self.uid_needle.as_slice()))
     }
 }
 
@@ -137,7 +135,7 @@ pub fn for_each_owner_entry<R: Read>(
         let new_start = filled;
         filled += n;
         if skipping_long_line {
-            match buf[new_start..filled].iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', &buf[new_start..filled]) {
                 None => {
                     filled = 1;
                     continue;
@@ -151,7 +149,7 @@ pub fn for_each_owner_entry<R: Read>(
                 }
             }
         }
-        let Some(last_newline) = sys::find_last_byte(&buf[..filled], b'\n') else {
+        let Some(last_newline) = memchr::memrchr(b'\n', &buf[..filled]) else {
             unreachable!("buf[0] is a newline");
         };
         if last_newline > 0
@@ -180,17 +178,16 @@ fn scan_complete_lines(
     loop {
         // The earliest match of any needle keeps file order.
         let next = owner
-            .needles()
-            .filter_map(|needle| sys::find_subslice(&region[pos..], needle))
+            .finders
+            .iter()
+            .filter_map(|finder| finder.find(&region[pos..]))
             .min();
         let Some(offset) = next else {
             return ControlFlow::Continue(());
         };
         let line_start = pos + offset + 1;
-        let line_len = region[line_start..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .expect("region ends with a newline");
+        let line_len =
+            memchr::memchr(b'\n', &region[line_start..]).expect("region ends with a newline");
         let line = &region[line_start..line_start + line_len];
         // The needle already matched the owner field exactly ("\nNAME:").
         if let Some(entry) = parse_line(line)

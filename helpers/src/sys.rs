@@ -172,44 +172,6 @@ pub fn pidfd_process_alive(pidfd: BorrowedFd<'_>) -> bool {
     rc == 0
 }
 
-/// Position of `needle` in `haystack` (glibc's vectorised memmem).
-pub fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    // SAFETY: both pointers are valid for the given lengths; memmem only reads.
-    let found = unsafe {
-        libc::memmem(
-            haystack.as_ptr().cast(),
-            haystack.len(),
-            needle.as_ptr().cast(),
-            needle.len(),
-        )
-    };
-    if found.is_null() {
-        None
-    } else {
-        Some(found as usize - haystack.as_ptr() as usize)
-    }
-}
-
-/// Position of the last `byte` in `haystack` (glibc's vectorised memrchr).
-pub fn find_last_byte(haystack: &[u8], byte: u8) -> Option<usize> {
-    // SAFETY: the pointer is valid for the given length; memrchr only reads.
-    let found = unsafe {
-        libc::memrchr(
-            haystack.as_ptr().cast(),
-            libc::c_int::from(byte),
-            haystack.len(),
-        )
-    };
-    if found.is_null() {
-        None
-    } else {
-        Some(found as usize - haystack.as_ptr() as usize)
-    }
-}
-
 /// Removes every environment variable. Must run while the process is single-threaded.
 pub fn clear_environment() -> io::Result<()> {
     // SAFETY: called at start-up before any thread exists, so nothing reads environ concurrently.
