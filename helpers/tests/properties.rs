@@ -528,7 +528,7 @@ proptest! {
         }
         let expected = model_mappings(&args);
         prop_assert_eq!(parsed.as_ref().ok(), expected.as_ref());
-        if args.len() % 3 == 0 && args.len() / 3 > MAX_MAP_LINES {
+        if args.len().is_multiple_of(3) && args.len() / 3 > MAX_MAP_LINES {
             prop_assert_eq!(parsed, Err(MapError::TooManyLines(args.len() / 3)));
         }
     }
