@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds unshare-run, installs it with the setuid helpers under $PREFIX (default /usr/local), and shows an
-# unprivileged user getting a user namespace with the full subordinate map through them.
+# Builds unshare-run, installs it with the setuid helpers under $PREFIX (default /usr/local), and runs a
+# container as an unprivileged user with the full subordinate map.
 # Run as root: sudo scripts/setup-and-demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,23 +45,12 @@ if [ -z "$user" ] || [ "$user" = root ] || ! grep -qE "^($user|$(id -u "$user"))
 fi
 trap '[ -n "$fixture" ] && rm -rf "$fixture"' EXIT
 
-# As the user: create a user namespace, have our helpers write every range of the user, look inside.
-demo=$(cat <<'DEMO'
-set -eu
-me=$(id -un); uid=$(id -u); gid=$(id -g)
-ranges() { awk -F: -v n="$me" -v u="$uid" '($1 == n || $1 == u) && $3 > 0 { printf "%s %s %s ", next_id + 0 + 1, $2, $3; next_id += $3 }' "$1"; }
-coproc NS { exec unshare --user -- sh -c 'read go; echo "inside:  $(id)"; echo "uid_map:"; cat /proc/self/uid_map; echo "gid_map:"; cat /proc/self/gid_map; echo "setgroups: $(cat /proc/self/setgroups)"'; }
-pid=$NS_PID
-while [ "$(readlink /proc/$pid/ns/user)" = "$(readlink /proc/self/ns/user)" ]; do sleep 0.01; done
-echo "as $me: newuidmap $pid 0 $uid 1 $(ranges /etc/subuid)"
-newuidmap "$pid" 0 "$uid" 1 $(ranges /etc/subuid)
-newgidmap "$pid" 0 "$gid" 1 $(ranges /etc/subgid)
-echo go >&"${NS[1]}"
-cat <&"${NS[0]}"
-wait
-DEMO
-)
-run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env PATH="$PREFIX/bin:/usr/bin:/bin" bash -c "$demo")
+# As the user: a container on the host filesystem with every range of the user mapped; inside, a file
+# is given to uid 1000, which only a full map allows.
+demo='set -e
+echo "outside: $(id)"
+unshare-run --tmpfs /mnt -- sh -c "echo \"inside:  \$(id)\"; echo uid_map:; cat /proc/self/uid_map; echo gid_map:; cat /proc/self/gid_map; touch /mnt/f; chown 1000:1000 /mnt/f; echo \"chown 1000:1000 inside: \$(stat -c %u:%g /mnt/f)\""'
+run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env PATH="$PREFIX/bin:/usr/bin:/bin" sh -c "$demo")
 echo "== demo"
 if [ -n "$fixture" ]; then
     unshare --mount --propagation private -- sh -c \
@@ -69,4 +58,4 @@ if [ -n "$fixture" ]; then
 else
     "${run_as_user[@]}"
 fi
-echo "== done: newuidmap/newgidmap from $PREFIX/bin wrote the full map (see uid_map above)."
+echo "== done: unshare-run ran a container with the full map, written by newuidmap/newgidmap from $PREFIX/bin."
