@@ -75,7 +75,7 @@ pub struct Cli {
     pub ro_bind: Vec<(PathBuf, PathBuf)>,
 
     /// Mount an empty tmpfs at DST inside (repeatable).
-    #[arg(long, value_name = "DST")]
+    #[arg(long, value_name = "DST", value_parser = parse_container_path)]
     pub tmpfs: Vec<PathBuf>,
 
     /// The command and its arguments (default: an interactive shell).
@@ -107,9 +107,26 @@ fn parse_env(s: &str) -> Result<(OsString, OsString), String> {
 
 fn parse_bind(s: &str) -> Result<(PathBuf, PathBuf), String> {
     match s.split_once(':') {
-        Some((src, dst)) if !src.is_empty() && dst.starts_with('/') => Ok((src.into(), dst.into())),
-        _ => Err(format!("{s:?} is not SRC:DST with an absolute DST")),
+        Some((src, dst)) if !src.is_empty() => Ok((src.into(), parse_container_path(dst)?)),
+        _ => Err(format!("{s:?} is not SRC:DST")),
     }
+}
+
+/// A path inside the container: absolute, and without ".." (which would leave the root filesystem).
+fn parse_container_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if !path.is_absolute() {
+        return Err(format!(
+            "{s:?} must be an absolute path inside the container"
+        ));
+    }
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(format!("{s:?} must not contain \"..\""));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -186,6 +203,9 @@ mod tests {
             &["unshare-run", "-u", "x"],
             &["unshare-run", "-e", "=v"],
             &["unshare-run", "--bind", "/a:rel"],
+            &["unshare-run", "--bind", "/a:/x/../../etc"],
+            &["unshare-run", "--tmpfs", "/../home"],
+            &["unshare-run", "--tmpfs", "rel"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }

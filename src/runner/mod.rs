@@ -166,14 +166,6 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
             });
         }
     }
-    for dir in &cli.tmpfs {
-        if !dir.is_absolute() {
-            return Err(RunError::new(format!(
-                "--tmpfs {}: the path must be absolute",
-                dir.display()
-            )));
-        }
-    }
     let workdir = cli.workdir.map(|w| {
         if w.is_absolute() {
             w
