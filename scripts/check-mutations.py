@@ -38,6 +38,8 @@ MUTATIONS = [
     ("own id rule exists", "helpers/src/newidmap.rs",
      "let is_own_id = |m: &IdMapping| m.count == 1 && m.outside == own_id;",
      "let is_own_id = |m: &IdMapping| m.count == 1 && m.outside == own_id && false;"),
+    ("entries of the caller only", "helpers/src/subid.rs",
+     "            && owner.owns(entry.owner)\n", ""),
     ("count-0 entries grant nothing", "helpers/src/subid.rs",
      "            && !entry.range.is_empty()\n", ""),
     ("line length limit", "helpers/src/subid.rs",

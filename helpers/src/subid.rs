@@ -83,28 +83,33 @@ fn is_valid_owner(owner: &[u8]) -> bool {
 /// The user whose entries count: by login name or by numeric uid.
 #[derive(Clone, Debug)]
 pub struct SubidOwner {
-    /// Searchers for "\n" + name + ":" and "\n" + decimal uid + ":", the byte patterns that start one
-    /// of this owner's lines (one searcher when the name is the uid).
+    /// The login name and the decimal uid: an entry counts when its owner field is exactly one of them.
+    keys: Vec<Vec<u8>>,
+    /// Searchers for "\n" + key + ":", the byte patterns that can start one of this owner's lines.
     finders: Vec<Finder<'static>>,
 }
 
 impl SubidOwner {
     pub fn new(name: &[u8], uid: u32) -> SubidOwner {
-        let needle = |key: &[u8]| {
-            let mut n = Vec::with_capacity(key.len() + 2);
-            n.push(b'\n');
-            n.extend_from_slice(key);
-            n.push(b':');
-            n
-        };
-        let mut needles = vec![needle(name), needle(uid.to_string().as_bytes())];
-        needles.dedup();
-        SubidOwner {
-            finders: needles
-                .into_iter()
-                .map(|n| Finder::new(&n).into_owned())
-                .collect(),
-        }
+        let mut keys = vec![name.to_vec(), uid.to_string().into_bytes()];
+        keys.dedup();
+        let finders = keys
+            .iter()
+            .map(|key| {
+                let mut needle = Vec::with_capacity(key.len() + 2);
+                needle.push(b'\n');
+                needle.extend_from_slice(key);
+                needle.push(b':');
+                Finder::new(&needle).into_owned()
+            })
+            .collect();
+        SubidOwner { keys, finders }
+    }
+
+    /// A found needle only says where a line may start: a name that contains ':' (some NSS sources
+    /// allow it) matches the start of another user's line, so the parsed field must be compared.
+    fn owns(&self, owner_field: &[u8]) -> bool {
+        self.keys.iter().any(|key| key == owner_field)
     }
 }
 
@@ -189,8 +194,8 @@ fn scan_complete_lines(
         let line_len =
             memchr::memchr(b'\n', &region[line_start..]).expect("region ends with a newline");
         let line = &region[line_start..line_start + line_len];
-        // The needle already matched the owner field exactly ("\nNAME:").
         if let Some(entry) = parse_line(line)
+            && owner.owns(entry.owner)
             && !entry.range.is_empty()
         {
             visit(entry.range)?;
@@ -393,6 +398,18 @@ mod tests {
         let mut file = line(MAX_LINE_LEN);
         file.push(b'\n');
         assert_eq!(owner_ranges(&file[..], &owner).unwrap(), []);
+    }
+
+    #[test]
+    fn names_with_colons_do_not_take_other_users_lines() {
+        // "bob:100000" finds "\nbob:100000:" at the start of bob's line; the owner field is "bob".
+        let owner = SubidOwner::new(b"bob:100000", 1001);
+        let file = b"bob:100000:65536\n";
+        assert_eq!(owner_ranges(&file[..], &owner).unwrap(), []);
+        assert_eq!(
+            coverage(&file[..], &owner, &[iv(100000, 65536)]).unwrap(),
+            [false]
+        );
     }
 
     #[test]

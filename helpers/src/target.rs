@@ -50,11 +50,12 @@ impl fmt::Display for TargetError {
     }
 }
 
-/// `<pid>`: decimal, 1..=i32::MAX. `fd:<N>`: decimal, 0..=i32::MAX. Nothing else.
+/// `<pid>`: decimal, 1..=i32::MAX. `fd:<N>`: decimal, 0..=i32::MAX. Nothing else. Leading zeros are
+/// accepted, as shadow's strtol base 10 accepts them ("010" is pid 10).
 pub fn parse_target(arg: &[u8]) -> Result<TargetSpec, TargetError> {
     let invalid = || TargetError::InvalidSpec(String::from_utf8_lossy(arg).into_owned());
     let decimal = |s: &[u8]| -> Option<i32> {
-        if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
             return None;
         }
         std::str::from_utf8(s).ok()?.parse::<i32>().ok()
@@ -182,6 +183,10 @@ mod tests {
         assert_eq!(parse_target(b"2147483647"), Ok(TargetSpec::Pid(i32::MAX)));
         assert_eq!(parse_target(b"fd:0"), Ok(TargetSpec::Fd(0)));
         assert_eq!(parse_target(b"fd:17"), Ok(TargetSpec::Fd(17)));
+        // Leading zeros, as shadow's strtol base 10 reads them, at any length.
+        assert_eq!(parse_target(b"010"), Ok(TargetSpec::Pid(10)));
+        assert_eq!(parse_target(b"000000000000001"), Ok(TargetSpec::Pid(1)));
+        assert_eq!(parse_target(b"fd:007"), Ok(TargetSpec::Fd(7)));
     }
 
     #[test]
