@@ -4,7 +4,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::process::ExitCode;
 
 use unshare_run_helpers::newidmap::{self, IdKind};
 use unshare_run_helpers::privilege;
@@ -59,7 +58,8 @@ pub fn find_applet(argv0: &[u8]) -> Option<&'static Applet> {
     APPLETS.iter().find(|a| a.name.as_bytes() == name)
 }
 
-pub fn dispatch(argv: Vec<OsString>) -> ExitCode {
+/// Runs the applet named by argv[0]; returns the exit status.
+pub fn dispatch(argv: Vec<OsString>) -> u8 {
     let applet = argv.first().and_then(|a| find_applet(a.as_bytes()));
     // An unknown name gets no privilege either.
     let class = applet.map_or(PrivilegeClass::Unprivileged, |a| a.privilege);
@@ -67,13 +67,13 @@ pub fn dispatch(argv: Vec<OsString>) -> ExitCode {
         PrivilegeClass::Helper => {
             if let Err(e) = privilege::harden_privileged_start() {
                 eprintln!("unshare-run: cannot secure the helper process: {e}");
-                return ExitCode::from(EXIT_HELPER_FAILED);
+                return EXIT_HELPER_FAILED;
             }
         }
         PrivilegeClass::Unprivileged => {
             if let Err(e) = privilege::drop_all_privilege() {
                 eprintln!("unshare-run: cannot drop privileges, refusing to run: {e}");
-                return ExitCode::from(EXIT_PRIVILEGE_DROP_FAILED);
+                return EXIT_PRIVILEGE_DROP_FAILED;
             }
         }
     }
@@ -88,9 +88,9 @@ pub fn dispatch(argv: Vec<OsString>) -> ExitCode {
              (install it or a link to it under one of these names)",
             names.join(", ")
         );
-        return ExitCode::from(EXIT_UNKNOWN_APPLET);
+        return EXIT_UNKNOWN_APPLET;
     };
-    ExitCode::from((applet.run)(&argv[1..]))
+    (applet.run)(&argv[1..])
 }
 
 #[cfg(test)]

@@ -391,3 +391,24 @@ fn net_none_has_only_loopback_up() {
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
 }
+
+#[test]
+fn commands_get_the_callers_signal_dispositions() {
+    if !privileged() {
+        return;
+    }
+    // Rust's runtime ignores SIGPIPE; a command must not inherit that (yes | head would complain), nor
+    // anything else the caller did not ignore.
+    let r = runner();
+    let script = format!(
+        "grep SigIgn /proc/self/status; {r} -- sh -c 'yes | head -1; grep SigIgn /proc/self/status'"
+    );
+    let out = ranges().run_as(alice(), &["sh", "-c", &script]);
+    out.assert_code(0);
+    let stdout = out.stdout_text();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[1], "y");
+    assert_eq!(lines[0], lines[2], "signal dispositions changed: {stdout}");
+    assert_eq!(out.stderr_text(), "");
+}

@@ -112,7 +112,7 @@ pub fn exec(p: Prepared) -> ! {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let fail = |code: i32, message: String| -> ! {
         eprintln!("unshare-run: {message}");
-        super::sys::exit_now(code)
+        crate::sys::exit_now(code)
     };
     if let Err(e) = setresgid(
         Gid::from_raw(p.gid),

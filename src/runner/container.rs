@@ -23,8 +23,8 @@ use nix::unistd::Pid;
 use super::cli::NetMode;
 use super::error::RunError;
 use super::mapping::{Helpers, MapPlan, write_maps};
-use super::sys::{self, Forked};
 use super::{init, rootfs};
+use crate::sys::{self, Forked};
 
 /// Signals passed on to the command when a process sends them to unshare-run or to PID 1.
 pub const FORWARDED_SIGNALS: [Signal; 7] = [

@@ -10,7 +10,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use super::command;
 use super::container::{ContainerSpec, FORWARDED_SIGNALS, exit_code, is_user_sent};
 use super::error::RunError;
-use super::sys::{self, Forked};
+use crate::sys::{self, Forked};
 
 pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
     for signal in FORWARDED_SIGNALS {

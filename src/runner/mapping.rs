@@ -251,7 +251,7 @@ fn check_helper_privileged(path: &Path) -> Result<(), NoFullMap> {
 
 fn has_file_capabilities(path: &Path) -> bool {
     // Anyone may read the xattr; its presence says the administrator granted capabilities.
-    super::sys::has_xattr(path, c"security.capability")
+    crate::sys::has_xattr(path, c"security.capability")
 }
 
 /// The text of a map file.

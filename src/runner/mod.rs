@@ -1,6 +1,6 @@
 //! The unshare-run applet (the container runner). Unprivileged: `applets` has dropped every privilege
 //! before this code runs. Modules by concern: `cli` (options), `mapping` (which ids, who writes them),
-//! `container` (processes and namespaces), `rootfs` (mounts), `init` (PID 1), `command` (the exec).
+//! `container` (processes and namespaces), `rootfs` (mounts), `init` (PID 1), `command` (the exec); syscalls nix cannot offer safely are in `crate::sys`.
 
 pub mod cli;
 mod command;
@@ -9,8 +9,6 @@ mod error;
 mod init;
 mod mapping;
 mod rootfs;
-#[allow(unsafe_code)]
-mod sys;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

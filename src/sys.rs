@@ -1,5 +1,6 @@
-//! The runner's only `unsafe` code: process creation and signal dispositions that nix cannot offer
-//! safely. The runner is unprivileged; the privileged code has its own module in helpers/src/sys.rs.
+//! The binary's only `unsafe` code: the process entry point, and process creation and signal
+//! dispositions that nix cannot offer safely. The privileged code has its own module in
+//! helpers/src/sys.rs.
 
 use std::ffi::CStr;
 use std::io;
@@ -9,6 +10,18 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::unistd::Pid;
+
+/// The process entry point (see main.rs). std reads the arguments itself (glibc hands them to its
+/// init function), so argc/argv are not needed here.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    use std::io::Write;
+    let status = crate::applets::dispatch(std::env::args_os().collect());
+    // Without Rust's runtime nothing flushes stdout at exit.
+    let _ = std::io::stdout().flush();
+    libc::c_int::from(status)
+}
 
 pub enum Forked {
     Parent(Pid),
