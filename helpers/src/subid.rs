@@ -121,7 +121,8 @@ pub fn for_each_owner_entry<R: Read>(
     owner: &SubidOwner,
     mut visit: impl FnMut(IdInterval) -> ControlFlow<()>,
 ) -> io::Result<()> {
-    const CHUNK: usize = 128 * 1024;
+    // Small enough that both searches run over L1-resident data (measured: 32 KiB beat 16, 64 and 128).
+    const CHUNK: usize = 32 * 1024;
     // buf[0] is always "\n" so that the first line of each chunk also starts after a newline.
     let mut buf = vec![0u8; CHUNK];
     buf[0] = b'\n';
