@@ -2,7 +2,7 @@
 """Removes each security check of the helpers, one at a time, in a scratch copy of the repository, and
 runs the test suite: every mutation must make at least one test fail. Run as root (the privileged tests
 need it). Usage: scripts/check-mutations.py [NAME-SUBSTRING]. Takes ~10 minutes."""
-import os, shutil, subprocess, sys, tempfile
+import os, shutil, signal, subprocess, sys, tempfile
 
 # (name, file, text to find, replacement)
 MUTATIONS = [
@@ -72,6 +72,10 @@ MUTATIONS = [
 ]
 
 def main():
+    # Started with nohup or in the background, this process ignores SIGHUP/SIGINT/SIGQUIT, and the
+    # tests would inherit that; they expect an ordinary caller.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
     only = sys.argv[1] if len(sys.argv) > 1 else ""
     repo = subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip()
     work = tempfile.mkdtemp(prefix="unshare-run-mutations.")

@@ -412,3 +412,21 @@ fn commands_get_the_callers_signal_dispositions() {
     assert_eq!(lines[0], lines[2], "signal dispositions changed: {stdout}");
     assert_eq!(out.stderr_text(), "");
 }
+
+#[test]
+fn signals_the_caller_ignored_stay_ignored() {
+    if !privileged() {
+        return;
+    }
+    // As under nohup (SIGHUP) or as a background job of a non-interactive shell (SIGINT, SIGQUIT).
+    let r = runner();
+    let script = format!(
+        "trap '' HUP INT QUIT; grep SigIgn /proc/self/status; {r} -- grep SigIgn /proc/self/status"
+    );
+    let out = ranges().run_as(alice(), &["sh", "-c", &script]);
+    out.assert_code(0);
+    let stdout = out.stdout_text();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0], lines[1], "ignored signals were reset: {stdout}");
+}

@@ -107,8 +107,13 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
     })
 }
 
-/// In the forked command process: become the requested user and exec. Never returns.
-pub fn exec(p: Prepared) -> ! {
+/// In the forked command process: become the requested user and exec. Never returns. `ignored` are
+/// the signals the caller of unshare-run ignored (nohup's SIGHUP, a background job's SIGINT): PID 1's
+/// handlers for them would turn into the default action at exec, so they are ignored again.
+pub fn exec(p: Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
+    for &signal in ignored {
+        let _ = crate::sys::ignore(signal);
+    }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let fail = |code: i32, message: String| -> ! {
         eprintln!("unshare-run: {message}");

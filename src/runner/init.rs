@@ -13,9 +13,12 @@ use super::error::RunError;
 use crate::sys::{self, Forked};
 
 pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
+    let mut ignored_by_caller = Vec::new();
     for signal in FORWARDED_SIGNALS {
         // PID 1 only receives signals it has a handler for; they stay blocked and arrive on the fd.
-        sys::install_noop_handler(signal).map_err(|e| RunError::sys("sigaction", e))?;
+        if sys::install_noop_handler(signal).map_err(|e| RunError::sys("sigaction", e))? {
+            ignored_by_caller.push(signal);
+        }
     }
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| RunError::sys("signalfd", e))?;
@@ -23,7 +26,7 @@ pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
     let command = match sys::fork().map_err(|e| RunError::sys("fork", e))? {
         Forked::Child => {
             drop(sfd);
-            command::exec(prepared)
+            command::exec(prepared, &ignored_by_caller)
         }
         Forked::Parent(pid) => pid,
     };
