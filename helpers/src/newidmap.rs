@@ -207,11 +207,11 @@ pub fn check_target_ownership(
 /// Every triplet's outside range must be covered by the caller's entries in the subid file, or be
 /// exactly the caller's own id with count 1. `open_subid` is called only when the file is needed; it
 /// is generic so that the decision can be tested on in-memory files.
-pub fn authorize<R: std::io::Read>(
+pub fn authorize<F: AsRef<[u8]>>(
     kind: IdKind,
     caller: &Caller,
     mappings: &[IdMapping],
-    open_subid: impl FnOnce() -> Result<Option<R>, SubidFileError>,
+    open_subid: impl FnOnce() -> Result<Option<F>, SubidFileError>,
 ) -> Result<Grant, String> {
     let own_id = caller.own_id(kind);
     let is_own_id = |m: &IdMapping| m.count == 1 && m.outside == own_id;
@@ -232,7 +232,7 @@ pub fn authorize<R: std::io::Read>(
             .collect();
         let owner = SubidOwner::new(caller.name.as_bytes(), caller.uid);
         let covered = match open_subid() {
-            Ok(Some(file)) => subid::coverage(file, &owner, &wanted).map_err(SubidFileError::Io),
+            Ok(Some(file)) => Ok(subid::coverage(file.as_ref(), &owner, &wanted)),
             Ok(None) => Ok(vec![false; wanted.len()]),
             Err(e) => Err(e),
         };

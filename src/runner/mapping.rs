@@ -136,12 +136,14 @@ fn caller_ranges(path: &str, caller: &Caller) -> Result<Vec<IdInterval>, NoFullM
             });
         }
     };
-    subid::owner_ranges(file, &owner)
-        .map(without_overlaps)
-        .map_err(|e| NoFullMap {
-            reason: format!("cannot read {path}: {e}"),
-            fix: format!("check {path}"),
-        })
+    let bytes = subid::map_file(&file).map_err(|e| NoFullMap {
+        reason: format!("cannot read {path}: {e}"),
+        fix: format!("check {path}"),
+    })?;
+    Ok(without_overlaps(subid::owner_ranges(
+        bytes.as_ref(),
+        &owner,
+    )))
 }
 
 /// Decides the plan for `mode`. `find_helper` locates a helper by name (see `find_helpers`).

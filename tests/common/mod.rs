@@ -315,6 +315,8 @@ impl Sandbox {
         cmd.args(argv);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null());
+        // The test user may not be able to enter the caller's directory (podman needs its cwd).
+        cmd.current_dir("/");
         cmd
     }
 
