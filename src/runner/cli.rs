@@ -152,6 +152,31 @@ mod tests {
         );
     }
 
+    /// completions/ is generated from this definition: `UPDATE_COMPLETIONS=1 cargo test completions`.
+    #[test]
+    fn completions_are_current() {
+        use clap_complete::Shell;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/completions");
+        for (shell, file) in [
+            (Shell::Bash, "unshare-run.bash"),
+            (Shell::Zsh, "_unshare-run"),
+            (Shell::Fish, "unshare-run.fish"),
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "unshare-run", &mut script);
+            let path = format!("{dir}/{file}");
+            if std::env::var_os("UPDATE_COMPLETIONS").is_some() {
+                std::fs::create_dir_all(dir).unwrap();
+                std::fs::write(&path, &script).unwrap();
+            }
+            let checked_in = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                checked_in == script,
+                "{path} is stale: run UPDATE_COMPLETIONS=1 cargo test completions"
+            );
+        }
+    }
+
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();

@@ -1,0 +1,16 @@
+complete -c unshare-run -l rootfs -d 'Run inside this root filesystem (a directory) instead of the host\'s' -r -F
+complete -c unshare-run -l map -d 'Which ids to map inside the container' -r -f -a "auto\t'The full subordinate map when you have ranges and working helpers, else a single-id map and a warning saying why'
+full\t'The full subordinate map, or exit 125 saying what to fix'
+root\t'A single-id map: you are uid 0 inside'
+current\t'A single-id map that keeps your uid inside'"
+complete -c unshare-run -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
+none\t'A new network namespace with only the loopback interface, up'"
+complete -c unshare-run -s u -l user -d 'Run the command as UID[:GID] inside (default 0:0)' -r
+complete -c unshare-run -l hostname -d 'Hostname inside the container' -r
+complete -c unshare-run -s w -l workdir -d 'Working directory of the command inside the container' -r -F
+complete -c unshare-run -s e -l env -d 'Set an environment variable (repeatable)' -r
+complete -c unshare-run -l bind -d 'Bind-mount host path SRC at DST inside (repeatable)' -r
+complete -c unshare-run -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r
+complete -c unshare-run -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
+complete -c unshare-run -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -s V -l version -d 'Print version'
