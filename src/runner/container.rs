@@ -68,7 +68,7 @@ pub fn signal_set() -> SigSet {
     set
 }
 
-pub fn is_user_sent(code: i32) -> bool {
+fn is_user_sent(code: i32) -> bool {
     code != SI_KERNEL
 }
 
@@ -141,20 +141,28 @@ fn supervise(child: Pid, signals: &SigSet) -> Result<u8, RunError> {
             }
             Err(e) => return Err(RunError::sys("waitpid", e)),
         }
-        let Some(info) = sfd
-            .read_signal()
-            .map_err(|e| RunError::sys("reading signals", e))?
-        else {
-            continue;
-        };
-        let signo = info.ssi_signo as i32;
-        if signo != libc::SIGCHLD
-            && is_user_sent(info.ssi_code)
-            && let Ok(signal) = Signal::try_from(signo)
-        {
-            let _ = kill(child, signal);
-        }
+        forward_next_signal(&sfd, child)?;
     }
+}
+
+/// Waits for the next signal on `sfd` (SIGCHLD included, so the caller can reap) and passes it on to
+/// `target` if a process sent it. Signals the kernel generated (the terminal's ^C) already reached
+/// every process of the foreground group; forwarding them would deliver them twice.
+pub fn forward_next_signal(sfd: &SignalFd, target: Pid) -> Result<(), RunError> {
+    let Some(info) = sfd
+        .read_signal()
+        .map_err(|e| RunError::sys("reading signals", e))?
+    else {
+        return Ok(());
+    };
+    let signo = info.ssi_signo as i32;
+    if signo != libc::SIGCHLD
+        && is_user_sent(info.ssi_code)
+        && let Ok(signal) = Signal::try_from(signo)
+    {
+        let _ = kill(target, signal);
+    }
+    Ok(())
 }
 
 /// The shell statuses: the exit code, or 128 + the signal number.

@@ -3,12 +3,12 @@
 //! exits, the kernel kills whatever is left in the pid namespace.
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::command;
-use super::container::{ContainerSpec, FORWARDED_SIGNALS, exit_code, is_user_sent};
+use super::container::{ContainerSpec, FORWARDED_SIGNALS, exit_code, forward_next_signal};
 use super::error::RunError;
 use crate::sys::{self, Forked};
 
@@ -34,19 +34,7 @@ pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
         if let Some(code) = reap_all(command)? {
             return Ok(code);
         }
-        let Some(info) = sfd
-            .read_signal()
-            .map_err(|e| RunError::sys("reading signals", e))?
-        else {
-            continue;
-        };
-        let signo = info.ssi_signo as i32;
-        if signo != libc::SIGCHLD
-            && is_user_sent(info.ssi_code)
-            && let Ok(signal) = Signal::try_from(signo)
-        {
-            let _ = kill(command, signal);
-        }
+        forward_next_signal(&sfd, command)?;
     }
 }
 
