@@ -153,9 +153,19 @@ fn sigkill_of_unshare_run_kills_the_whole_container() {
     if !privileged() {
         return;
     }
+    let host_mounts = || std::fs::read_to_string("/proc/1/mountinfo").unwrap();
+    let before = host_mounts();
     let dir = TempDir::new("sigkill");
+    let root = busybox_rootfs(alice());
     let script = "sleep 4243 & echo ready; exec sleep 4242";
-    let (mut child, _out) = start(&ranges(), &["--", "sh", "-c", script], &dir);
+    let rootfs = root.path().to_str().unwrap();
+    let (mut child, _out) = start(
+        &ranges(),
+        &[
+            "--rootfs", rootfs, "--tmpfs", "/scratch", "--", "sh", "-c", script,
+        ],
+        &dir,
+    );
     assert!(wait_for(Duration::from_secs(5), || processes_of(
         alice(),
         "sleep 4242"
@@ -169,6 +179,11 @@ fn sigkill_of_unshare_run_kills_the_whole_container() {
             "sleep 424[23]"
         )),
         "container processes survived SIGKILL of unshare-run"
+    );
+    assert_eq!(
+        host_mounts(),
+        before,
+        "the container left mounts in the host's mount namespace"
     );
 }
 
