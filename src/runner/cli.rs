@@ -32,7 +32,8 @@ unshare-run -- cat /proc/self/uid_map          your full map, in host mode\n  \
 unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate ids\n  \
 unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
-unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n\n\
+unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
+unshare-run doctor                             check this machine and your account, say what to fix\n\n\
 Exit status: the command's status; 128+N when it was killed by signal N; 125 when unshare-run itself \
 failed; 126 when the command cannot be executed; 127 when it was not found.",
     after_long_help = None::<&str>

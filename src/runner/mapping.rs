@@ -212,15 +212,7 @@ pub fn find_helper(
     exe_dir: Option<&Path>,
     path_var: Option<OsString>,
 ) -> Result<PathBuf, NoFullMap> {
-    let beside = exe_dir.map(|d| d.join(name)).filter(|p| p.is_file());
-    let in_path = || {
-        path_var.as_ref().and_then(|p| {
-            std::env::split_paths(p)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-        })
-    };
-    let Some(path) = beside.or_else(in_path) else {
+    let Some(path) = locate_helper(name, exe_dir, path_var) else {
         return Err(NoFullMap {
             reason: format!("{name} was not found next to unshare-run or in PATH"),
             fix: "install the helpers: apt-get install uidmap (or this project's package)".into(),
@@ -230,25 +222,64 @@ pub fn find_helper(
     Ok(path)
 }
 
-fn check_helper_privileged(path: &Path) -> Result<(), NoFullMap> {
+/// Where the helper `name` is looked up: next to the unshare-run executable first, then in PATH.
+pub fn locate_helper(
+    name: &str,
+    exe_dir: Option<&Path>,
+    path_var: Option<OsString>,
+) -> Option<PathBuf> {
+    let beside = exe_dir.map(|d| d.join(name)).filter(|p| p.is_file());
+    beside.or_else(|| {
+        path_var.as_ref().and_then(|p| {
+            std::env::split_paths(p)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+    })
+}
+
+/// How a helper gets its privilege.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperPrivilege {
+    SetuidRoot,
+    FileCapabilities,
+}
+
+pub fn check_helper_privileged(path: &Path) -> Result<HelperPrivilege, NoFullMap> {
     let meta = std::fs::metadata(path).map_err(|e| NoFullMap {
         reason: format!("cannot inspect {}: {e}", path.display()),
         fix: "check the installation of newuidmap/newgidmap".into(),
     })?;
-    let setuid_root = meta.uid() == 0 && meta.permissions().mode() & 0o4000 != 0;
-    if setuid_root || has_file_capabilities(path) {
-        return Ok(());
+    let privilege = if meta.uid() == 0 && meta.permissions().mode() & 0o4000 != 0 {
+        HelperPrivilege::SetuidRoot
+    } else if has_file_capabilities(path) {
+        HelperPrivilege::FileCapabilities
+    } else {
+        return Err(NoFullMap {
+            reason: format!(
+                "{} is neither setuid root nor has file capabilities",
+                path.display()
+            ),
+            fix: format!(
+                "as root: chown root {p} && chmod 4755 {p}  (or: setcap cap_setuid=ep / cap_setgid=ep {p})",
+                p = path.display()
+            ),
+        });
+    };
+    // A nosuid mount disables both setuid bits and file capabilities.
+    let nosuid = nix::sys::statvfs::statvfs(path)
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_NOSUID));
+    if nosuid {
+        return Err(NoFullMap {
+            reason: format!(
+                "{} is on a nosuid mount, which disables its privilege",
+                path.display()
+            ),
+            fix: "install the helpers on a filesystem mounted without nosuid (e.g. /usr/bin)"
+                .into(),
+        });
     }
-    Err(NoFullMap {
-        reason: format!(
-            "{} is neither setuid root nor has file capabilities",
-            path.display()
-        ),
-        fix: format!(
-            "as root: chown root {p} && chmod 4755 {p}  (or: setcap cap_setuid=ep / cap_setgid=ep {p})",
-            p = path.display()
-        ),
-    })
+    Ok(privilege)
 }
 
 fn has_file_capabilities(path: &Path) -> bool {

@@ -5,6 +5,7 @@
 pub mod cli;
 mod command;
 mod container;
+mod doctor;
 mod error;
 mod init;
 mod mapping;
@@ -23,6 +24,10 @@ use mapping::{Caller, MapMode, MapPlan};
 pub const EXIT_RUNNER_ERROR: u8 = 125;
 
 pub fn main(args: &[OsString]) -> u8 {
+    // `unshare-run doctor`; a container command of that name is run with `unshare-run -- doctor`.
+    if args.first().is_some_and(|a| a == "doctor") {
+        return doctor::main(&args[1..]);
+    }
     let argv = std::iter::once(OsString::from("unshare-run")).chain(args.iter().cloned());
     let cli = match cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,

@@ -248,6 +248,10 @@ pub struct Sandbox {
     pub env: Vec<(String, String)>,
     /// Use this group as the real gid instead of the user's primary group.
     pub gid_override: Option<u32>,
+    /// Shell commands run as root in the sandbox before switching to the user.
+    pub setup: String,
+    /// Run the user's command with no_new_privs set.
+    pub no_new_privs: bool,
 }
 
 impl Sandbox {
@@ -259,6 +263,8 @@ impl Sandbox {
             syslog_socket: None,
             env: Vec::new(),
             gid_override: None,
+            setup: String::new(),
+            no_new_privs: false,
         }
     }
 
@@ -296,9 +302,16 @@ impl Sandbox {
                 sock = sock.display()
             ));
         }
+        script.push_str(&self.setup);
+        script.push('\n');
         let gid = self.gid_override.unwrap_or(user.gid);
+        let nnp = if self.no_new_privs {
+            "--no-new-privs "
+        } else {
+            ""
+        };
         script.push_str(&format!(
-            "exec setpriv --reuid={} --regid={gid} --clear-groups -- \"$@\"\n",
+            "exec setpriv {nnp}--reuid={} --regid={gid} --clear-groups -- \"$@\"\n",
             user.uid
         ));
         let mut cmd = Command::new("unshare");
