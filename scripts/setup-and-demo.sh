@@ -21,12 +21,10 @@ echo "== building"
 cargo build --release --quiet
 bin=target/release/unshare-run
 
-echo "== installing into $PREFIX/bin"
-install -d -m 0755 "$PREFIX/bin"
-install -o root -g root -m 0755 "$bin" "$PREFIX/bin/unshare-run"
-# The helpers: one setuid-root copy, and newgidmap as a link to it (the applet is chosen by name).
-install -o root -g root -m 4755 "$bin" "$PREFIX/bin/newuidmap"
-ln -sfn newuidmap "$PREFIX/bin/newgidmap"
+echo "== installing into $PREFIX (packaging/stage.sh: the packages' file list and modes)"
+# unshare-run 0755, newuidmap 4755 root, newgidmap a link to it (the applet is chosen by name),
+# man pages and shell completions.
+packaging/stage.sh local / "$bin" "$PREFIX"
 ls -l "$PREFIX/bin/unshare-run" "$PREFIX/bin/newuidmap" "$PREFIX/bin/newgidmap"
 
 # Who shows the demo: the user who ran sudo if they have ranges, otherwise a demo user whose range

@@ -222,20 +222,27 @@ pub fn find_helper(
     Ok(path)
 }
 
-/// Where the helper `name` is looked up: next to the unshare-run executable first, then in PATH.
+/// Where the helper `name` is looked up: the package's libexec directory beside the executable's
+/// (`/usr/bin/unshare-run` -> `/usr/libexec/unshare-run/`, where the RPM installs them because
+/// shadow-utils owns `/usr/bin/newuidmap` on Fedora), then next to the executable, then in PATH.
 pub fn locate_helper(
     name: &str,
     exe_dir: Option<&Path>,
     path_var: Option<OsString>,
 ) -> Option<PathBuf> {
-    let beside = exe_dir.map(|d| d.join(name)).filter(|p| p.is_file());
-    beside.or_else(|| {
-        path_var.as_ref().and_then(|p| {
-            std::env::split_paths(p)
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
+    let packaged = exe_dir.map(|d| d.join("../libexec/unshare-run").join(name));
+    let beside = exe_dir.map(|d| d.join(name));
+    packaged
+        .into_iter()
+        .chain(beside)
+        .find(|p| p.is_file())
+        .or_else(|| {
+            path_var.as_ref().and_then(|p| {
+                std::env::split_paths(p)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
         })
-    })
 }
 
 /// How a helper gets its privilege.
@@ -483,6 +490,27 @@ mod tests {
                 .reason,
             "newuidmap missing"
         );
+    }
+
+    #[test]
+    fn helpers_are_looked_up_in_libexec_then_beside_then_in_path() {
+        let root = std::env::temp_dir().join(format!("mapping-lookup-{}", std::process::id()));
+        let bin = root.join("bin");
+        let libexec = root.join("libexec/unshare-run");
+        let path_dir = root.join("path");
+        for d in [&bin, &libexec, &path_dir] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let path_var = Some(OsString::from(&path_dir));
+        let find = || locate_helper("newuidmap", Some(&bin), path_var.clone());
+        assert_eq!(find(), None);
+        std::fs::write(path_dir.join("newuidmap"), "").unwrap();
+        assert_eq!(find(), Some(path_dir.join("newuidmap")));
+        std::fs::write(bin.join("newuidmap"), "").unwrap();
+        assert_eq!(find(), Some(bin.join("newuidmap")));
+        std::fs::write(libexec.join("newuidmap"), "").unwrap();
+        assert_eq!(find(), Some(bin.join("../libexec/unshare-run/newuidmap")));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

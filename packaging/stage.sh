@@ -1,0 +1,57 @@
+#!/bin/sh
+# The one place that knows which files the packages ship, where, and with which modes.
+# Both the Debian and the RPM packaging call it; scripts/setup-and-demo.sh installs with it too.
+#
+#   packaging/stage.sh debian|rpm|local DESTDIR [BINARY] [PREFIX]
+#
+# debian: /usr/bin/unshare-run 0755, /usr/bin/newuidmap 4755 root, /usr/bin/newgidmap -> newuidmap
+#         (Debian's uidmap ships its helpers setuid root in /usr/bin).
+# rpm:    /usr/bin/unshare-run 0755, /usr/libexec/unshare-run/newuidmap and newgidmap as separate
+#         0755 copies that get cap_setuid=ep / cap_setgid=ep from the spec's %caps (shadow-utils owns
+#         /usr/bin/newuidmap on Fedora; a symlink cannot carry a different capability).
+# local:  like debian, under PREFIX (default /usr/local).
+# All: man pages (gzipped) and bash/zsh/fish completions. BINARY defaults to target/release/unshare-run.
+# Modes that need root (owner root, setuid, capabilities) are applied only when run as root; the
+# package tools apply them from their own file lists otherwise.
+set -eu
+layout=${1:?usage: packaging/stage.sh debian|rpm|local DESTDIR [BINARY] [PREFIX]}
+dest=${2:?usage: packaging/stage.sh debian|rpm|local DESTDIR [BINARY] [PREFIX]}
+src=$(cd "$(dirname "$0")/.." && pwd)
+bin=${3:-$src/target/release/unshare-run}
+prefix=/usr
+[ "$layout" = local ] && prefix=${4:-/usr/local}
+[ -x "$bin" ] || { echo "stage.sh: $bin missing: cargo build --release first" >&2; exit 1; }
+as_root=false
+[ "$(id -u)" = 0 ] && as_root=true
+
+install_file() { # mode source target
+    install -D -m "$1" "$2" "$dest$3"
+    if $as_root; then chown root:root "$dest$3"; fi
+}
+
+install_file 0755 "$bin" "$prefix/bin/unshare-run"
+case "$layout" in
+debian | local)
+    install_file 0755 "$bin" "$prefix/bin/newuidmap"
+    # chmod after chown: chown clears the setuid bit.
+    if $as_root; then chmod 4755 "$dest$prefix/bin/newuidmap"; fi
+    ln -sfn newuidmap "$dest$prefix/bin/newgidmap"
+    ;;
+rpm)
+    install_file 0755 "$bin" "$prefix/libexec/unshare-run/newuidmap"
+    install_file 0755 "$bin" "$prefix/libexec/unshare-run/newgidmap"
+    ;;
+*)
+    echo "stage.sh: unknown layout $layout (debian, rpm or local)" >&2
+    exit 1
+    ;;
+esac
+
+for page in unshare-run newuidmap newgidmap; do
+    install -d -m 0755 "$dest$prefix/share/man/man1"
+    gzip -9n < "$src/man/$page.1" > "$dest$prefix/share/man/man1/$page.1.gz"
+    chmod 0644 "$dest$prefix/share/man/man1/$page.1.gz"
+done
+install_file 0644 "$src/completions/unshare-run.bash" "$prefix/share/bash-completion/completions/unshare-run"
+install_file 0644 "$src/completions/_unshare-run" "$prefix/share/zsh/vendor-completions/_unshare-run"
+install_file 0644 "$src/completions/unshare-run.fish" "$prefix/share/fish/vendor_completions.d/unshare-run.fish"
