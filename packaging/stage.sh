@@ -5,7 +5,7 @@
 #   packaging/stage.sh debian|rpm|local DESTDIR [BINARY] [PREFIX]
 #
 # debian: /usr/bin/unshare-run 0755, /usr/bin/newuidmap 4755 root, /usr/bin/newgidmap -> newuidmap
-#         (Debian's uidmap ships its helpers setuid root in /usr/bin).
+#         (Debian's uidmap ships its helpers setuid root in /usr/bin), /etc/apparmor.d/unshare-run.
 # rpm:    /usr/bin/unshare-run 0755, /usr/libexec/unshare-run/newuidmap and newgidmap as separate
 #         0755 copies that get cap_setuid=ep / cap_setgid=ep from the spec's %caps (shadow-utils owns
 #         /usr/bin/newuidmap on Fedora; a symlink cannot carry a different capability).
@@ -36,6 +36,10 @@ debian | local)
     # chmod after chown: chown clears the setuid bit.
     if $as_root; then chmod 4755 "$dest$prefix/bin/newuidmap"; fi
     ln -sfn newuidmap "$dest$prefix/bin/newgidmap"
+    # Ubuntu 23.10+ allow unprivileged user namespaces only to profiles with the userns rule.
+    if [ "$layout" = debian ]; then
+        install_file 0644 "$src/etc/apparmor.d/unshare-run" /etc/apparmor.d/unshare-run
+    fi
     ;;
 rpm)
     install_file 0755 "$bin" "$prefix/libexec/unshare-run/newuidmap"

@@ -52,6 +52,7 @@ fn debian_layout() {
         Path::new("newuidmap")
     );
     assert!(!dir.path().join("usr/libexec").exists());
+    assert_eq!(mode(&dir.path().join("etc/apparmor.d/unshare-run")), 0o644);
     assert_docs(dir.path());
 }
 
