@@ -5,46 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-
-const CACHE_DIR: &str = "/var/cache/unshare-run-tests";
-
-/// The minbase tarball, made once with debootstrap and kept in CACHE_DIR. Device nodes are left out:
-/// nobody can create them in a user namespace and the runner provides /dev.
-fn bookworm_tarball() -> PathBuf {
-    let tarball = Path::new(CACHE_DIR).join("bookworm-minbase.tar");
-    std::fs::create_dir_all(CACHE_DIR).unwrap();
-    let lock = std::fs::File::create(Path::new(CACHE_DIR).join("lock")).unwrap();
-    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
-    if tarball.exists() {
-        return tarball;
-    }
-    let work = Path::new(CACHE_DIR).join("bookworm.tmp");
-    let _ = std::fs::remove_dir_all(&work);
-    let mirror =
-        std::env::var("DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into());
-    run_ok(
-        Command::new("debootstrap")
-            .args(["--variant=minbase", "bookworm"])
-            .arg(&work)
-            .arg(&mirror),
-    );
-    let partial = tarball.with_extension("tar.partial");
-    run_ok(
-        Command::new("tar")
-            .args(["--numeric-owner", "--exclude=./dev/*", "-cf"])
-            .arg(&partial)
-            .arg("-C")
-            .arg(&work)
-            .arg("."),
-    );
-    std::fs::rename(&partial, &tarball).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
-    tarball
-}
 
 fn ranges_for(user: &TestUser) -> Sandbox {
     Sandbox::both(&[&format!("{}:100000:65536", user.name)])

@@ -1,0 +1,93 @@
+//! The Debian package: built with dpkg-buildpackage (packaging/build-deb.sh), clean under lintian,
+//! installed into a fresh Debian root filesystem, where a new user runs a container with the full map
+//! using only the installed files.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
+    if !privileged() {
+        return;
+    }
+    let out = TempDir::new("deb-out");
+    run_ok(
+        Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/build-deb.sh"
+        ))
+        .arg(out.path()),
+    );
+    let deb = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("unshare-run_") && name.ends_with(".deb")
+        })
+        .expect("no .deb built");
+
+    // lintian: no error and no warning (explained overrides are in packaging/debian).
+    let lint = Command::new("lintian")
+        .args(["--pedantic"])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&lint.stdout).into_owned();
+    assert!(
+        !report
+            .lines()
+            .any(|l| l.starts_with("E:") || l.starts_with("W:")),
+        "lintian:\n{report}"
+    );
+
+    // A fresh Debian root filesystem, extracted by root (owners as in the tarball).
+    let root = TempDir::new("deb-root");
+    run_ok(
+        Command::new("tar")
+            .args(["-xpf"])
+            .arg(bookworm_tarball())
+            .args(["--numeric-owner", "-C"])
+            .arg(root.path()),
+    );
+    std::fs::copy(&deb, root.path().join("root/unshare-run.deb")).unwrap();
+    // pivot_root into it in private mount and pid namespaces: unlike a chroot, this lets the new user
+    // create user namespaces. Inside: install, add a user (useradd gives it ranges in this root's own
+    // /etc/subuid), and run a container as that user.
+    let inside = "set -e; \
+        dpkg -i /root/unshare-run.deb >/dev/null; \
+        useradd -m -s /bin/sh debuser; \
+        su -s /bin/sh debuser -c 'unshare-run --map full -- cat /proc/self/uid_map /proc/self/gid_map'";
+    let enter = format!(
+        "set -e; R={root}; mount --bind $R $R; mount -t proc proc $R/proc; mount --rbind /dev $R/dev; \
+         mount -t tmpfs tmpfs $R/tmp; cd $R; mkdir -p oldroot; pivot_root . oldroot; umount -l /oldroot; \
+         cd /; exec /bin/sh -c \"{inside}\"",
+        root = root.path().display(),
+        inside = inside.replace('"', "\\\""),
+    );
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            &enter,
+        ])
+        .output()
+        .unwrap();
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        "0 1000 1\n1 100000 65536\n0 1000 1\n1 100000 65536",
+        "{}",
+        out.stderr_text()
+    );
+}
