@@ -57,5 +57,8 @@ for page in unshare-run newuidmap newgidmap; do
     chmod 0644 "$dest$prefix/share/man/man1/$page.1.gz"
 done
 install_file 0644 "$src/completions/unshare-run.bash" "$prefix/share/bash-completion/completions/unshare-run"
-install_file 0644 "$src/completions/_unshare-run" "$prefix/share/zsh/vendor-completions/_unshare-run"
+# Debian's zsh reads vendor-completions; Fedora's (and a local install's) site-functions.
+zsh_dir=site-functions
+[ "$layout" = debian ] && zsh_dir=vendor-completions
+install_file 0644 "$src/completions/_unshare-run" "$prefix/share/zsh/$zsh_dir/_unshare-run"
 install_file 0644 "$src/completions/unshare-run.fish" "$prefix/share/fish/vendor_completions.d/unshare-run.fish"

@@ -23,13 +23,13 @@ fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
 
-fn assert_docs(root: &Path) {
+fn assert_docs(root: &Path, zsh_dir: &str) {
     for file in [
         "usr/share/man/man1/unshare-run.1.gz",
         "usr/share/man/man1/newuidmap.1.gz",
         "usr/share/man/man1/newgidmap.1.gz",
         "usr/share/bash-completion/completions/unshare-run",
-        "usr/share/zsh/vendor-completions/_unshare-run",
+        &format!("usr/share/zsh/{zsh_dir}/_unshare-run"),
         "usr/share/fish/vendor_completions.d/unshare-run.fish",
     ] {
         assert_eq!(mode(&root.join(file)), 0o644, "{file}");
@@ -53,7 +53,7 @@ fn debian_layout() {
     );
     assert!(!dir.path().join("usr/libexec").exists());
     assert_eq!(mode(&dir.path().join("etc/apparmor.d/unshare-run")), 0o644);
-    assert_docs(dir.path());
+    assert_docs(dir.path(), "vendor-completions");
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn rpm_layout_runs_a_full_map_container() {
         assert_eq!(mode(&path), 0o755, "{helper}");
     }
     assert!(!dir.path().join("usr/bin/newuidmap").exists());
-    assert_docs(dir.path());
+    assert_docs(dir.path(), "site-functions");
     // What the spec's %caps(cap_setuid=ep) / %caps(cap_setgid=ep) do at install time.
     run_ok(
         Command::new("setcap")
