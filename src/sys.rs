@@ -77,14 +77,20 @@ pub fn ignore(signal: Signal) -> io::Result<()> {
         .map_err(io::Error::from)
 }
 
-/// Whether `path` carries the extended attribute `name`.
-pub fn has_xattr(path: &Path, name: &CStr) -> bool {
-    let Ok(cpath) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
+/// The value of extended attribute `name` of `path` (at most 64 bytes: enough for capability sets).
+pub fn read_xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated and buf is valid for buf.len() bytes.
+    let rc = unsafe {
+        libc::getxattr(
+            cpath.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
     };
-    // SAFETY: both strings are NUL-terminated; a null buffer of size 0 asks only for the size.
-    let rc = unsafe { libc::getxattr(cpath.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
-    rc > 0
+    usize::try_from(rc).ok().map(|n| buf[..n].to_vec())
 }
 
 /// Sets the loopback interface of this network namespace up (what `ip link set lo up` does).

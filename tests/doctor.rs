@@ -111,9 +111,52 @@ fn unprivileged_or_nosuid_helpers_fail() {
     out.assert_code(1);
     assert!(
         out.stdout_text()
-            .contains("is neither setuid root nor has file capabilities")
+            .contains("is neither setuid root nor has the file capability it needs")
     );
     assert!(out.stdout_text().contains("chmod 4755"));
+    // A file capability, but the wrong one (newuidmap needs CAP_SETUID).
+    run_ok(
+        std::process::Command::new("setcap")
+            .arg("cap_setgid=ep")
+            .arg(dir.path().join("newuidmap")),
+    );
+    let out = doctor(
+        &with_lines(&ranges),
+        dir.path().join("unshare-run").to_str().unwrap(),
+    );
+    out.assert_code(1);
+    assert!(
+        out.stdout_text()
+            .contains("newuidmap is neither setuid root nor has the file capability it needs"),
+        "{}",
+        out.stdout_text()
+    );
+    // The right ones pass.
+    run_ok(
+        std::process::Command::new("setcap")
+            .arg("cap_setuid=ep")
+            .arg(dir.path().join("newuidmap")),
+    );
+    run_ok(
+        std::process::Command::new("setcap")
+            .arg("cap_setgid=ep")
+            .arg(dir.path().join("newgidmap")),
+    );
+    let out = doctor(
+        &with_lines(&ranges),
+        dir.path().join("unshare-run").to_str().unwrap(),
+    );
+    assert!(
+        out.stdout_text().contains("newuidmap is "),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(
+        out.stdout_text().contains("file capability"),
+        "{}",
+        out.stdout_text()
+    );
+    out.assert_code(0);
     // Properly installed helpers on a nosuid mount.
     let mnt = TempDir::new("doctor-nosuid");
     let mut sandbox = with_lines(&ranges);

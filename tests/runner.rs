@@ -258,7 +258,7 @@ fn helpers_without_privilege_are_reported() {
     ranges()
         .run_as(alice(), &[r, "--", "true"])
         .assert_code(0)
-        .assert_stderr_contains("is neither setuid root nor has file capabilities")
+        .assert_stderr_contains("is neither setuid root nor has the file capability it needs")
         .assert_stderr_contains("chmod 4755");
     ranges()
         .run_as(alice(), &[r, "--map", "full", "--", "true"])

@@ -259,12 +259,12 @@ pub fn check_helper_privileged(path: &Path) -> Result<HelperPrivilege, NoFullMap
     })?;
     let privilege = if meta.uid() == 0 && meta.permissions().mode() & 0o4000 != 0 {
         HelperPrivilege::SetuidRoot
-    } else if has_file_capabilities(path) {
+    } else if grants_needed_capability(path) {
         HelperPrivilege::FileCapabilities
     } else {
         return Err(NoFullMap {
             reason: format!(
-                "{} is neither setuid root nor has file capabilities",
+                "{} is neither setuid root nor has the file capability it needs",
                 path.display()
             ),
             fix: format!(
@@ -289,9 +289,41 @@ pub fn check_helper_privileged(path: &Path) -> Result<HelperPrivilege, NoFullMap
     Ok(privilege)
 }
 
-fn has_file_capabilities(path: &Path) -> bool {
-    // Anyone may read the xattr; its presence says the administrator granted capabilities.
-    crate::sys::has_xattr(path, c"security.capability")
+/// Whether the file capability of `path` makes the capability its helper needs effective: CAP_SETUID
+/// for newuidmap, CAP_SETGID for newgidmap. (Anyone may read the attribute.)
+fn grants_needed_capability(path: &Path) -> bool {
+    const CAP_SETGID: u32 = 6;
+    const CAP_SETUID: u32 = 7;
+    let needed = if path.file_name().is_some_and(|n| n == "newgidmap") {
+        CAP_SETGID
+    } else {
+        CAP_SETUID
+    };
+    crate::sys::read_xattr(path, c"security.capability")
+        .is_some_and(|value| file_capability_grants(&value, needed))
+}
+
+/// Decodes `security.capability` (struct vfs_cap_data / vfs_ns_cap_data, revisions 2 and 3): the
+/// capability must be in the permitted set, with the effective flag set (the `=ep` of setcap).
+pub fn file_capability_grants(value: &[u8], cap: u32) -> bool {
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 0x1;
+    const REVISION_MASK: u32 = 0xFF00_0000;
+    const REVISION_2: u32 = 0x0200_0000;
+    const REVISION_3: u32 = 0x0300_0000;
+    let word = |i: usize| {
+        value
+            .get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let Some(magic) = word(0) else { return false };
+    if !matches!(magic & REVISION_MASK, REVISION_2 | REVISION_3)
+        || magic & VFS_CAP_FLAGS_EFFECTIVE == 0
+    {
+        return false;
+    }
+    // data[0] = {permitted, inheritable} for capabilities 0..32, data[1] for 32..64.
+    let permitted = if cap < 32 { word(1) } else { word(3) };
+    permitted.is_some_and(|p| p & (1 << (cap % 32)) != 0)
 }
 
 /// The text of a map file.
@@ -511,6 +543,28 @@ mod tests {
         std::fs::write(libexec.join("newuidmap"), "").unwrap();
         assert_eq!(find(), Some(bin.join("../libexec/unshare-run/newuidmap")));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn file_capability_values_are_decoded() {
+        // setcap cap_setuid=ep: revision 2, effective flag, permitted bit 7.
+        let setuid_ep = [
+            0x01, 0, 0, 0x02, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(file_capability_grants(&setuid_ep, 7));
+        assert!(!file_capability_grants(&setuid_ep, 6));
+        // cap_setuid=p: no effective flag.
+        let setuid_p = [
+            0x00, 0, 0, 0x02, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(!file_capability_grants(&setuid_p, 7));
+        // Revision 3 (namespaced, with a root uid), cap_setgid=ep.
+        let v3 = [
+            0x01, 0, 0, 0x03, 0x40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert!(file_capability_grants(&v3, 6));
+        assert!(!file_capability_grants(&[], 7));
+        assert!(!file_capability_grants(&[1, 0, 0, 9, 0x80, 0, 0, 0], 7));
     }
 
     #[test]
