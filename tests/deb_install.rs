@@ -14,22 +14,9 @@ fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
         return;
     }
     let out = TempDir::new("deb-out");
-    run_ok(
-        Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/packaging/build-deb.sh"
-        ))
-        .arg(out.path()),
-    );
-    let deb = std::fs::read_dir(out.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            name.starts_with("unshare-run_") && name.ends_with(".deb")
-        })
-        .expect("no .deb built");
+    let deb = build_package("build-deb.sh", &out, |name| {
+        name.starts_with("unshare-run_") && name.ends_with(".deb")
+    });
 
     // lintian: no error and no warning (explained overrides are in packaging/debian).
     let lint = Command::new("lintian")

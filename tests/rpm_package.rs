@@ -13,19 +13,7 @@ fn rpm_file_list_modes_and_capabilities() {
         return;
     }
     let out = TempDir::new("rpm-out");
-    run_ok(
-        Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/packaging/build-rpm.sh"
-        ))
-        .arg(out.path()),
-    );
-    let rpm = std::fs::read_dir(out.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "rpm"))
-        .expect("no .rpm built");
+    let rpm = build_package("build-rpm.sh", &out, |name| name.ends_with(".rpm"));
     let list =
         String::from_utf8(run_ok(Command::new("rpm").arg("-qlvp").arg(&rpm)).stdout).unwrap();
     let entry = |path: &str| {

@@ -587,3 +587,18 @@ pub fn bookworm_tarball() -> PathBuf {
     std::fs::remove_dir_all(&work).unwrap();
     tarball
 }
+
+/// Runs packaging/`script` with `out` as its output directory; returns the package file whose name
+/// satisfies `is_package`.
+pub fn build_package(script: &str, out: &TempDir, is_package: impl Fn(&str) -> bool) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging")
+        .join(script);
+    run_ok(Command::new(path).arg(out.path()));
+    std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| is_package(&p.file_name().unwrap().to_string_lossy()))
+        .unwrap_or_else(|| panic!("{script} built no package"))
+}
