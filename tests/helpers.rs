@@ -556,6 +556,28 @@ fn fd_target_accepts_proc_dir_and_pidfd_and_refuses_others() {
 }
 
 #[test]
+fn closed_standard_fds_are_opened() {
+    if !privileged() {
+        return;
+    }
+    // A helper (setuid, so glibc also does this for it: /dev/full for stdin, /dev/null for the others).
+    let script = format!("exec {} --help 0<&- 2>&-", install().setuid("newuidmap"));
+    let (_, _, fds) = inspect_blocked_process(&script, "newuidmap");
+    assert!(
+        ["/dev/null", "/dev/full"].contains(&fds[0].as_str()),
+        "{fds:?}"
+    );
+    assert_eq!(fds[2], "/dev/null");
+    // unshare-run, unprivileged: nothing but our start-up opens them (Rust's runtime is skipped).
+    let script = format!("exec {} --help 0<&- 2>&-", install().runner());
+    let (_, _, fds) = inspect_blocked_process(&script, "unshare-run");
+    assert_eq!(
+        (fds[0].as_str(), fds[2].as_str()),
+        ("/dev/null", "/dev/null")
+    );
+}
+
+#[test]
 fn closed_standard_fds_cannot_receive_the_map() {
     if !privileged() {
         return;
@@ -661,8 +683,8 @@ fn as_strs(v: &[String]) -> Vec<&str> {
 }
 
 /// Runs `script` (sh) as alice with stdout on a full pipe, waits until the process named `name` blocks
-/// writing to it, and returns its /proc/<pid>/status and /proc/<pid>/limits.
-fn inspect_blocked_process(script: &str, name: &str) -> (String, String) {
+/// writing to it, and returns its /proc/<pid>/status and /proc/<pid>/limits and where fds 0-2 point.
+fn inspect_blocked_process(script: &str, name: &str) -> (String, String, Vec<String>) {
     use std::io::Write;
     use std::os::fd::AsFd;
     let (reader, mut writer) = std::io::pipe().unwrap();
@@ -692,11 +714,18 @@ fn inspect_blocked_process(script: &str, name: &str) -> (String, String) {
     });
     let status = proc_file("status").unwrap();
     let limits = proc_file("limits").unwrap();
+    let fds: Vec<String> = (0..=2)
+        .map(|fd| {
+            std::fs::read_link(format!("/proc/{}/fd/{fd}", child.id()))
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| format!("closed ({e})"))
+        })
+        .collect();
     drop(reader);
     let _ = child.kill();
     let _ = child.wait();
     assert!(blocked, "{name} never blocked on its output: {status}");
-    (status, limits)
+    (status, limits, fds)
 }
 
 #[test]
@@ -708,7 +737,7 @@ fn helper_disables_core_dumps_and_ignores_the_callers_file_size_limit() {
         "ulimit -S -c 1000; ulimit -S -f 1; exec {} --help",
         install().setuid("newuidmap")
     );
-    let (_, limits) = inspect_blocked_process(&script, "newuidmap");
+    let (_, limits, _) = inspect_blocked_process(&script, "newuidmap");
     let limit = |name: &str| {
         limits
             .lines()
@@ -735,7 +764,8 @@ fn spoofed_argv0_leaves_no_privilege() {
     let a = alice();
     // The newuidmap copies, run under the name unshare-run: the setuid copy and the cap_setuid=ep copy.
     for program in [i.setuid("unshare-run"), i.fcaps("unshare-run")] {
-        let (status, _) = inspect_blocked_process(&format!("exec {program} --help"), "unshare-run");
+        let (status, _, _) =
+            inspect_blocked_process(&format!("exec {program} --help"), "unshare-run");
         let field = |name: &str| {
             status
                 .lines()
