@@ -568,6 +568,13 @@ fn closed_standard_fds_are_opened() {
         "{fds:?}"
     );
     assert_eq!(fds[2], "/dev/null");
+    // --help and --version with stdout closed: a quiet success, not an abort.
+    for flag in ["--help", "--version"] {
+        let script = format!("exec {} {flag} >&-", install().setuid("newuidmap"));
+        standard()
+            .run_as(alice(), &["sh", "-c", &script])
+            .assert_code(0);
+    }
     // unshare-run, unprivileged: nothing but our start-up opens them (Rust's runtime is skipped).
     let script = format!("exec {} --help 0<&- 2>&-", install().runner());
     let (_, _, fds) = inspect_blocked_process(&script, "unshare-run");

@@ -82,11 +82,14 @@ pub fn main(kind: IdKind, args: &[OsString]) -> u8 {
     let program = kind.program();
     match args {
         [flag] if flag == "--help" || flag == "-h" => {
-            print!("{}", help_text(kind));
+            // Not print!: it panics when stdout is closed (glibc gives a setuid program a read-only
+            // /dev/null there).
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), help_text(kind).as_bytes());
             return 0;
         }
         [flag] if flag == "--version" || flag == "-V" => {
-            println!("{program} (unshare-run) {}", env!("CARGO_PKG_VERSION"));
+            let version = format!("{program} (unshare-run) {}\n", env!("CARGO_PKG_VERSION"));
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), version.as_bytes());
             return 0;
         }
         _ => {}
