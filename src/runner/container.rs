@@ -37,6 +37,9 @@ pub const FORWARDED_SIGNALS: [Signal; 7] = [
     Signal::SIGWINCH,
 ];
 
+/// PID 1's status when its set-up failed (it prints why).
+const EXIT_SETUP_FAILED: u8 = 125;
+
 /// si_code of a signal the kernel generated itself (e.g. the terminal's ^C): such signals already
 /// reached every process of the foreground group, so forwarding them would deliver them twice.
 const SI_KERNEL: i32 = 0x80;
@@ -100,14 +103,25 @@ pub fn run(
         }
         Forked::Parent(child) => {
             drop(go_read);
+            // If PID 1 is already gone, writing the start byte must fail with EPIPE, not kill us. (Only
+            // here, after the clone: the container keeps the caller's SIGPIPE disposition.)
+            let mut sigpipe = SigSet::empty();
+            sigpipe.add(Signal::SIGPIPE);
+            let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), None);
             if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
                 let _ = kill(child, Signal::SIGKILL);
                 let _ = waitpid(child, None);
                 return Err(e);
             }
             let mut go = std::fs::File::from(go_write);
-            go.write_all(b"G")
-                .map_err(|e| RunError::sys("starting the container", e))?;
+            if let Err(e) = go.write_all(b"G") {
+                // PID 1 died before it started: its status says why (it printed the reason).
+                let _ = kill(child, Signal::SIGKILL);
+                return match waitpid(child, None) {
+                    Ok(status) => Ok(exit_code(status).unwrap_or(EXIT_SETUP_FAILED)),
+                    Err(_) => Err(RunError::sys("starting the container", e)),
+                };
+            }
             drop(go);
             supervise(child, &signals)
         }
@@ -195,19 +209,19 @@ fn restore_terminal_foreground() {
 fn pid1(spec: &ContainerSpec, go: OwnedFd, signals: &SigSet) -> u8 {
     // If unshare-run dies from here on, so does the whole container.
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
-        return 125;
+        return EXIT_SETUP_FAILED;
     }
     let mut byte = [0u8; 1];
     let mut go = std::fs::File::from(go);
     if !matches!(go.read(&mut byte), Ok(1)) || byte[0] != b'G' {
         // The parent failed (and says why) or died.
-        return 125;
+        return EXIT_SETUP_FAILED;
     }
     match setup(spec).and_then(|()| init::run(spec, signals)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("unshare-run: {e}");
-            125
+            EXIT_SETUP_FAILED
         }
     }
 }
