@@ -33,7 +33,7 @@ unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate
 unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
 unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
-unshare-run doctor                             check this machine and your account, say what to fix\n\n\
+unshare-run doctor                             what to fix when containers will not start\n\n\
 Exit status: the command's status; 128+N when it was killed by signal N; 125 when unshare-run itself \
 failed; 126 when the command cannot be executed; 127 when it was not found.",
     after_long_help = None::<&str>
