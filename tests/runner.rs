@@ -80,6 +80,10 @@ fn exit_statuses() {
     ranges()
         .run_as(alice(), &[&r, "--map", "half", "--", "true"])
         .assert_code(125);
+    ranges()
+        .run_as(alice(), &[&r, "--rootfs", "/", "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("leave out --rootfs to run on the host's filesystem");
 }
 
 /// Starts the runner in the background with stdout piped; waits for the command's "ready" line.

@@ -132,6 +132,13 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
                     dir.display()
                 )));
             }
+            if canonical == Path::new("/") {
+                return Err(
+                    RunError::new("--rootfs / would pivot onto the host's own root").with_hint(
+                        "leave out --rootfs to run on the host's filesystem (host mode)",
+                    ),
+                );
+            }
             Some(canonical)
         }
     };
