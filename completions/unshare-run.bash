@@ -23,7 +23,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -w -e -h -V --rootfs --map --net --user --hostname --workdir --env --bind --ro-bind --tmpfs --help --version"
+            opts="-u -w -e -p -h -V --rootfs --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,7 +38,7 @@ _unshare__run() {
                     return 0
                     ;;
                 --net)
-                    COMPREPLY=($(compgen -W "host none" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "host none pasta" -- "${cur}"))
                     return 0
                     ;;
                 --user)
@@ -74,6 +74,14 @@ _unshare__run() {
                     return 0
                     ;;
                 --ro-bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -4,13 +4,15 @@ full\t'The full subordinate map, or exit 125 saying what to fix'
 root\t'A single-id map: you are uid 0 inside'
 current\t'A single-id map that keeps your uid inside'"
 complete -c unshare-run -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
-none\t'A new network namespace with only the loopback interface, up'"
+none\t'A new network namespace with only the loopback interface, up'
+pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"
 complete -c unshare-run -s u -l user -d 'Run the command as UID[:GID] inside (default 0:0)' -r
 complete -c unshare-run -l hostname -d 'Hostname inside the container' -r
 complete -c unshare-run -s w -l workdir -d 'Working directory of the command inside the container' -r -F
 complete -c unshare-run -s e -l env -d 'Set an environment variable (repeatable)' -r
 complete -c unshare-run -l bind -d 'Bind-mount host path SRC at DST inside (repeatable)' -r
 complete -c unshare-run -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r
+complete -c unshare-run -s p -l publish -d 'Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; needs --net pasta)' -r
 complete -c unshare-run -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
 complete -c unshare-run -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -s V -l version -d 'Print version'

@@ -127,3 +127,22 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions.
     unsafe { libc::_exit(code) }
 }
+
+/// Spawns `cmd` so that it is killed when this process dies, even by SIGKILL (PR_SET_PDEATHSIG):
+/// for companion processes such as pasta that must not outlive the container.
+pub fn spawn_dying_with_parent(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The parent may have died before the line above: then nobody would kill us.
+            if nix::unistd::getppid() != parent {
+                return Err(io::Error::other("parent exited"));
+            }
+            Ok(())
+        })
+    };
+    cmd.spawn()
+}

@@ -70,6 +70,6 @@ fn bash_completion_completes_options_and_values() {
     );
     assert_eq!(
         complete("unshare-run --net ''", 2, "", "--net"),
-        "host\nnone\n"
+        "host\nnone\npasta\n"
     );
 }

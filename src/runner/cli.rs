@@ -13,6 +13,19 @@ pub enum NetMode {
     Host,
     /// A new network namespace with only the loopback interface, up.
     None,
+    /// A new network namespace connected to the host's network by pasta (package passt), with DNS
+    /// and published ports (--publish).
+    Pasta,
+}
+
+/// A port published from the host into the container (--publish, with --net pasta).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    /// Host address to listen on (all when None).
+    pub host_ip: Option<std::net::IpAddr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub udp: bool,
 }
 
 #[derive(Debug, Parser)]
@@ -75,6 +88,11 @@ pub struct Cli {
     #[arg(long = "ro-bind", value_name = "SRC:DST", value_parser = parse_bind)]
     pub ro_bind: Vec<(PathBuf, PathBuf)>,
 
+    /// Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable;
+    /// needs --net pasta).
+    #[arg(short = 'p', long, value_name = "[IP:]HOST:CONTAINER[/PROTO]", value_parser = parse_publish)]
+    pub publish: Vec<Publish>,
+
     /// Mount an empty tmpfs at DST inside (repeatable).
     #[arg(long, value_name = "DST", value_parser = parse_container_path)]
     pub tmpfs: Vec<PathBuf>,
@@ -86,6 +104,31 @@ pub struct Cli {
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+}
+
+fn parse_publish(s: &str) -> Result<Publish, String> {
+    let bad = || format!("{s:?} is not [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp]");
+    let (ports, udp) = match s.rsplit_once('/') {
+        Some((p, "tcp")) => (p, false),
+        Some((p, "udp")) => (p, true),
+        Some(_) => return Err(bad()),
+        None => (s, false),
+    };
+    let (rest, container) = ports.rsplit_once(':').ok_or_else(bad)?;
+    let (host_ip, host) = match rest.rsplit_once(':') {
+        Some((ip, host)) => {
+            let ip = ip.trim_start_matches('[').trim_end_matches(']');
+            (Some(ip.parse().map_err(|_| bad())?), host)
+        }
+        None => (None, rest),
+    };
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
+    Ok(Publish {
+        host_ip,
+        host_port: port(host)?,
+        container_port: port(container)?,
+        udp,
+    })
 }
 
 fn parse_user(s: &str) -> Result<(u32, Option<u32>), String> {
@@ -222,10 +265,40 @@ mod tests {
     }
 
     #[test]
+    fn publish_specs() {
+        let p = |s: &str| parse_publish(s);
+        assert_eq!(
+            p("127.0.0.1:18080:8080").unwrap(),
+            Publish {
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 18080,
+                container_port: 8080,
+                udp: false
+            }
+        );
+        assert_eq!(
+            p("53:5353/udp").unwrap(),
+            Publish {
+                host_ip: None,
+                host_port: 53,
+                container_port: 5353,
+                udp: true
+            }
+        );
+        assert_eq!(
+            p("[::1]:80:8080/tcp").unwrap().host_ip,
+            Some("::1".parse().unwrap())
+        );
+        for bad in ["8080", "a:1", "1:0", "1:2/sctp", "x.y:1:2", "70000:1"] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         for args in [
             &["unshare-run", "--map", "half"][..],
-            &["unshare-run", "--net", "pasta"],
+            &["unshare-run", "--net", "slirp"],
             &["unshare-run", "-u", "x"],
             &["unshare-run", "-e", "=v"],
             &["unshare-run", "--bind", "/a:rel"],

@@ -60,7 +60,23 @@ pub struct ContainerSpec {
     pub command: Vec<OsString>,
     /// Whether setgroups(2) works inside (full map): supplementary groups can then be dropped.
     pub setgroups_allowed: bool,
+    /// Ports published through pasta.
+    pub publish: Vec<super::cli::Publish>,
+    /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
+    /// them and their directory).
+    pub generated: Option<Generated>,
 }
+
+/// Files written for the container before it starts, in a private directory of the caller's.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub dir: PathBuf,
+    pub resolv_conf: Option<PathBuf>,
+    pub hosts: Option<PathBuf>,
+}
+
+/// The address inside at which pasta answers DNS queries (link-local, never a real server).
+pub const PASTA_DNS: &str = "169.254.1.1";
 
 pub fn signal_set() -> SigSet {
     let mut set = SigSet::empty();
@@ -92,7 +108,7 @@ pub fn run(
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if spec.net == NetMode::None {
+    if spec.net != NetMode::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     match sys::clone_into(flags).map_err(clone_error)? {
@@ -108,24 +124,44 @@ pub fn run(
             let mut sigpipe = SigSet::empty();
             sigpipe.add(Signal::SIGPIPE);
             let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), None);
-            if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
-                let _ = kill(child, Signal::SIGKILL);
-                let _ = waitpid(child, None);
-                return Err(e);
+            let started = write_maps(child.as_raw(), plan, helpers).and_then(|()| {
+                // pasta joins the (now mapped) user namespace to configure the network namespace.
+                match spec.net {
+                    NetMode::Pasta => start_pasta(child, &spec.publish).map(Some),
+                    _ => Ok(None),
+                }
+            });
+            let pasta = match started {
+                Ok(pasta) => pasta,
+                Err(e) => {
+                    let _ = kill(child, Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(e);
+                }
+            };
+            let status = start_and_supervise(child, go_write, &signals);
+            if let Some(mut pasta) = pasta {
+                let _ = pasta.kill();
+                let _ = pasta.wait();
             }
-            let mut go = std::fs::File::from(go_write);
-            if let Err(e) = go.write_all(b"G") {
-                // PID 1 died before it started: its status says why (it printed the reason).
-                let _ = kill(child, Signal::SIGKILL);
-                return match waitpid(child, None) {
-                    Ok(status) => Ok(exit_code(status).unwrap_or(EXIT_SETUP_FAILED)),
-                    Err(_) => Err(RunError::sys("starting the container", e)),
-                };
-            }
-            drop(go);
-            supervise(child, &signals)
+            status
         }
     }
+}
+
+/// Lets PID 1 start, then supervises it until it exits.
+fn start_and_supervise(child: Pid, go_write: OwnedFd, signals: &SigSet) -> Result<u8, RunError> {
+    let mut go = std::fs::File::from(go_write);
+    if let Err(e) = go.write_all(b"G") {
+        // PID 1 died before it started: its status says why (it printed the reason).
+        let _ = kill(child, Signal::SIGKILL);
+        return match waitpid(child, None) {
+            Ok(status) => Ok(exit_code(status).unwrap_or(EXIT_SETUP_FAILED)),
+            Err(_) => Err(RunError::sys("starting the container", e)),
+        };
+    }
+    drop(go);
+    supervise(child, signals)
 }
 
 fn clone_error(e: std::io::Error) -> RunError {
@@ -137,6 +173,97 @@ fn clone_error(e: std::io::Error) -> RunError {
         _ => "check that your kernel supports user, mount, pid, uts and ipc namespaces",
     };
     RunError::sys("cannot create the container's namespaces", e).with_hint(hint)
+}
+
+/// Connects the network namespace of `pid` to the host's network with pasta: outbound traffic and DNS
+/// (at PASTA_DNS), and only the published ports inbound; nothing of the host's own ports or loopback is
+/// reachable from inside. pasta runs in the foreground as our child and dies with us (even on
+/// SIGKILL); the returned child is stopped when the container ends.
+fn start_pasta(pid: Pid, publish: &[super::cli::Publish]) -> Result<std::process::Child, RunError> {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new("pasta");
+    cmd.args(["--foreground", "--quiet", "--config-net", "--no-map-gw"])
+        .args(["--dns-forward", PASTA_DNS, "-T", "none", "-U", "none"]);
+    for (flag, udp) in [("-t", false), ("-u", true)] {
+        let specs: Vec<String> = publish
+            .iter()
+            .filter(|p| p.udp == udp)
+            .map(|p| {
+                let addr = p.host_ip.map(|ip| format!("{ip}/")).unwrap_or_default();
+                format!("{addr}{}:{}", p.host_port, p.container_port)
+            })
+            .collect();
+        if specs.is_empty() {
+            cmd.args([flag, "none"]);
+        }
+        for spec in specs {
+            cmd.args([flag, &spec]);
+        }
+    }
+    cmd.arg(pid.as_raw().to_string());
+    let log = tempfile_for_output().map_err(|e| RunError::sys("pasta", e))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.try_clone().map_err(|e| RunError::sys("pasta", e))?);
+    let mut child = crate::sys::spawn_dying_with_parent(&mut cmd).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "install pasta: apt-get install passt (or dnf install passt)"
+        } else {
+            "check that pasta can be run"
+        };
+        RunError::sys("cannot run pasta", e).with_hint(hint)
+    })?;
+    // Ready when the namespace has its default route, the last thing --config-net sets.
+    let route = format!("/proc/{}/net/route", pid.as_raw());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let configured = std::fs::read_to_string(&route).is_ok_and(|r| {
+            r.lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+        });
+        if configured {
+            return Ok(child);
+        }
+        let exited = child.try_wait().ok().flatten().is_some();
+        if exited || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut &log, &mut text);
+            let said: Vec<&str> = text.lines().filter(|l| !l.contains("syslog")).collect();
+            let tun_usable = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .is_ok();
+            let hint = if tun_usable {
+                "see pasta's message above"
+            } else {
+                "/dev/net/tun is not usable: as root, chmod 0666 /dev/net/tun (the mode distributions ship)"
+            };
+            return Err(RunError::new(format!(
+                "pasta could not set up the network: {}",
+                if said.is_empty() {
+                    "no message".to_string()
+                } else {
+                    said.join("; ")
+                }
+            ))
+            .with_hint(hint));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// An anonymous file (already unlinked) to collect a helper's error output.
+fn tempfile_for_output() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(std::env::temp_dir())
 }
 
 /// The parent: forwards signals that processes send it, waits for PID 1, returns its status.

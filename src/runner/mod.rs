@@ -95,7 +95,12 @@ fn run(cli: cli::Cli) -> Result<u8, RunError> {
         }
     };
     let spec = container_spec(cli, &plan)?;
-    container::run(&spec, &plan, helpers.as_ref())
+    let result = container::run(&spec, &plan, helpers.as_ref());
+    // PID 1 removes the generated files once bound; this covers a container that failed before.
+    if let Some(g) = &spec.generated {
+        let _ = std::fs::remove_dir_all(&g.dir);
+    }
+    result
 }
 
 /// The ids usable inside under `plan`, as (first, count).
@@ -176,6 +181,12 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
             });
         }
     }
+    if !cli.publish.is_empty() && cli.net != cli::NetMode::Pasta {
+        return Err(RunError::new("--publish needs --net pasta").with_hint(
+            "add --net pasta (ports can only be published into a network of the container's own)",
+        ));
+    }
+    let generated = generate_network_files(cli.net, cli.hostname.as_deref())?;
     let workdir = cli.workdir.map(|w| {
         if w.is_absolute() {
             w
@@ -195,5 +206,57 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
         tmpfs: cli.tmpfs,
         command: cli.command,
         setgroups_allowed: matches!(plan, MapPlan::Full { .. }),
+        publish: cli.publish,
+        generated,
     })
+}
+
+/// The container's /etc/resolv.conf (pasta's DNS forwarder) and /etc/hosts (the host's, plus the
+/// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's.
+fn generate_network_files(
+    net: cli::NetMode,
+    hostname: Option<&str>,
+) -> Result<Option<container::Generated>, RunError> {
+    if net == cli::NetMode::Host && hostname.is_none() {
+        return Ok(None);
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = base.join(format!("unshare-run.{}.{nanos}", std::process::id()));
+    let fail = |e: std::io::Error| RunError::sys(format!("cannot create {}", dir.display()), e);
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .map_err(fail)?;
+    let resolv_conf = if net == cli::NetMode::Pasta {
+        let path = dir.join("resolv.conf");
+        std::fs::write(&path, format!("nameserver {}\n", container::PASTA_DNS)).map_err(fail)?;
+        Some(path)
+    } else {
+        None
+    };
+    let name = match hostname {
+        Some(h) => h.to_string(),
+        None => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into()),
+    };
+    let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into()
+    });
+    if !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    hosts.push_str(&format!("127.0.1.1\t{name}\n"));
+    let hosts_path = dir.join("hosts");
+    std::fs::write(&hosts_path, hosts).map_err(fail)?;
+    Ok(Some(container::Generated {
+        dir,
+        resolv_conf,
+        hosts: Some(hosts_path),
+    }))
 }

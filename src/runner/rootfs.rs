@@ -138,6 +138,7 @@ fn setup_host_mode(spec: &ContainerSpec) -> Result<(), RunError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
+    network_files(spec, Path::new("/"))?;
     user_mounts(spec, Path::new("/"))
 }
 
@@ -162,9 +163,7 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=1777"),
     )?;
-    if spec.net == NetMode::Host {
-        share_resolver_files(root)?;
-    }
+    network_files(spec, root)?;
     user_mounts(spec, root)?;
     enter_root(root)
 }
@@ -236,18 +235,37 @@ fn setup_sys(sys: &Path, net: NetMode) -> Result<(), RunError> {
 }
 
 /// With the host's network, the host's resolver configuration is the right one.
-fn share_resolver_files(root: &Path) -> Result<(), RunError> {
-    for name in ["/etc/resolv.conf", "/etc/hosts"] {
+/// /etc/resolv.conf and /etc/hosts: the files generated for this container (pasta's DNS, the
+/// container's hostname), else, with the host's network, the host's own. Read-only. The generated
+/// files are removed once bound (the mounts keep them).
+fn network_files(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
+    let generated = spec.generated.as_ref();
+    for (name, made) in [
+        (
+            "/etc/resolv.conf",
+            generated.and_then(|g| g.resolv_conf.as_deref()),
+        ),
+        ("/etc/hosts", generated.and_then(|g| g.hosts.as_deref())),
+    ] {
         let host = Path::new(name);
+        let source = match made {
+            Some(path) => path,
+            None if spec.net == NetMode::Host && host.is_file() => host,
+            None => continue,
+        };
         let target = inside(root, host);
-        // A symlink (e.g. to systemd-resolved's stub) would be followed by the bind: leave it alone.
+        // In a root filesystem a symlink (e.g. to systemd-resolved's stub) would be followed on the host
+        // before pivot_root: leave it alone. On the host's tree, following it is what we want.
         let is_link = fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink());
-        if !host.is_file() || is_link || !target.parent().is_some_and(Path::is_dir) {
+        if (is_link && spec.rootfs.is_some()) || !target.parent().is_some_and(Path::is_dir) {
             continue;
         }
-        ensure_mount_point(host, &target)?;
-        bind(host, &target, MsFlags::empty())?;
+        ensure_mount_point(source, &target)?;
+        bind(source, &target, MsFlags::empty())?;
         remount_read_only(&target)?;
+    }
+    if let Some(g) = generated {
+        let _ = fs::remove_dir_all(&g.dir);
     }
     Ok(())
 }
