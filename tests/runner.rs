@@ -409,6 +409,32 @@ fn net_none_has_only_loopback_up() {
     let links = out.stdout_text();
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    // Nothing outside is reachable, and trying fails at once rather than timing out.
+    let started = std::time::Instant::now();
+    let out = ranges().run_as(
+        alice(),
+        &[
+            &runner(),
+            "--rootfs",
+            root.path().to_str().unwrap(),
+            "--net",
+            "none",
+            "--",
+            "wget",
+            "-q",
+            "-T",
+            "20",
+            "-O",
+            "/dev/null",
+            "http://deb.debian.org/",
+        ],
+    );
+    assert_ne!(out.code(), 0, "the mirror was reachable without a network");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
