@@ -263,3 +263,41 @@ fn apt_update_through_pasta_in_a_debian_rootfs() {
         std::fs::read_to_string(format!("{rootfs}/etc/resolv.conf")).unwrap_or_default();
     assert!(!image_resolv.contains("169.254.1.1"), "{image_resolv}");
 }
+
+#[test]
+fn missing_pasta_or_unusable_tun_say_what_to_do() {
+    if !privileged() {
+        return;
+    }
+    let runner = install().runner();
+    // No pasta in PATH.
+    sandbox()
+        .run_as(
+            alice(),
+            &[
+                "env",
+                "PATH=/nonexistent",
+                &runner,
+                "--net",
+                "pasta",
+                "--",
+                "/bin/true",
+            ],
+        )
+        .assert_code(125)
+        .assert_stderr_contains("cannot run pasta")
+        .assert_stderr_contains("apt-get install passt");
+    // /dev/net/tun not usable by the user (only inside this sandbox's mount namespace).
+    let dir = TempDir::new("no-tun");
+    let fake = dir.path().join("tun");
+    std::fs::write(&fake, "").unwrap();
+    let mut s = sandbox();
+    s.setup = format!(
+        "chmod 0600 {f}\nmount --bind {f} /dev/net/tun\n",
+        f = fake.display()
+    );
+    s.run_as(alice(), &[&runner, "--net", "pasta", "--", "/bin/true"])
+        .assert_code(125)
+        .assert_stderr_contains("pasta could not set up the network")
+        .assert_stderr_contains("chmod 0666 /dev/net/tun");
+}
