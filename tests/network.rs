@@ -298,6 +298,6 @@ fn missing_pasta_or_unusable_tun_say_what_to_do() {
     );
     s.run_as(alice(), &[&runner, "--net", "pasta", "--", "/bin/true"])
         .assert_code(125)
-        .assert_stderr_contains("pasta could not set up the network")
+        .assert_stderr_contains("pasta could not set up the network: Failed to open tun")
         .assert_stderr_contains("chmod 0666 /dev/net/tun");
 }

@@ -201,10 +201,15 @@ fn start_pasta(pid: Pid, publish: &[super::cli::Publish]) -> Result<std::process
         }
     }
     cmd.arg(pid.as_raw().to_string());
-    let log = tempfile_for_output().map_err(|e| RunError::sys("pasta", e))?;
+    // Where pasta's complaints go, to quote them if it fails (without the file: not quoted).
+    let log = tempfile_for_output().ok();
+    let stderr = match log.as_ref().and_then(|l| l.try_clone().ok()) {
+        Some(file) => Stdio::from(file),
+        None => Stdio::null(),
+    };
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log.try_clone().map_err(|e| RunError::sys("pasta", e))?);
+        .stderr(stderr);
     let mut child = crate::sys::spawn_dying_with_parent(&mut cmd).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "install pasta: apt-get install passt (or dnf install passt)"
@@ -230,7 +235,11 @@ fn start_pasta(pid: Pid, publish: &[super::cli::Publish]) -> Result<std::process
             let _ = child.kill();
             let _ = child.wait();
             let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut &log, &mut text);
+            if let Some(mut log) = log.as_ref() {
+                // The descriptor shares its offset with pasta's, which is at the end.
+                let _ = std::io::Seek::seek(&mut log, std::io::SeekFrom::Start(0));
+                let _ = std::io::Read::read_to_string(&mut log, &mut text);
+            }
             let said: Vec<&str> = text.lines().filter(|l| !l.contains("syslog")).collect();
             let tun_usable = std::fs::OpenOptions::new()
                 .read(true)
