@@ -450,12 +450,27 @@ mod tests {
         );
     }
 
-    fn fixture(name: &str, content: &str) -> String {
-        let dir = std::env::temp_dir().join(format!("mapping-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, content).unwrap();
-        path.to_string_lossy().into_owned()
+    /// A scratch directory for one test, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(test: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("mapping-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+
+        fn file(&self, name: &str, content: &str) -> String {
+            let path = self.0.join(name);
+            std::fs::write(&path, content).unwrap();
+            path.to_string_lossy().into_owned()
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     fn alice() -> Caller {
@@ -468,7 +483,8 @@ mod tests {
 
     #[test]
     fn plans() {
-        let sub = fixture("plans", "alice:100000:65536\n");
+        let scratch = Scratch::new("plans");
+        let sub = scratch.file("sub", "alice:100000:65536\n");
         let found = |n: &str| Ok(PathBuf::from(format!("/x/{n}")));
         let (plan, helpers) = plan_map(MapMode::Auto, &alice(), &sub, &sub, found).unwrap();
         assert_eq!(
@@ -499,8 +515,9 @@ mod tests {
 
     #[test]
     fn no_ranges_or_no_helper_explain_the_fix() {
-        let empty = fixture("empty", "bob:100000:65536\n");
-        let sub = fixture("sub", "alice:100000:65536\n");
+        let scratch = Scratch::new("no-ranges");
+        let empty = scratch.file("empty", "bob:100000:65536\n");
+        let sub = scratch.file("sub", "alice:100000:65536\n");
         let found = |n: &str| Ok(PathBuf::from(n));
         let err = plan_map(MapMode::Full, &alice(), &empty, &sub, found).unwrap_err();
         assert!(
@@ -526,7 +543,8 @@ mod tests {
 
     #[test]
     fn helpers_are_looked_up_in_libexec_then_beside_then_in_path() {
-        let root = std::env::temp_dir().join(format!("mapping-lookup-{}", std::process::id()));
+        let scratch = Scratch::new("lookup");
+        let root = scratch.0.clone();
         let bin = root.join("bin");
         let libexec = root.join("libexec/unshare-run");
         let path_dir = root.join("path");
@@ -542,7 +560,6 @@ mod tests {
         assert_eq!(find(), Some(bin.join("newuidmap")));
         std::fs::write(libexec.join("newuidmap"), "").unwrap();
         assert_eq!(find(), Some(bin.join("../libexec/unshare-run/newuidmap")));
-        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
@@ -569,8 +586,8 @@ mod tests {
 
     #[test]
     fn unprivileged_helper_is_reported_with_the_fix() {
-        let dir = std::env::temp_dir().join(format!("mapping-helper-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = Scratch::new("helper");
+        let dir = scratch.0.clone();
         let helper = dir.join("newuidmap");
         std::fs::write(&helper, "").unwrap();
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
