@@ -5,41 +5,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 fn ranges_for(user: &TestUser) -> Sandbox {
     Sandbox::both(&[&format!("{}:100000:65536", user.name)])
-}
-
-/// Extracts the tarball as `user` with unshare-run and `map`; returns the tar run and the rootfs.
-fn extract(user: &TestUser, map: &str, dir: &TempDir) -> (std::process::Output, String) {
-    let rootfs = dir.path().join("rootfs");
-    std::fs::create_dir(&rootfs).unwrap();
-    run_ok(
-        Command::new("chown")
-            .arg(format!("{}:{}", user.uid, user.gid))
-            .arg(&rootfs),
-    );
-    let tarball = bookworm_tarball();
-    let rootfs = rootfs.to_str().unwrap().to_string();
-    let out = ranges_for(user).run_as(
-        user,
-        &[
-            &install().runner(),
-            "--map",
-            map,
-            "--",
-            "tar",
-            "-xpf",
-            tarball.to_str().unwrap(),
-            "--numeric-owner",
-            "-C",
-            &rootfs,
-        ],
-    );
-    (out, rootfs)
 }
 
 #[test]
@@ -49,7 +18,7 @@ fn apt_su_and_dpkg_work_in_a_debian_rootfs() {
     }
     let a = alice();
     let dir = TempDir::new("debian");
-    let (tar, rootfs) = extract(a, "auto", &dir);
+    let (tar, rootfs) = extract_bookworm(a, "auto", &dir);
     tar.assert_code(0);
     assert!(
         !tar.stderr_text().contains("Cannot change ownership"),
@@ -102,7 +71,7 @@ fn a_single_id_map_breaks_tar_and_apt() {
     let a = alice();
     let dir = TempDir::new("debian-single");
     // tar cannot give files to any id but 0.
-    let (tar, _) = extract(a, "root", &dir);
+    let (tar, _) = extract_bookworm(a, "root", &dir);
     assert_ne!(tar.code(), 0);
     assert!(
         tar.stderr_text()
@@ -112,7 +81,7 @@ fn a_single_id_map_breaks_tar_and_apt() {
     );
     // apt, in a tree extracted with the full map, cannot drop to _apt.
     let full = TempDir::new("debian-full");
-    let (tar, rootfs) = extract(a, "auto", &full);
+    let (tar, rootfs) = extract_bookworm(a, "auto", &full);
     tar.assert_code(0);
     let out = ranges_for(a).run_as(
         a,

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
+use std::io::{BufRead, Read};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -19,42 +18,9 @@ fn sandbox() -> Sandbox {
     Sandbox::both(&[&format!("{}:100000:65536", alice().name)])
 }
 
-/// A running container, killed (with everything in it) when dropped, also when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the runner with `args` as alice; returns once the command printed "ready".
-fn start(args: &[&str], dir: &TempDir) -> (Running, BufReader<std::process::ChildStdout>) {
-    let runner = install().runner();
-    let mut argv = vec![runner.as_str()];
-    argv.extend_from_slice(args);
-    let mut child = sandbox()
-        .command_as(alice(), &argv, dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let running = Running(child);
-    assert_eq!(line, "ready\n", "the container did not start");
-    (running, out)
-}
-
 fn pasta_running_for(user: &TestUser) -> bool {
-    std::process::Command::new("pgrep")
-        // By command line: pasta re-executes itself as passt.avx2 where the CPU allows.
-        .args(["-u", &user.uid.to_string(), "-f", "^pasta "])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
+    // By command line: pasta re-executes itself as passt.avx2 where the CPU allows.
+    processes_of(user, "^pasta ")
 }
 
 #[test]
@@ -112,7 +78,8 @@ fn published_tcp_and_udp_ports_reach_the_container() {
         c, _ = t.accept(); c.sendall(b'pong over tcp\\n'); c.close()\n\
         data, _ = u.recvfrom(100); print(data.decode(), flush=True)\n";
     let dir = TempDir::new("publish");
-    let (mut child, mut out) = start(
+    let (mut child, mut out) = start_runner(
+        &sandbox(),
         &[
             "--net",
             "pasta",
@@ -169,7 +136,8 @@ fn sigkill_of_unshare_run_leaves_no_pasta() {
     }
     tun_usable_by_users();
     let dir = TempDir::new("pasta-kill");
-    let (mut child, _out) = start(
+    let (mut child, _out) = start_runner(
+        &sandbox(),
         &[
             "--net",
             "pasta",
@@ -214,30 +182,8 @@ fn apt_update_through_pasta_in_a_debian_rootfs() {
     tun_usable_by_users();
     let a = alice();
     let dir = TempDir::new("pasta-debian");
-    let rootfs = dir.path().join("rootfs");
-    std::fs::create_dir(&rootfs).unwrap();
-    run_ok(
-        std::process::Command::new("chown")
-            .arg(format!("{}:{}", a.uid, a.gid))
-            .arg(&rootfs),
-    );
-    let rootfs = rootfs.to_str().unwrap().to_string();
-    let tarball = bookworm_tarball();
-    sandbox()
-        .run_as(
-            a,
-            &[
-                &install().runner(),
-                "--",
-                "tar",
-                "-xpf",
-                tarball.to_str().unwrap(),
-                "--numeric-owner",
-                "-C",
-                &rootfs,
-            ],
-        )
-        .assert_code(0);
+    let (tar, rootfs) = extract_bookworm(a, "auto", &dir);
+    tar.assert_code(0);
     let out = sandbox().run_as(
         a,
         &[

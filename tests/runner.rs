@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::io::BufRead;
 use std::time::Duration;
 
 use common::*;
@@ -86,27 +85,6 @@ fn exit_statuses() {
         .assert_stderr_contains("leave out --rootfs to run on the host's filesystem");
 }
 
-/// Starts the runner in the background with stdout piped; waits for the command's "ready" line.
-fn start(
-    sandbox: &Sandbox,
-    args: &[&str],
-    dir: &TempDir,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
-    let r = runner();
-    let mut argv = vec![r.as_str()];
-    argv.extend_from_slice(args);
-    let mut child = sandbox
-        .command_as(alice(), &argv, dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    (child, out)
-}
-
 #[test]
 fn sigterm_sent_to_unshare_run_reaches_the_command() {
     if !privileged() {
@@ -114,16 +92,16 @@ fn sigterm_sent_to_unshare_run_reaches_the_command() {
     }
     let dir = TempDir::new("sigterm");
     let script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
-    let (mut child, mut out) = start(&ranges(), &["--", "sh", "-c", script], &dir);
+    let (mut child, mut out) = start_runner(&ranges(), &["--", "sh", "-c", script], &dir);
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "got TERM\n");
-    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_eq!(child.0.wait().unwrap().code(), Some(3));
 }
 
 #[test]
@@ -143,15 +121,6 @@ fn orphaned_grandchildren_are_reaped() {
     assert!(ps.contains("unshare-run"), "PID 1 missing from:\n{ps}");
 }
 
-fn processes_of(user: &TestUser, pattern: &str) -> bool {
-    std::process::Command::new("pgrep")
-        .args(["-u", &user.uid.to_string(), "-f", pattern])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-}
-
 #[test]
 fn sigkill_of_unshare_run_kills_the_whole_container() {
     if !privileged() {
@@ -163,7 +132,7 @@ fn sigkill_of_unshare_run_kills_the_whole_container() {
     let root = busybox_rootfs(alice());
     let script = "sleep 4243 & echo ready; exec sleep 4242";
     let rootfs = root.path().to_str().unwrap();
-    let (mut child, _out) = start(
+    let (mut child, _out) = start_runner(
         &ranges(),
         &[
             "--rootfs", rootfs, "--tmpfs", "/scratch", "--", "sh", "-c", script,
@@ -175,8 +144,8 @@ fn sigkill_of_unshare_run_kills_the_whole_container() {
         "sleep 4242"
     )));
     assert!(processes_of(alice(), "sleep 4243"));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     assert!(
         wait_for(Duration::from_secs(1), || !processes_of(
             alice(),

@@ -602,3 +602,76 @@ pub fn build_package(script: &str, out: &TempDir, is_package: impl Fn(&str) -> b
         .find(|p| is_package(&p.file_name().unwrap().to_string_lossy()))
         .unwrap_or_else(|| panic!("{script} built no package"))
 }
+
+/// A running container, killed (with everything in it) when dropped, also when an assertion fails.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the installed runner with `args` as alice in `sandbox`; returns once the command printed
+/// "ready".
+pub fn start_runner(
+    sandbox: &Sandbox,
+    args: &[&str],
+    dir: &TempDir,
+) -> (Running, BufReader<std::process::ChildStdout>) {
+    let runner = install().runner();
+    let mut argv = vec![runner.as_str()];
+    argv.extend_from_slice(args);
+    let mut child = sandbox
+        .command_as(alice(), &argv, dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let running = Running(child);
+    assert_eq!(line, "ready\n", "the container did not start");
+    (running, out)
+}
+
+/// Whether `user` has a process whose command line matches `pattern` (pgrep -f).
+pub fn processes_of(user: &TestUser, pattern: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-u", &user.uid.to_string(), "-f", pattern])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// Extracts the bookworm tarball as `user` through unshare-run with `map` into `dir`/rootfs (owned by
+/// the user); returns tar's run and the rootfs path.
+pub fn extract_bookworm(user: &TestUser, map: &str, dir: &TempDir) -> (Output, String) {
+    let rootfs = dir.path().join("rootfs");
+    fs::create_dir(&rootfs).unwrap();
+    run_ok(
+        Command::new("chown")
+            .arg(format!("{}:{}", user.uid, user.gid))
+            .arg(&rootfs),
+    );
+    let tarball = bookworm_tarball();
+    let rootfs = rootfs.to_str().unwrap().to_string();
+    let out = Sandbox::both(&[&format!("{}:100000:65536", user.name)]).run_as(
+        user,
+        &[
+            &install().runner(),
+            "--map",
+            map,
+            "--",
+            "tar",
+            "-xpf",
+            tarball.to_str().unwrap(),
+            "--numeric-owner",
+            "-C",
+            &rootfs,
+        ],
+    );
+    (out, rootfs)
+}
