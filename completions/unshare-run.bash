@@ -23,13 +23,25 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -w -e -p -h -V --rootfs --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --help --version"
+            opts="-u -w -e -p -h -V --rootfs --name --ephemeral --overlay --entrypoint --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --rootfs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --overlay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --entrypoint)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,4 +1,7 @@
-complete -c unshare-run -l rootfs -d 'Run inside this root filesystem (a directory) instead of the host\'s' -r -F
+complete -c unshare-run -l rootfs -d 'Run inside this root filesystem instead of the host\'s: a directory, an image file (tar, tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, or a stored image\'s name or digest' -r -F
+complete -c unshare-run -l name -d 'Name the image imported from --rootfs FILE, for later use as --rootfs NAME' -r
+complete -c unshare-run -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
+complete -c unshare-run -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
 complete -c unshare-run -l map -d 'Which ids to map inside the container' -r -f -a "auto\t'The full subordinate map when you have ranges and working helpers, else a single-id map and a warning saying why'
 full\t'The full subordinate map, or exit 125 saying what to fix'
 root\t'A single-id map: you are uid 0 inside'
@@ -14,5 +17,6 @@ complete -c unshare-run -l bind -d 'Bind-mount host path SRC at DST inside (repe
 complete -c unshare-run -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r
 complete -c unshare-run -s p -l publish -d 'Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; needs --net pasta)' -r
 complete -c unshare-run -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
+complete -c unshare-run -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
 complete -c unshare-run -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -s V -l version -d 'Print version'

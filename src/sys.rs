@@ -93,6 +93,26 @@ pub fn read_xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {
     usize::try_from(rc).ok().map(|n| buf[..n].to_vec())
 }
 
+/// fsetxattr(2): sets extended attribute `name` of the open file `fd` to `value`.
+pub fn set_xattr(fd: std::os::fd::BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: name is NUL-terminated, value is valid for value.len() bytes, fd is open.
+    let rc = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Sets the loopback interface of this network namespace up (what `ip link set lo up` does).
 pub fn bring_up_loopback() -> io::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

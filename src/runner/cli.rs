@@ -36,8 +36,10 @@ pub struct Publish {
     long_about = "Run a command in new user, mount, pid, uts and ipc namespaces. Inside, id 0 is you and ids \
 1.. are all of your ranges from /etc/subuid and /etc/subgid, so multi-user software works without root: \
 apt-get install, su, chown to any mapped id.\n\n\
-With --rootfs DIR the command runs in that root filesystem (with fresh /proc, /dev, /sys and /tmp). \
-Without it the command sees the host's files with ids mapped (\"host mode\"), which is how you remove or \
+With --rootfs the command runs in that root filesystem (with fresh /proc, /dev, /sys and /tmp): a \
+directory, or an image file that is imported once into your image store (~/.local/share/unshare-run; \
+tarballs compressed or not, OCI and Docker image archives). --ephemeral keeps the root filesystem \
+unchanged; `unshare-run images` lists and removes stored images. Without --rootfs the command sees the host's files with ids mapped (\"host mode\"), which is how you remove or \
 chown trees that belong to your subordinate ids.\n\n\
 The same executable is also newuidmap and newgidmap when called by those names.",
     after_help = "Examples:\n  \
@@ -46,15 +48,38 @@ unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate
 unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
 unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
+unshare-run --rootfs bookworm.tar.zst --name bookworm -- true   import once, by name later\n  \
+unshare-run --rootfs bookworm --ephemeral -- apt-get install -y hello\n  \
+unshare-run images                             list stored images (images rm NAME removes one)\n  \
 unshare-run doctor                             what to fix when containers will not start\n\n\
 Exit status: the command's status; 128+N when it was killed by signal N; 125 when unshare-run itself \
 failed; 126 when the command cannot be executed; 127 when it was not found.",
     after_long_help = None::<&str>
 )]
 pub struct Cli {
-    /// Run inside this root filesystem (a directory) instead of the host's.
-    #[arg(long, value_name = "DIR")]
+    /// Run inside this root filesystem instead of the host's: a directory, an image file (tar,
+    /// tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, or
+    /// a stored image's name or digest.
+    #[arg(long, value_name = "DIR|FILE|NAME")]
     pub rootfs: Option<PathBuf>,
+
+    /// Name the image imported from --rootfs FILE, for later use as --rootfs NAME.
+    #[arg(long, value_name = "NAME", requires = "rootfs")]
+    pub name: Option<String>,
+
+    /// Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the
+    /// run (overlayfs over a tmpfs).
+    #[arg(long, requires = "rootfs", conflicts_with = "overlay")]
+    pub ephemeral: bool,
+
+    /// Keep the container's writes in DIR instead of the root filesystem; later runs with the same
+    /// DIR see them (overlayfs).
+    #[arg(long, value_name = "DIR", requires = "rootfs")]
+    pub overlay: Option<PathBuf>,
+
+    /// Replace the image's entrypoint with this program ("" runs COMMAND, or the image's command, alone).
+    #[arg(long, value_name = "PROGRAM", requires = "rootfs")]
+    pub entrypoint: Option<OsString>,
 
     /// Which ids to map inside the container.
     #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]

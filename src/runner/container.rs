@@ -62,6 +62,8 @@ pub struct ContainerSpec {
     pub setgroups_allowed: bool,
     /// Ports published through pasta.
     pub publish: Vec<super::cli::Publish>,
+    /// Writes go to an overlay instead of the root filesystem.
+    pub overlay: Option<rootfs::Overlay>,
     /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
     /// them and their directory).
     pub generated: Option<Generated>,
@@ -145,6 +147,72 @@ pub fn run(
                 let _ = pasta.wait();
             }
             status
+        }
+    }
+}
+
+/// Runs `work` in a child process in a new user namespace with the ids of `plan` (uid 0 inside),
+/// for jobs on files owned by subordinate ids (importing and removing images). Returns the child's
+/// exit status; the child dies with us.
+pub fn run_in_user_namespace(
+    plan: &MapPlan,
+    helpers: Option<&Helpers>,
+    work: impl FnOnce() -> u8,
+) -> Result<u8, RunError> {
+    let (go_read, go_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
+    match sys::clone_into(CloneFlags::CLONE_NEWUSER).map_err(clone_error)? {
+        Forked::Child => {
+            drop(go_write);
+            let mut byte = [0u8; 1];
+            let mut go = std::fs::File::from(go_read);
+            let started = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
+                && matches!(go.read(&mut byte), Ok(1))
+                && byte[0] == b'G';
+            if !started {
+                sys::exit_now(i32::from(EXIT_SETUP_FAILED));
+            }
+            if matches!(plan, MapPlan::Full { .. }) {
+                let _ = nix::unistd::setgroups(&[]);
+            }
+            sys::exit_now(i32::from(work()))
+        }
+        Forked::Parent(child) => {
+            drop(go_read);
+            // Blocked while we talk to the child, then restored: a container started later must not
+            // inherit it.
+            let mut sigpipe = SigSet::empty();
+            sigpipe.add(Signal::SIGPIPE);
+            let mut old_mask = SigSet::empty();
+            let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), Some(&mut old_mask));
+            let status = start_and_wait(child, go_write, plan, helpers);
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+            status
+        }
+    }
+}
+
+fn start_and_wait(
+    child: Pid,
+    go_write: OwnedFd,
+    plan: &MapPlan,
+    helpers: Option<&Helpers>,
+) -> Result<u8, RunError> {
+    if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
+        let _ = kill(child, Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        return Err(e);
+    }
+    let _ = std::fs::File::from(go_write).write_all(b"G");
+    loop {
+        match waitpid(child, None) {
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(RunError::sys("waitpid", e)),
         }
     }
 }

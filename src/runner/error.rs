@@ -6,6 +6,8 @@ use std::fmt;
 pub struct RunError {
     pub message: String,
     pub hint: Option<String>,
+    /// The message was printed already (by a child process that did the work).
+    pub reported: bool,
 }
 
 impl RunError {
@@ -13,6 +15,16 @@ impl RunError {
         RunError {
             message: message.into(),
             hint: None,
+            reported: false,
+        }
+    }
+
+    /// A failure whose message a child process printed.
+    pub fn reported() -> RunError {
+        RunError {
+            message: String::new(),
+            hint: None,
+            reported: true,
         }
     }
 

@@ -7,6 +7,7 @@ mod command;
 mod container;
 mod doctor;
 mod error;
+mod image;
 mod init;
 mod mapping;
 mod rootfs;
@@ -28,6 +29,10 @@ pub fn main(args: &[OsString]) -> u8 {
     if args.first().is_some_and(|a| a == "doctor") {
         return doctor::main(&args[1..]);
     }
+    // Likewise `unshare-run images`.
+    if args.first().is_some_and(|a| a == "images") {
+        return image::commands::main(&args[1..]);
+    }
     let argv = std::iter::once(OsString::from("unshare-run")).chain(args.iter().cloned());
     let cli = match cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
@@ -39,7 +44,9 @@ pub fn main(args: &[OsString]) -> u8 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("unshare-run: {e}");
+            if !e.reported {
+                eprintln!("unshare-run: {e}");
+            }
             EXIT_RUNNER_ERROR
         }
     }
@@ -58,43 +65,51 @@ fn current_caller() -> Caller {
     }
 }
 
-fn run(cli: cli::Cli) -> Result<u8, RunError> {
+/// The id map for `mode`: with `MapMode::Auto` and no usable subordinate ids, a single-id map and
+/// one warning.
+pub(crate) fn plan_ids(mode: MapMode) -> Result<(MapPlan, Option<mapping::Helpers>), RunError> {
     let caller = current_caller();
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf));
     let path_var = std::env::var_os("PATH");
     let find = |name: &str| mapping::find_helper(name, exe_dir.as_deref(), path_var.clone());
-    let (plan, helpers) = match mapping::plan_map(
-        cli.map,
-        &caller,
-        "/etc/subuid",
-        "/etc/subgid",
-        find,
-    ) {
-        Ok(planned) => planned,
-        Err(why) if cli.map == MapMode::Auto => {
+    match mapping::plan_map(mode, &caller, "/etc/subuid", "/etc/subgid", find) {
+        Ok(planned) => Ok(planned),
+        Err(why) if mode == MapMode::Auto => {
             eprintln!(
                 "unshare-run: warning: only your own id is mapped (uid 0 inside), so apt, su and chown to other \
                  ids will fail: {}\n  fix: {}",
                 why.reason, why.fix
             );
-            (
+            Ok((
                 MapPlan::Single {
                     inside_uid: 0,
                     inside_gid: 0,
                 },
                 None,
-            )
+            ))
         }
-        Err(why) => {
-            return Err(
-                RunError::new(format!("cannot set up the full id map: {}", why.reason))
-                    .with_hint(why.fix),
-            );
+        Err(why) => Err(
+            RunError::new(format!("cannot set up the full id map: {}", why.reason))
+                .with_hint(why.fix),
+        ),
+    }
+}
+
+fn run(cli: cli::Cli) -> Result<u8, RunError> {
+    let (plan, helpers) = plan_ids(cli.map)?;
+    let image = match &cli.rootfs {
+        None => None,
+        Some(rootfs) => {
+            let ids = image::MappedIds {
+                plan: &plan,
+                helpers: helpers.as_ref(),
+            };
+            Some(image::resolve(rootfs, cli.name.as_deref(), &ids)?)
         }
     };
-    let spec = container_spec(cli, &plan)?;
+    let spec = container_spec(cli, &plan, image)?;
     let result = container::run(&spec, &plan, helpers.as_ref());
     // PID 1 removes the generated files once bound; this covers a container that failed before.
     if let Some(g) = &spec.generated {
@@ -123,29 +138,14 @@ fn is_mapped(plan: &MapPlan, id: u32, uid: bool) -> bool {
     }
 }
 
-fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunError> {
-    let rootfs = match &cli.rootfs {
-        None => None,
-        Some(dir) => {
-            let canonical = dir.canonicalize().map_err(|e| {
-                RunError::new(format!("root filesystem {}: {e}", dir.display()))
-                    .with_hint("--rootfs takes a directory holding an extracted root filesystem")
-            })?;
-            if !canonical.is_dir() {
-                return Err(RunError::new(format!(
-                    "root filesystem {} is not a directory",
-                    dir.display()
-                )));
-            }
-            if canonical == Path::new("/") {
-                return Err(
-                    RunError::new("--rootfs / would pivot onto the host's own root").with_hint(
-                        "leave out --rootfs to run on the host's filesystem (host mode)",
-                    ),
-                );
-            }
-            Some(canonical)
-        }
+fn container_spec(
+    cli: cli::Cli,
+    plan: &MapPlan,
+    image: Option<image::Resolved>,
+) -> Result<ContainerSpec, RunError> {
+    let (rootfs, config) = match image {
+        Some(resolved) => (Some(resolved.rootfs), resolved.config),
+        None => (None, image::ImageConfig::default()),
     };
     let (default_uid, default_gid) = match plan {
         MapPlan::Single {
@@ -154,9 +154,11 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
         } => (*inside_uid, *inside_gid),
         MapPlan::Full { .. } => (0, 0),
     };
-    let (uid, gid) = match cli.user {
-        None => (default_uid, default_gid),
-        Some((uid, gid)) => (uid, gid.unwrap_or(uid)),
+    let (uid, gid) = match (cli.user, &config.user, &rootfs) {
+        (Some((uid, gid)), _, _) => (uid, gid.unwrap_or(uid)),
+        (None, Some(user), Some(root)) => image::image_user(root, user)
+            .map_err(|e| RunError::new(e).with_hint("choose the user with --user UID[:GID]"))?,
+        (None, _, _) => (default_uid, default_gid),
     };
     for (id, is_uid) in [(uid, true), (gid, false)] {
         if !is_mapped(plan, id, is_uid) {
@@ -187,13 +189,16 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
         ));
     }
     let generated = generate_network_files(cli.net, cli.hostname.as_deref())?;
-    let workdir = cli.workdir.map(|w| {
-        if w.is_absolute() {
-            w
-        } else {
-            PathBuf::from("/").join(w)
-        }
-    });
+    let workdir = cli
+        .workdir
+        .or_else(|| config.working_dir.clone().map(PathBuf::from))
+        .map(|w| {
+            if w.is_absolute() {
+                w
+            } else {
+                PathBuf::from("/").join(w)
+            }
+        });
     Ok(ContainerSpec {
         rootfs,
         net: cli.net,
@@ -201,14 +206,51 @@ fn container_spec(cli: cli::Cli, plan: &MapPlan) -> Result<ContainerSpec, RunErr
         uid,
         gid,
         workdir,
-        env: cli.env,
+        env: image_env(&config.env).chain(cli.env).collect(),
         binds,
         tmpfs: cli.tmpfs,
-        command: cli.command,
+        command: image_command(&config, cli.entrypoint, cli.command),
+        overlay: match (cli.ephemeral, cli.overlay) {
+            (true, _) => Some(rootfs::Overlay::Ephemeral),
+            (false, Some(dir)) => Some(rootfs::Overlay::Persistent(absolute(&dir)?)),
+            (false, None) => None,
+        },
         setgroups_allowed: matches!(plan, MapPlan::Full { .. }),
         publish: cli.publish,
         generated,
     })
+}
+
+/// The image's `Env` ("KEY=VALUE"), which --env overrides.
+fn image_env(env: &[String]) -> impl Iterator<Item = (OsString, OsString)> + '_ {
+    env.iter().filter_map(|entry| {
+        let (key, value) = entry.split_once('=')?;
+        Some((key.into(), value.into()))
+    })
+}
+
+/// The command as an image defines it: its entrypoint (unless --entrypoint replaces it) followed by
+/// the given command, or by the image's Cmd when none is given. Empty: an interactive shell.
+fn image_command(
+    config: &image::ImageConfig,
+    entrypoint: Option<OsString>,
+    command: Vec<OsString>,
+) -> Vec<OsString> {
+    let entrypoint: Vec<OsString> = match entrypoint {
+        Some(program) if program.is_empty() => Vec::new(),
+        Some(program) => vec![program],
+        None => config.entrypoint.iter().map(OsString::from).collect(),
+    };
+    let arguments = if command.is_empty() {
+        config.cmd.iter().map(OsString::from).collect()
+    } else {
+        command
+    };
+    entrypoint.into_iter().chain(arguments).collect()
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, RunError> {
+    std::path::absolute(path).map_err(|e| RunError::sys(path.display(), e))
 }
 
 /// The container's /etc/resolv.conf (pasta's DNS forwarder) and /etc/hosts (the host's, plus the

@@ -23,6 +23,15 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// Where the container's writes go when they must not reach the root filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    /// A tmpfs: gone with the container.
+    Ephemeral,
+    /// DIR/upper and DIR/work (created if missing): kept for later runs.
+    Persistent(PathBuf),
+}
+
 /// Host devices bound into the container's /dev (mknod is impossible in a user namespace).
 const HOST_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -143,6 +152,14 @@ fn setup_host_mode(spec: &ContainerSpec) -> Result<(), RunError> {
 }
 
 fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
+    let merged;
+    let root = match &spec.overlay {
+        None => root,
+        Some(overlay) => {
+            merged = mount_overlay(root, overlay)?;
+            merged.as_path()
+        }
+    };
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
     let proc = inside(root, Path::new("/proc"));
@@ -166,6 +183,67 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     network_files(spec, root)?;
     user_mounts(spec, root)?;
     enter_root(root)
+}
+
+/// Mounts an overlay with `lower` as its read-only layer; returns where the merged tree is. The lower
+/// directory is named through a descriptor opened before anything is mounted over its path.
+fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
+    use std::os::fd::AsRawFd;
+    let open_dir = |path: &Path| {
+        fs::File::open(path)
+            .map_err(|e| RunError::sys(format!("cannot open {}", path.display()), e))
+    };
+    let lower_fd = open_dir(lower)?;
+    let (upper_base, target) = match overlay {
+        Overlay::Ephemeral => {
+            // The tmpfs goes over the root filesystem's own path: nothing else needs a mount point.
+            mount_fs(
+                "tmpfs",
+                lower,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755"),
+            )?;
+            let merged = lower.join("merged");
+            mkdir_all(&merged, 0o755)?;
+            (lower.to_path_buf(), merged)
+        }
+        Overlay::Persistent(dir) => (dir.clone(), lower.to_path_buf()),
+    };
+    let upper = upper_base.join("upper");
+    let work = upper_base.join("work");
+    if !upper.is_dir() {
+        // The upper directory's root becomes the container's /: same owner and mode as the image's.
+        mkdir_all(&upper, 0o755)?;
+        let meta = lower_fd
+            .metadata()
+            .map_err(|e| RunError::sys(format!("cannot read {}", lower.display()), e))?;
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
+        let _ = fs::set_permissions(&upper, fs::Permissions::from_mode(meta.mode() & 0o7777));
+    }
+    mkdir_all(&work, 0o700)?;
+    let upper_fd = open_dir(&upper)?;
+    let work_fd = open_dir(&work)?;
+    let options = format!(
+        "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{}",
+        lower_fd.as_raw_fd(),
+        upper_fd.as_raw_fd(),
+        work_fd.as_raw_fd()
+    );
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(|e| {
+        RunError::sys(format!("cannot mount an overlay on {}", lower.display()), e).with_hint(
+            "the overlay directory must be on a filesystem that supports overlayfs upper layers \
+             (not another overlay or NFS)",
+        )
+    })?;
+    Ok(target)
 }
 
 fn setup_dev(dev: &Path, gid5_mapped: bool) -> Result<(), RunError> {

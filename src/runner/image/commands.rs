@@ -1,0 +1,282 @@
+//! `unshare-run images`: list, import and remove stored images.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::store::{ImageRecord, Store};
+use super::{MappedIds, resolve};
+use crate::runner::EXIT_RUNNER_ERROR;
+use crate::runner::error::RunError;
+use crate::runner::mapping::MapMode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "unshare-run images",
+    about = "List, import and remove the images in your image store",
+    long_about = "List, import and remove the images in your image store \
+($XDG_DATA_HOME/unshare-run, by default ~/.local/share/unshare-run). `unshare-run --rootfs FILE` imports \
+an image file the first time it is used; the files of stored images belong to your subordinate ids, so \
+removing one runs in your mapped user namespace.",
+    after_help = "Examples:\n  \
+unshare-run images                                list stored images\n  \
+unshare-run images import bookworm.tar.zst --name bookworm\n  \
+unshare-run images rm bookworm                    remove by name (or digest prefix)"
+)]
+pub struct ImagesCli {
+    #[command(subcommand)]
+    action: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// List stored images (the default).
+    #[command(alias = "ls")]
+    List,
+    /// Import an image file (or OCI layout directory) without running anything.
+    Import {
+        /// The image file or OCI layout directory.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Name the stored image.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// Remove stored images, by name, digest or unique digest prefix.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(value_name = "NAME|DIGEST", required = true)]
+        images: Vec<String>,
+    },
+}
+
+pub fn main(args: &[OsString]) -> u8 {
+    let argv = std::iter::once(OsString::from("unshare-run images")).chain(args.iter().cloned());
+    let cli = match ImagesCli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_RUNNER_ERROR } else { 0 };
+        }
+    };
+    let result = Store::for_caller()
+        .map_err(|e| RunError::new(format!("cannot find the image store: {e}")))
+        .and_then(|store| match cli.action.unwrap_or(Action::List) {
+            Action::List => {
+                print!("{}", table(&store));
+                Ok(())
+            }
+            Action::Import { file, name } => import(&store, &file, name.as_deref()),
+            Action::Rm { images } => remove(&store, &images),
+        });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            if !e.reported {
+                eprintln!("unshare-run: {e}");
+            }
+            EXIT_RUNNER_ERROR
+        }
+    }
+}
+
+fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(), RunError> {
+    let (plan, helpers) = crate::runner::plan_ids(MapMode::Auto)?;
+    let ids = MappedIds {
+        plan: &plan,
+        helpers: helpers.as_ref(),
+    };
+    let resolved = resolve(file, name, &ids)?;
+    match resolved
+        .rootfs
+        .strip_prefix(store.images())
+        .ok()
+        .and_then(|rest| rest.iter().next())
+    {
+        Some(digest) => {
+            println!("{}", digest.to_string_lossy());
+            Ok(())
+        }
+        None => Err(RunError::new(format!(
+            "{} is a root filesystem directory, used in place: there is nothing to import",
+            file.display()
+        ))),
+    }
+}
+
+fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
+    let mut digests = Vec::new();
+    for reference in references {
+        match store.find(reference) {
+            Ok(Some(digest)) => digests.push(digest),
+            Ok(None) => {
+                return Err(RunError::new(format!("no stored image `{reference}`"))
+                    .with_hint("`unshare-run images` lists the stored images"));
+            }
+            Err(ambiguous) => return Err(RunError::new(ambiguous)),
+        }
+    }
+    let (plan, helpers) = crate::runner::plan_ids(MapMode::Auto)?;
+    for digest in digests {
+        let names = store.names_of(&digest);
+        let temp = store
+            .detach(&digest)
+            .map_err(|e| RunError::sys(format!("cannot remove image {}", short(&digest)), e))?;
+        let path = temp.path.clone();
+        let status =
+            crate::runner::container::run_in_user_namespace(&plan, helpers.as_ref(), || {
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("unshare-run: cannot delete {}: {e}", path.display());
+                        EXIT_RUNNER_ERROR
+                    }
+                }
+            })?;
+        if status != 0 {
+            // Left in tmp/, where the next import retries the deletion.
+            return Err(RunError::reported());
+        }
+        temp.release();
+        let names = if names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", names.join(", "))
+        };
+        println!("removed {}{names}", short(&digest));
+    }
+    Ok(())
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+/// The listing: one line per image, newest first.
+fn table(store: &Store) -> String {
+    let rows: Vec<[String; 5]> = store
+        .list()
+        .into_iter()
+        .map(|r: ImageRecord| {
+            let names = store.names_of(&r.digest).join(",");
+            [
+                short(&r.digest).to_string(),
+                if names.is_empty() { "-".into() } else { names },
+                human_size(r.size),
+                utc_date(r.imported),
+                format!("{} ({})", r.source, r.kind),
+            ]
+        })
+        .collect();
+    format_table(
+        &["DIGEST", "NAME", "SIZE", "IMPORTED (UTC)", "SOURCE"],
+        &rows,
+    )
+}
+
+fn format_table(header: &[&str; 5], rows: &[[String; 5]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; 5]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(*header);
+    for row in rows {
+        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+    }
+    out
+}
+
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// "YYYY-MM-DD HH:MM" of a Unix time, in UTC (the civil-from-days algorithm).
+pub fn utc_date(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let minute_of_day = (seconds % 86_400) / 60;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00");
+        assert_eq!(utc_date(951_782_400), "2000-02-29 00:00");
+        assert_eq!(utc_date(1_795_865_400), "2026-11-28 11:30");
+    }
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(150 * 1024 * 1024), "150.0 MiB");
+    }
+
+    #[test]
+    fn the_table_aligns_columns() {
+        let rows = [[
+            "abc".to_string(),
+            "debian".into(),
+            "1.0 MiB".into(),
+            "2026-11-28 11:30".into(),
+            "/x.tar (tarball)".into(),
+        ]];
+        let text = format_table(
+            &["DIGEST", "NAME", "SIZE", "IMPORTED (UTC)", "SOURCE"],
+            &rows,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "DIGEST  NAME    SIZE     IMPORTED (UTC)    SOURCE"
+        );
+        assert_eq!(
+            lines[1],
+            "abc     debian  1.0 MiB  2026-11-28 11:30  /x.tar (tarball)"
+        );
+    }
+}

@@ -1,0 +1,536 @@
+//! Root filesystem images: `--rootfs` given a tarball, an OCI or Docker image archive, an OCI layout
+//! directory or the name of a stored image. A file is imported once into the caller's store (see
+//! `store`), by a process in the mapped user namespace so that every owner survives; later runs find
+//! it by the file's identity without reading it again.
+//!
+//! `format` tells what a file is, `stream` reads it on a second thread, `extract` writes it safely,
+//! `oci` reads image layouts, `progress` draws the bar, `commands` is `unshare-run images`.
+
+pub mod commands;
+mod extract;
+mod format;
+mod oci;
+mod progress;
+pub mod store;
+mod stream;
+
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::RunError;
+use super::mapping::{Helpers, MapPlan};
+use format::Compression;
+use store::{ImageRecord, Store};
+
+/// The runtime defaults an image's configuration sets; command-line options override them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+}
+
+/// The root filesystem to run in.
+#[derive(Debug)]
+pub struct Resolved {
+    pub rootfs: PathBuf,
+    pub config: ImageConfig,
+}
+
+/// The id map and helpers for work that has to happen in the mapped user namespace.
+pub struct MappedIds<'a> {
+    pub plan: &'a MapPlan,
+    pub helpers: Option<&'a Helpers>,
+}
+
+const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
+     Docker archive), an OCI layout directory, or a stored image's name (see `unshare-run images`)";
+
+/// What `--rootfs ARG` names, importing it first if it is an image file not yet stored. `name`
+/// (`--name`) names the stored image.
+pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Resolved, RunError> {
+    if let Some(name) = name
+        && !store::is_valid_name(name)
+    {
+        return Err(RunError::new(format!("invalid image name `{name}`")).with_hint(
+            "a name starts with a letter or digit and holds letters, digits, `.`, `_` and `-` (at most 128)",
+        ));
+    }
+    let meta = match fs::metadata(arg) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return stored_by_reference(arg, name);
+        }
+        Err(e) => {
+            return Err(
+                RunError::sys(format!("root filesystem {}", arg.display()), e)
+                    .with_hint(ROOTFS_HINT),
+            );
+        }
+    };
+    let canonical = arg
+        .canonicalize()
+        .map_err(|e| RunError::sys(format!("root filesystem {}", arg.display()), e))?;
+    let store = || {
+        Store::for_caller().map_err(|e| RunError::new(format!("cannot find the image store: {e}")))
+    };
+    if meta.is_dir() {
+        let index = canonical.join("index.json");
+        if !(canonical.join("oci-layout").is_file() && index.is_file()) {
+            return plain_directory(canonical, name);
+        }
+        let store = store()?;
+        let key = format!(
+            "layout-{}",
+            store::source_key(&fs::metadata(&index).map_err(|e| RunError::sys("index.json", e))?)
+        );
+        if let Some(digest) = store.source(&key) {
+            return stored(&store, &digest, name);
+        }
+        let files = oci::DirectoryFiles(&canonical);
+        let image =
+            oci::read_image(&files, oci::Layout::Oci).map_err(|e| not_importable(arg, e))?;
+        let source = ImportSource::Image {
+            image,
+            kind: "OCI layout",
+            archive: None,
+        };
+        return import(&store, &canonical, &source, &key, name, ids);
+    }
+    let file = File::open(&canonical)
+        .map_err(|e| RunError::sys(format!("cannot open {}", arg.display()), e))?;
+    let mut head = [0u8; format::SNIFF_LEN];
+    let n = file
+        .read_at(&mut head, 0)
+        .map_err(|e| RunError::sys(format!("cannot read {}", arg.display()), e))?;
+    let compression = format::sniff(&head[..n]).map_err(|why| not_importable(arg, why))?;
+    let store = store()?;
+    let key = store::source_key(&meta);
+    if let Some(digest) = store.source(&key) {
+        return stored(&store, &digest, name);
+    }
+    let source = if compression == Compression::None {
+        let files = oci::ArchiveFiles::index(&file, &canonical.to_string_lossy())
+            .map_err(|e| not_importable(arg, format!("the tar archive is damaged: {e}")))?;
+        match oci::detect(&files) {
+            Some(layout) => ImportSource::Image {
+                image: oci::read_image(&files, layout).map_err(|e| not_importable(arg, e))?,
+                kind: layout.name(),
+                archive: Some(&file),
+            },
+            None => ImportSource::Tarball {
+                file: &file,
+                compression,
+                len: meta.len(),
+            },
+        }
+    } else {
+        ImportSource::Tarball {
+            file: &file,
+            compression,
+            len: meta.len(),
+        }
+    };
+    import(&store, &canonical, &source, &key, name, ids)
+}
+
+fn not_importable(arg: &Path, why: impl std::fmt::Display) -> RunError {
+    RunError::new(format!(
+        "cannot use {} as a root filesystem: {why}",
+        arg.display()
+    ))
+    .with_hint(ROOTFS_HINT)
+}
+
+fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, RunError> {
+    if canonical == Path::new("/") {
+        return Err(
+            RunError::new("--rootfs / would pivot onto the host's own root")
+                .with_hint("leave out --rootfs to run on the host's filesystem (host mode)"),
+        );
+    }
+    if name.is_some() {
+        return Err(RunError::new(format!(
+            "--name names an imported image, and {} is a directory that is used in place",
+            canonical.display()
+        )));
+    }
+    Ok(Resolved {
+        rootfs: canonical,
+        config: ImageConfig::default(),
+    })
+}
+
+/// `--rootfs NAME` for something that is not a path.
+fn stored_by_reference(arg: &Path, name: Option<&str>) -> Result<Resolved, RunError> {
+    let missing = || {
+        RunError::new(format!(
+            "root filesystem {}: no such file, directory or stored image",
+            arg.display()
+        ))
+        .with_hint(ROOTFS_HINT)
+    };
+    let Some(reference) = arg.to_str().filter(|r| !r.contains('/')) else {
+        return Err(missing());
+    };
+    let store = Store::for_caller()
+        .map_err(|e| RunError::new(format!("cannot find the image store: {e}")))?;
+    match store.find(reference) {
+        Ok(Some(digest)) => stored(&store, &digest, name),
+        Ok(None) => Err(missing()),
+        Err(ambiguous) => Err(RunError::new(ambiguous)),
+    }
+}
+
+fn stored(store: &Store, digest: &str, name: Option<&str>) -> Result<Resolved, RunError> {
+    let record = store
+        .record(digest)
+        .ok_or_else(|| RunError::new(format!("stored image {digest} is incomplete")))?;
+    if let Some(name) = name {
+        store
+            .set_name(name, digest)
+            .map_err(|e| RunError::sys(format!("cannot name the image {name}"), e))?;
+    }
+    Ok(Resolved {
+        rootfs: store.image_dir(digest).join(store::ROOTFS),
+        config: record.config,
+    })
+}
+
+enum ImportSource<'a> {
+    Tarball {
+        file: &'a File,
+        compression: Compression,
+        len: u64,
+    },
+    Image {
+        image: oci::Image,
+        kind: &'static str,
+        /// The archive holding the layers; None for a layout directory (a file per layer).
+        archive: Option<&'a File>,
+    },
+}
+
+/// Imports `source` into the store, in a process in the mapped user namespace; returns the image.
+fn import(
+    store: &Store,
+    path: &Path,
+    source: &ImportSource<'_>,
+    key: &str,
+    name: Option<&str>,
+    ids: &MappedIds<'_>,
+) -> Result<Resolved, RunError> {
+    store.create().map_err(|e| {
+        RunError::sys(
+            format!("cannot create the image store {}", store.root.display()),
+            e,
+        )
+    })?;
+    let temp = store.temp_dir("import", true).map_err(|e| {
+        RunError::sys(
+            format!("cannot create a directory in {}", store.tmp().display()),
+            e,
+        )
+    })?;
+    let status = super::container::run_in_user_namespace(ids.plan, ids.helpers, || {
+        import_in_namespace(store, &temp.path, path, source, key, name)
+    })?;
+    temp.release();
+    if status != 0 {
+        return Err(RunError::reported());
+    }
+    let digest = store
+        .source(key)
+        .ok_or_else(|| RunError::new("the import finished, but its image is not in the store"))?;
+    stored(store, &digest, None)
+}
+
+/// The importing process (uid 0 in the mapped user namespace). Returns its exit status.
+fn import_in_namespace(
+    store: &Store,
+    temp: &Path,
+    path: &Path,
+    source: &ImportSource<'_>,
+    key: &str,
+    name: Option<&str>,
+) -> u8 {
+    // Modes come from the archive, not from the caller's umask.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    for (abandoned, lock) in store.abandoned() {
+        if remove_path(&abandoned).is_ok() {
+            let _ = fs::remove_file(lock);
+        }
+    }
+    let result = extract_source(temp, path, source).and_then(|record| {
+        Store::write_record(temp, &record)
+            .map_err(|e| format!("cannot write {}: {e}", store::RECORD))?;
+        let target = store.image_dir(&record.digest);
+        if let Err(e) = fs::rename(temp, &target) {
+            // The same content was stored meanwhile (or before, from another file): keep that one.
+            if store.record(&record.digest).is_none() {
+                return Err(format!(
+                    "cannot store the image in {}: {e}",
+                    target.display()
+                ));
+            }
+            let _ = remove_path(temp);
+        }
+        store
+            .remember_source(key, &record.digest)
+            .map_err(|e| format!("cannot record the import: {e}"))?;
+        if let Some(name) = name {
+            store
+                .set_name(name, &record.digest)
+                .map_err(|e| format!("cannot name the image {name}: {e}"))?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => 0,
+        Err(why) => {
+            eprintln!("unshare-run: cannot import {}: {why}", path.display());
+            let _ = remove_path(temp);
+            super::EXIT_RUNNER_ERROR
+        }
+    }
+}
+
+fn remove_path(path: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Extracts `source` into `temp`/rootfs; returns the record for the store.
+fn extract_source(
+    temp: &Path,
+    path: &Path,
+    source: &ImportSource<'_>,
+) -> Result<ImageRecord, String> {
+    let rootfs = temp.join(store::ROOTFS);
+    std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o755)
+        .create(&rootfs)
+        .map_err(|e| format!("cannot create {}: {e}", rootfs.display()))?;
+    let label = format!(
+        "importing {}",
+        path.file_name()
+            .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
+    );
+    let (digest, kind, config, summary) = match source {
+        ImportSource::Tarball {
+            file,
+            compression,
+            len,
+        } => {
+            let mut extractor =
+                extract::Extractor::new(&rootfs, false).map_err(|e| e.to_string())?;
+            let progress = progress::Progress::on_terminal(label, *len);
+            let region = stream::Region {
+                file,
+                offset: 0,
+                len: *len,
+            };
+            let (result, digest) =
+                stream::pipelined(region, *compression, &progress, |r| extractor.apply(r))
+                    .map_err(|e| e.to_string())?;
+            progress.finish();
+            result.map_err(|e| e.to_string())?;
+            let digest = stream::hex(&digest.ok_or("the archive could not be read to its end")?);
+            let kind = match compression {
+                Compression::None => "tarball".to_string(),
+                other => format!("tarball ({})", other.name()),
+            };
+            (digest, kind, ImageConfig::default(), extractor.summary)
+        }
+        ImportSource::Image {
+            image,
+            kind,
+            archive,
+        } => {
+            let mut extractor =
+                extract::Extractor::new(&rootfs, true).map_err(|e| e.to_string())?;
+            let total = image.layers.iter().map(|l| l.location.len).sum();
+            let progress = progress::Progress::on_terminal(label, total);
+            for (number, layer) in image.layers.iter().enumerate() {
+                let opened;
+                let file = match archive {
+                    Some(file) => *file,
+                    None => {
+                        opened = File::open(&layer.location.path)
+                            .map_err(|e| format!("{}: {e}", layer.location.path))?;
+                        &opened
+                    }
+                };
+                let mut head = [0u8; format::SNIFF_LEN];
+                let n = file
+                    .read_at(
+                        &mut head[..format::SNIFF_LEN.min(layer.location.len as usize)],
+                        layer.location.offset,
+                    )
+                    .map_err(|e| e.to_string())?;
+                let compression = format::sniff(&head[..n])
+                    .map_err(|why| format!("layer {}: {why}", number + 1))?;
+                let region = stream::Region {
+                    file,
+                    offset: layer.location.offset,
+                    len: layer.location.len,
+                };
+                let (result, digest) =
+                    stream::pipelined(region, compression, &progress, |r| extractor.apply(r))
+                        .map_err(|e| e.to_string())?;
+                result.map_err(|e| format!("layer {}: {e}", number + 1))?;
+                let digest = stream::hex(&digest.ok_or("a layer could not be read to its end")?);
+                if layer.digest.as_ref().is_some_and(|want| *want != digest) {
+                    return Err(format!(
+                        "layer {} does not match its digest: the archive is damaged",
+                        number + 1
+                    ));
+                }
+            }
+            progress.finish();
+            (
+                image.id.clone(),
+                kind.to_string(),
+                image.config.clone(),
+                extractor.summary,
+            )
+        }
+    };
+    report(&summary);
+    Ok(ImageRecord {
+        digest,
+        source: path.to_string_lossy().into_owned(),
+        kind,
+        size: summary.bytes,
+        imported: now(),
+        config,
+    })
+}
+
+/// One line for each kind of thing the import could not keep.
+fn report(summary: &extract::Summary) {
+    if summary.devices_skipped > 0 {
+        eprintln!(
+            "unshare-run: skipped {} device node(s): containers get their own /dev",
+            summary.devices_skipped
+        );
+    }
+    if summary.unmapped_owners > 0 {
+        eprintln!(
+            "unshare-run: warning: {} entries belong to ids outside your id map and are owned by root instead; \
+             set up subordinate ids (see `unshare-run doctor`), remove the image and import it again",
+            summary.unmapped_owners
+        );
+    }
+    if summary.xattrs_skipped > 0 {
+        eprintln!(
+            "unshare-run: {} extended attribute(s) could not be kept (not allowed in a user namespace)",
+            summary.xattrs_skipped
+        );
+    }
+    if summary.others_skipped > 0 {
+        eprintln!(
+            "unshare-run: skipped {} socket(s) or entries of unknown type",
+            summary.others_skipped
+        );
+    }
+}
+
+/// The ids an image's `User` ("uid", "uid:gid", "name" or "name:group") means in `rootfs`. Without
+/// a group: the user's primary group from the image's /etc/passwd, else 0 (as docker does).
+pub fn image_user(rootfs: &Path, user: &str) -> Result<(u32, u32), String> {
+    let (user_part, group_part) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let passwd = fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let entry = passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let matches = fields.len() >= 4 && (fields[0] == user_part || fields[2] == user_part);
+        matches
+            .then(|| {
+                Some((
+                    fields[2].parse::<u32>().ok()?,
+                    fields[3].parse::<u32>().ok()?,
+                ))
+            })
+            .flatten()
+    });
+    let uid = match user_part.parse::<u32>() {
+        Ok(uid) => uid,
+        Err(_) => entry
+            .map(|(uid, _)| uid)
+            .ok_or_else(|| format!("the image's user `{user_part}` is not in its /etc/passwd"))?,
+    };
+    let gid = match group_part {
+        None => entry.map_or(0, |(_, gid)| gid),
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let groups = fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+                groups
+                    .lines()
+                    .find_map(|line| {
+                        let fields: Vec<&str> = line.split(':').collect();
+                        (fields.len() >= 3 && fields[0] == group)
+                            .then(|| fields[2].parse().ok())
+                            .flatten()
+                    })
+                    .ok_or_else(|| {
+                        format!("the image's group `{group}` is not in its /etc/group")
+                    })?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_users_are_resolved_in_the_image() {
+        let root = std::env::temp_dir().join(format!("urt-image-user-{}", std::process::id()));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/srv:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        assert_eq!(image_user(&root, "app"), Ok((1000, 1001)));
+        assert_eq!(image_user(&root, "1000"), Ok((1000, 1001)));
+        assert_eq!(image_user(&root, "2000"), Ok((2000, 0)));
+        assert_eq!(image_user(&root, "app:staff"), Ok((1000, 50)));
+        assert_eq!(image_user(&root, "7:8"), Ok((7, 8)));
+        assert!(
+            image_user(&root, "nobody")
+                .unwrap_err()
+                .contains("not in its /etc/passwd")
+        );
+        assert!(
+            image_user(&root, "app:wheel")
+                .unwrap_err()
+                .contains("/etc/group")
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

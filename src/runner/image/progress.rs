@@ -1,0 +1,132 @@
+//! One line of progress on a terminal: a bar, bytes, rate and time left. Quiet when stderr is not a
+//! terminal (logs and pipes get no carriage-return noise). Small enough not to need indicatif.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Redraws at most this often.
+const REDRAW_EVERY: Duration = Duration::from_millis(150);
+const BAR_WIDTH: usize = 24;
+
+pub struct Progress {
+    label: String,
+    total: u64,
+    done: AtomicU64,
+    started: Instant,
+    /// Milliseconds after `started` of the last redraw.
+    drawn_at: AtomicU64,
+    visible: bool,
+}
+
+impl Progress {
+    /// Progress over `total` bytes, shown when stderr is a terminal.
+    pub fn on_terminal(label: impl Into<String>, total: u64) -> Progress {
+        let visible = nix::unistd::isatty(std::io::stderr()).unwrap_or(false);
+        Progress::new(label.into(), total, visible)
+    }
+
+    #[cfg(test)]
+    pub fn hidden(total: u64) -> Progress {
+        Progress::new(String::new(), total, false)
+    }
+
+    fn new(label: String, total: u64, visible: bool) -> Progress {
+        Progress {
+            label,
+            total,
+            done: AtomicU64::new(0),
+            started: Instant::now(),
+            drawn_at: AtomicU64::new(0),
+            visible,
+        }
+    }
+
+    pub fn advance(&self, bytes: u64) {
+        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        if !self.visible {
+            return;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.drawn_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < REDRAW_EVERY.as_millis() as u64 {
+            return;
+        }
+        if self
+            .drawn_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.draw(done, self.started.elapsed());
+        }
+    }
+
+    fn draw(&self, done: u64, elapsed: Duration) {
+        let line = render(&self.label, done, self.total, elapsed);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[K{line}");
+        let _ = err.flush();
+    }
+
+    /// Ends the line (only if one was drawn).
+    pub fn finish(&self) {
+        if self.visible {
+            self.draw(self.done.load(Ordering::Relaxed), self.started.elapsed());
+            eprintln!();
+        }
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// `label [#####-----] 45.2/120.0 MiB  88.1 MiB/s  0:02 left`
+pub fn render(label: &str, done: u64, total: u64, elapsed: Duration) -> String {
+    let fraction = if total == 0 {
+        1.0
+    } else {
+        (done as f64 / total as f64).min(1.0)
+    };
+    let filled = (fraction * BAR_WIDTH as f64).round() as usize;
+    let bar = format!("{}{}", "#".repeat(filled), "-".repeat(BAR_WIDTH - filled));
+    let seconds = elapsed.as_secs_f64();
+    let rate = if seconds > 0.0 {
+        done as f64 / seconds
+    } else {
+        0.0
+    };
+    let left = if rate > 0.0 && done < total {
+        let secs = ((total - done) as f64 / rate).ceil() as u64;
+        format!("{}:{:02} left", secs / 60, secs % 60)
+    } else {
+        "0:00 left".to_string()
+    };
+    format!(
+        "{label} [{bar}] {:.1}/{:.1} MiB  {:.1} MiB/s  {left}",
+        mib(done),
+        mib(total),
+        mib(rate as u64)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_shows_bytes_rate_and_time_left() {
+        let line = render("importing x", 50 << 20, 100 << 20, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "importing x [############------------] 50.0/100.0 MiB  25.0 MiB/s  0:02 left"
+        );
+    }
+
+    #[test]
+    fn a_finished_or_empty_import_is_full() {
+        let line = render("x", 0, 0, Duration::ZERO);
+        assert!(line.contains(&"#".repeat(BAR_WIDTH)), "{line}");
+        assert!(line.ends_with("0:00 left"));
+    }
+}

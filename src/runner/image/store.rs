@@ -1,0 +1,439 @@
+//! The per-user image store, `$XDG_DATA_HOME/unshare-run` (`~/.local/share/unshare-run`):
+//!
+//! ```text
+//! images/<sha256>/rootfs        an extracted image (files owned by subordinate ids)
+//! images/<sha256>/image.json    where it came from, its size, the image's runtime defaults
+//! names/<NAME> -> ../images/<sha256>
+//! sources/<file identity>       the digest a file was imported as (a second run does not re-read it)
+//! tmp/                          imports and removals in progress, each locked by its process
+//! ```
+//! An image appears in images/ by one rename, complete; whatever a killed import leaves in tmp/ is
+//! removed by the next import, which can tell it is abandoned because nobody holds its lock. The store
+//! is 0700: images hold setuid files owned by subordinate ids, which no other user may reach.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use super::ImageConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// sha256 in hex: of the file for a tarball, of the configuration for a container image.
+    pub digest: String,
+    /// The file or directory it was imported from.
+    pub source: String,
+    /// "tarball (zstd)", "OCI image", ...
+    pub kind: String,
+    /// Bytes of file content.
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub imported: u64,
+    #[serde(default)]
+    pub config: ImageConfig,
+}
+
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// A directory in tmp/ that belongs to this process while the lock is held.
+pub struct TempDir {
+    pub path: PathBuf,
+    /// Held, never read: the lock says the directory is in use.
+    pub _lock: Flock<File>,
+}
+
+pub const RECORD: &str = "image.json";
+pub const ROOTFS: &str = "rootfs";
+
+impl Store {
+    /// The caller's store (not created yet).
+    pub fn for_caller() -> Result<Store, String> {
+        let data_home = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let data_home = match data_home {
+            Some(dir) => dir,
+            None => {
+                let home = std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_absolute())
+                    .or_else(|| {
+                        nix::unistd::User::from_uid(nix::unistd::getuid())
+                            .ok()
+                            .flatten()
+                            .map(|u| u.dir)
+                    })
+                    .ok_or("neither XDG_DATA_HOME nor HOME is set")?;
+                home.join(".local/share")
+            }
+        };
+        Ok(Store {
+            root: data_home.join("unshare-run"),
+        })
+    }
+
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+    fn names(&self) -> PathBuf {
+        self.root.join("names")
+    }
+    fn sources(&self) -> PathBuf {
+        self.root.join("sources")
+    }
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn image_dir(&self, digest: &str) -> PathBuf {
+        self.images().join(digest)
+    }
+
+    /// Creates the store's directories (the store itself 0700).
+    pub fn create(&self) -> io::Result<()> {
+        if let Some(parent) = self.root.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(&self.root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for dir in [self.images(), self.names(), self.sources(), self.tmp()] {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// A stored image's record; None when it is not (completely) stored.
+    pub fn record(&self, digest: &str) -> Option<ImageRecord> {
+        let text = fs::read(self.image_dir(digest).join(RECORD)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    pub fn write_record(dir: &Path, record: &ImageRecord) -> io::Result<()> {
+        let text = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+        fs::write(dir.join(RECORD), text)
+    }
+
+    /// The digest a file with this identity was imported as, if that image is still stored.
+    pub fn source(&self, key: &str) -> Option<String> {
+        let digest = fs::read_to_string(self.sources().join(key)).ok()?;
+        let digest = digest.trim().to_string();
+        self.record(&digest).map(|_| digest)
+    }
+
+    pub fn remember_source(&self, key: &str, digest: &str) -> io::Result<()> {
+        replace_atomically(&self.sources().join(key), |tmp| fs::write(tmp, digest))
+    }
+
+    /// Gives the image `digest` the name `name` (taking it from another image if need be).
+    pub fn set_name(&self, name: &str, digest: &str) -> io::Result<()> {
+        let target = Path::new("../images").join(digest);
+        replace_atomically(&self.names().join(name), |tmp| {
+            std::os::unix::fs::symlink(&target, tmp)
+        })
+    }
+
+    /// The names of the image `digest`.
+    pub fn names_of(&self, digest: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.names())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                fs::read_link(e.path()).is_ok_and(|t| t.file_name().is_some_and(|f| f == digest))
+            })
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Stored images, newest first.
+    pub fn list(&self) -> Vec<ImageRecord> {
+        let mut records: Vec<ImageRecord> = fs::read_dir(self.images())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|d| self.record(&d))
+            .collect();
+        records.sort_by(|a, b| b.imported.cmp(&a.imported).then(a.digest.cmp(&b.digest)));
+        records
+    }
+
+    /// The stored image that `reference` (a name, a digest or a unique digest prefix) means.
+    pub fn find(&self, reference: &str) -> Result<Option<String>, String> {
+        if is_valid_name(reference)
+            && let Ok(target) = fs::read_link(self.names().join(reference))
+            && let Some(digest) = target.file_name().and_then(|f| f.to_str())
+            && self.record(digest).is_some()
+        {
+            return Ok(Some(digest.to_string()));
+        }
+        let prefix = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let prefix = prefix.to_ascii_lowercase();
+        let matches: Vec<String> = self
+            .list()
+            .into_iter()
+            .map(|r| r.digest)
+            .filter(|d| d.starts_with(&prefix))
+            .collect();
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.into_iter().next()),
+            n => Err(format!(
+                "`{reference}` matches {n} stored images; give more of the digest"
+            )),
+        }
+    }
+
+    /// Removes what refers to `digest` (names, remembered sources), then moves the image into tmp/
+    /// for deletion, so that it is gone at once even if deleting its files takes long or fails.
+    pub fn detach(&self, digest: &str) -> io::Result<TempDir> {
+        for name in self.names_of(digest) {
+            fs::remove_file(self.names().join(name))?;
+        }
+        for entry in fs::read_dir(self.sources())?.filter_map(Result::ok) {
+            if fs::read_to_string(entry.path()).is_ok_and(|d| d.trim() == digest) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let temp = self.temp_dir("remove", false)?;
+        fs::rename(self.image_dir(digest), &temp.path)?;
+        Ok(temp)
+    }
+
+    /// A new, locked directory in tmp/ (not created when `create` is false: a rename's target).
+    pub fn temp_dir(&self, purpose: &str, create: bool) -> io::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = self
+            .tmp()
+            .join(format!("{purpose}.{}.{nanos}", std::process::id()));
+        let lock_path = path.with_extension(format!("{nanos}.lock"));
+        let lock_file = File::create(&lock_path)?;
+        let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| io::Error::from(e))?;
+        if create {
+            fs::DirBuilder::new().mode(0o700).create(&path)?;
+        }
+        Ok(TempDir { path, _lock: lock })
+    }
+
+    /// Entries of tmp/ whose process is gone (their lock is free): what killed imports and removals
+    /// left behind. Each is returned with its lock file, which the caller removes last.
+    pub fn abandoned(&self) -> Vec<(PathBuf, PathBuf)> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(self.tmp())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "lock") {
+                continue;
+            }
+            let Some(nanos) = path.extension().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            let lock_path = path.with_extension(format!("{nanos}.lock"));
+            let free = File::open(&lock_path)
+                .ok()
+                .map(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok())
+                // No lock file at all: its lock was removed before the directory was.
+                .unwrap_or(true);
+            if free {
+                found.push((path, lock_path));
+            }
+        }
+        // Lock files whose directory is already gone.
+        for entry in fs::read_dir(self.tmp())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            let name = path.to_string_lossy();
+            if let Some(dir) = name.strip_suffix(".lock")
+                && !Path::new(dir).exists()
+                && File::open(&path)
+                    .ok()
+                    .is_some_and(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok())
+            {
+                let _ = fs::remove_file(&path);
+            }
+        }
+        found
+    }
+}
+
+impl TempDir {
+    /// Releases the lock and removes the lock file (the directory must be gone or moved).
+    pub fn release(self) {
+        let nanos = self
+            .path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned());
+        if let Some(nanos) = nanos {
+            let _ = fs::remove_file(self.path.with_extension(format!("{nanos}.lock")));
+        }
+    }
+}
+
+/// Writes `path` by making it under a temporary name and renaming it over.
+fn replace_atomically(path: &Path, make: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+        std::process::id()
+    ));
+    let _ = fs::remove_file(&tmp);
+    make(&tmp)?;
+    fs::rename(&tmp, path)
+}
+
+/// Store names: what podman allows in a repository name's last part, without `/` or `:`.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 128
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A file's identity: the same file, unchanged, has the same key (device, inode, size, times).
+pub fn source_key(meta: &fs::Metadata) -> String {
+    format!(
+        "{:x}-{:x}-{}-{}.{}-{}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> Store {
+        let dir = std::env::temp_dir().join(format!("urt-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        Store { root: dir }
+    }
+
+    fn record(digest: &str, imported: u64) -> ImageRecord {
+        ImageRecord {
+            digest: digest.into(),
+            source: "/x.tar".into(),
+            kind: "tarball".into(),
+            size: 1,
+            imported,
+            config: ImageConfig::default(),
+        }
+    }
+
+    fn store_image(store: &Store, digest: &str, imported: u64) {
+        let dir = store.image_dir(digest);
+        fs::create_dir_all(dir.join(ROOTFS)).unwrap();
+        Store::write_record(&dir, &record(digest, imported)).unwrap();
+    }
+
+    #[test]
+    fn names_and_digest_prefixes_find_images() {
+        let store = scratch("find");
+        store.create().unwrap();
+        store_image(&store, "aaaa1111", 1);
+        store_image(&store, "aaaa2222", 2);
+        store.set_name("debian", "aaaa1111").unwrap();
+        assert_eq!(store.find("debian"), Ok(Some("aaaa1111".into())));
+        assert_eq!(store.find("aaaa2"), Ok(Some("aaaa2222".into())));
+        assert_eq!(store.find("sha256:aaaa22"), Ok(Some("aaaa2222".into())));
+        assert!(store.find("aaaa").is_err(), "ambiguous prefix");
+        assert_eq!(store.find("bbbb"), Ok(None));
+        assert_eq!(store.names_of("aaaa1111"), ["debian"]);
+        // A name moves to the image it is given to last.
+        store.set_name("debian", "aaaa2222").unwrap();
+        assert_eq!(store.find("debian"), Ok(Some("aaaa2222".into())));
+        assert_eq!(
+            store
+                .list()
+                .iter()
+                .map(|r| r.digest.as_str())
+                .collect::<Vec<_>>(),
+            ["aaaa2222", "aaaa1111"]
+        );
+        fs::remove_dir_all(&store.root).unwrap();
+    }
+
+    #[test]
+    fn an_unfinished_image_is_not_found() {
+        let store = scratch("unfinished");
+        store.create().unwrap();
+        fs::create_dir_all(store.image_dir("cccc3333").join(ROOTFS)).unwrap();
+        store.remember_source("k", "cccc3333").unwrap();
+        assert_eq!(store.source("k"), None);
+        assert_eq!(store.find("cccc3333"), Ok(None));
+        fs::remove_dir_all(&store.root).unwrap();
+    }
+
+    #[test]
+    fn only_unlocked_temporary_directories_are_abandoned() {
+        let store = scratch("abandoned");
+        store.create().unwrap();
+        let live = store.temp_dir("import", true).unwrap();
+        let dead = store.temp_dir("import", true).unwrap();
+        let dead_path = dead.path.clone();
+        drop(dead._lock);
+        let abandoned: Vec<PathBuf> = store.abandoned().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(abandoned, [dead_path]);
+        drop(live);
+        fs::remove_dir_all(&store.root).unwrap();
+    }
+
+    #[test]
+    fn names_are_single_path_components() {
+        for good in ["debian", "bookworm-2024.1", "a_b"] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", "-x", ".x", "a/b", "../x", "a:b", &"x".repeat(129)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn detaching_removes_names_sources_and_the_image_at_once() {
+        let store = scratch("detach");
+        store.create().unwrap();
+        store_image(&store, "dddd4444", 1);
+        store.set_name("x", "dddd4444").unwrap();
+        store.remember_source("key", "dddd4444").unwrap();
+        let temp = store.detach("dddd4444").unwrap();
+        assert!(temp.path.join(ROOTFS).is_dir());
+        assert_eq!(store.find("x"), Ok(None));
+        assert_eq!(store.source("key"), None);
+        assert!(store.list().is_empty());
+        fs::remove_dir_all(&store.root).unwrap();
+    }
+}

@@ -1,0 +1,245 @@
+//! Reading an archive on two cores: one thread reads the file, hashes it and decompresses it, while
+//! the caller's thread writes the files. Memory stays bounded (a few chunks in flight), whatever the
+//! archive's size.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use sha2::{Digest, Sha256};
+
+use super::format::{Compression, decoder};
+use super::progress::Progress;
+
+/// Decompressed bytes handed over at a time.
+const CHUNK: usize = 1024 * 1024;
+/// Chunks in flight: enough to keep both threads busy.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// `len` bytes of `file` from `offset`, read with pread so that the file's offset is never shared.
+pub struct Region<'a> {
+    pub file: &'a File,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl Read for Region<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.len).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.offset)?;
+        self.offset += n as u64;
+        self.len -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Counts and hashes what passes through.
+struct Hashing<'a, R> {
+    inner: R,
+    hasher: Sha256,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// The decompressed stream, as the reading thread hands it over.
+struct Chunks {
+    receiver: Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    position: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.position == self.current.len() {
+            match self.receiver.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.position = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The reader finished: end of stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.position);
+        buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+/// Fills `buf` as far as the stream allows; returns the bytes read (0 at the end).
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Runs `consume` on the decompressed content of `region`. Returns consume's result and the sha256
+/// of the region's raw bytes (all of them, also past the point where `consume` stopped reading);
+/// the digest is None when consume failed.
+pub fn pipelined<T, E>(
+    region: Region<'_>,
+    compression: Compression,
+    progress: &Progress,
+    consume: impl FnOnce(&mut dyn Read) -> Result<T, E>,
+) -> io::Result<(Result<T, E>, Option<[u8; 32]>)> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (sender, receiver) = sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+        let stop = &stop;
+        let reader = scope.spawn(move || -> io::Result<[u8; 32]> {
+            let mut hashing = Hashing {
+                inner: region,
+                hasher: Sha256::new(),
+                progress,
+            };
+            {
+                let mut decompressed = match decoder(compression, &mut hashing) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let _ = sender.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(e);
+                    }
+                };
+                loop {
+                    let mut chunk = vec![0u8; CHUNK];
+                    match fill(&mut decompressed, &mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            chunk.truncate(n);
+                            // The consumer stopped: only the digest is still wanted.
+                            if sender.send(Ok(chunk)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(io::Error::new(
+                                e.kind(),
+                                format!("cannot decompress the {} data: {e}", compression.name()),
+                            )));
+                            return Err(e);
+                        }
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(io::Error::other("stopped"));
+                    }
+                }
+            }
+            drop(sender);
+            // Whatever follows the archive's end still belongs to the file's digest.
+            let mut rest = vec![0u8; CHUNK];
+            while !stop.load(Ordering::Relaxed) && fill(&mut hashing, &mut rest)? > 0 {}
+            Ok(hashing.hasher.finalize().into())
+        });
+        let mut chunks = Chunks {
+            receiver,
+            current: Vec::new(),
+            position: 0,
+        };
+        let result = consume(&mut chunks);
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        drop(chunks);
+        let digest = reader
+            .join()
+            .map_err(|_| io::Error::other("the reading thread failed"))?;
+        Ok(match (result, digest) {
+            (Ok(value), Ok(digest)) => (Ok(value), Some(digest)),
+            (Ok(_), Err(e)) => return Err(e),
+            (Err(e), _) => (Err(e), None),
+        })
+    })
+}
+
+/// Hex of a digest.
+pub fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 of a whole (small) byte string, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn temp_file(content: &[u8]) -> File {
+        let mut file = tempfile_in_tmp();
+        file.write_all(content).unwrap();
+        file
+    }
+
+    fn tempfile_in_tmp() -> File {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(std::env::temp_dir())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_consumer_sees_the_region_and_the_digest_covers_all_of_it() {
+        let content: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let file = temp_file(&content);
+        let progress = Progress::hidden(content.len() as u64);
+        let region = Region {
+            file: &file,
+            offset: 5,
+            len: content.len() as u64 - 5,
+        };
+        let (seen, digest) = pipelined(region, Compression::None, &progress, |r| {
+            let mut first = vec![0u8; 10];
+            r.read_exact(&mut first).map(|()| first)
+        })
+        .unwrap();
+        assert_eq!(seen.unwrap(), content[5..15]);
+        assert_eq!(hex(&digest.unwrap()), sha256_hex(&content[5..]));
+    }
+
+    #[test]
+    fn decompression_errors_reach_the_consumer() {
+        let file = temp_file(&[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]);
+        let progress = Progress::hidden(11);
+        let region = Region {
+            file: &file,
+            offset: 0,
+            len: 11,
+        };
+        let (result, digest) = pipelined(region, Compression::Gzip, &progress, |r| {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all)
+        })
+        .unwrap();
+        assert!(result.is_err());
+        assert!(digest.is_none());
+    }
+}
