@@ -326,7 +326,7 @@ impl Extractor {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err(io_error(entry, "create a parent directory", e)),
             }
-            dir = open_confined(dir.as_fd(), *component, OFlag::O_PATH | OFlag::O_DIRECTORY)
+            dir = open_confined(dir.as_fd(), component, OFlag::O_PATH | OFlag::O_DIRECTORY)
                 .map_err(|e| parent_error(entry, &join(&parents[..=depth]), e))?;
         }
         Ok(dir)
@@ -855,21 +855,56 @@ mod tests {
         }
 
         pub fn file<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
-            Entry { name, kind: b'0', link: "", mode: 0o644, uid: ids().0, gid: ids().1, data }
+            Entry {
+                name,
+                kind: b'0',
+                link: "",
+                mode: 0o644,
+                uid: ids().0,
+                gid: ids().1,
+                data,
+            }
         }
         pub fn dir(name: &str) -> Entry<'_> {
-            Entry { name, kind: b'5', link: "", mode: 0o755, uid: ids().0, gid: ids().1, data: b"" }
+            Entry {
+                name,
+                kind: b'5',
+                link: "",
+                mode: 0o755,
+                uid: ids().0,
+                gid: ids().1,
+                data: b"",
+            }
         }
         pub fn symlink<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
-            Entry { name, kind: b'2', link: target, mode: 0o777, uid: ids().0, gid: ids().1, data: b"" }
+            Entry {
+                name,
+                kind: b'2',
+                link: target,
+                mode: 0o777,
+                uid: ids().0,
+                gid: ids().1,
+                data: b"",
+            }
         }
         pub fn hard_link<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
-            Entry { name, kind: b'1', link: target, mode: 0o644, uid: ids().0, gid: ids().1, data: b"" }
+            Entry {
+                name,
+                kind: b'1',
+                link: target,
+                mode: 0o644,
+                uid: ids().0,
+                gid: ids().1,
+                data: b"",
+            }
         }
 
         /// The caller's own ids: tests also run unprivileged.
         pub fn ids() -> (u32, u32) {
-            (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())
+            (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )
         }
 
         fn octal(field: &mut [u8], value: u64) {
@@ -913,7 +948,8 @@ mod tests {
 
     impl Scratch {
         fn new(tag: &str) -> Scratch {
-            let dir = std::env::temp_dir().join(format!("urt-extract-{tag}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("urt-extract-{tag}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(dir.join("target")).unwrap();
             fs::create_dir_all(dir.join("outside")).unwrap();
@@ -934,9 +970,15 @@ mod tests {
             Ok(extractor.summary)
         }
         fn assert_outside_untouched(&self) {
-            let names: Vec<_> = fs::read_dir(self.outside()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            let names: Vec<_> = fs::read_dir(self.outside())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
             assert_eq!(names, ["secret"]);
-            assert_eq!(fs::read_to_string(self.outside().join("secret")).unwrap(), "untouched");
+            assert_eq!(
+                fs::read_to_string(self.outside().join("secret")).unwrap(),
+                "untouched"
+            );
         }
     }
 
@@ -980,10 +1022,21 @@ mod tests {
         assert_eq!(su.permissions().mode() & 0o7777, 0o4755);
         assert_eq!(su.mtime(), 1_600_000_000);
         assert_eq!(fs::metadata(t.join("usr/bin/su2")).unwrap().ino(), su.ino());
-        assert_eq!(fs::read_link(t.join("bin")).unwrap(), PathBuf::from("usr/bin"));
-        assert_eq!(fs::metadata(t.join("ro")).unwrap().permissions().mode() & 0o7777, 0o555);
+        assert_eq!(
+            fs::read_link(t.join("bin")).unwrap(),
+            PathBuf::from("usr/bin")
+        );
+        assert_eq!(
+            fs::metadata(t.join("ro")).unwrap().permissions().mode() & 0o7777,
+            0o555
+        );
         assert_eq!(fs::metadata(t.join("ro")).unwrap().mtime(), 1_600_000_000);
-        assert!(fs::symlink_metadata(t.join("run/fifo")).unwrap().file_type().is_fifo());
+        assert!(
+            fs::symlink_metadata(t.join("run/fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
         assert!(!t.join("dev/null").exists());
         assert_eq!(summary.devices_skipped, 1);
         assert_eq!(summary.bytes, 13);
@@ -1012,7 +1065,13 @@ mod tests {
         let s = Scratch::new("symlink-write");
         let outside = s.outside();
         for target in [outside.to_str().unwrap(), "../outside"] {
-            let why = refused(s.extract(false, &[archive(&[symlink("escape", target), file("escape/new", b"x")])]));
+            let why = refused(s.extract(
+                false,
+                &[archive(&[
+                    symlink("escape", target),
+                    file("escape/new", b"x"),
+                ])],
+            ));
             assert!(why.contains("symlink"), "{why}");
             s.assert_outside_untouched();
         }
@@ -1022,7 +1081,14 @@ mod tests {
     fn a_file_replacing_a_symlink_does_not_follow_it() {
         let s = Scratch::new("symlink-replace");
         let secret = s.outside().join("secret");
-        s.extract(false, &[archive(&[symlink("f", secret.to_str().unwrap()), file("f", b"mine")])]).unwrap();
+        s.extract(
+            false,
+            &[archive(&[
+                symlink("f", secret.to_str().unwrap()),
+                file("f", b"mine"),
+            ])],
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(s.target().join("f")).unwrap(), "mine");
         s.assert_outside_untouched();
     }
@@ -1073,7 +1139,10 @@ mod tests {
         assert_eq!(fs::read_to_string(t.join("etc/passwd")).unwrap(), "root");
         assert!(t.join("etc/new").exists());
         assert!(!t.join("opt/old").exists());
-        assert!(t.join("opt/fresh").exists(), "this layer's entry survives its opaque marker");
+        assert!(
+            t.join("opt/fresh").exists(),
+            "this layer's entry survives its opaque marker"
+        );
         assert!(!t.join("opt/.wh..wh..opq").exists());
         assert!(!t.join("var/cache").exists());
     }
@@ -1085,8 +1154,14 @@ mod tests {
         let cases = [
             archive(&[file(".wh...", b"")]),
             archive(&[file("../outside/.wh.secret", b"")]),
-            archive(&[symlink("up", outside.to_str().unwrap()), file("up/.wh.secret", b"")]),
-            archive(&[symlink("up", outside.to_str().unwrap()), file("up/.wh..wh..opq", b"")]),
+            archive(&[
+                symlink("up", outside.to_str().unwrap()),
+                file("up/.wh.secret", b""),
+            ]),
+            archive(&[
+                symlink("up", outside.to_str().unwrap()),
+                file("up/.wh..wh..opq", b""),
+            ]),
         ];
         for case in cases {
             refused(s.extract(true, &[case]));
@@ -1097,7 +1172,8 @@ mod tests {
     #[test]
     fn whiteout_names_are_plain_files_in_a_tarball() {
         let s = Scratch::new("whiteout-tarball");
-        s.extract(false, &[archive(&[file("a", b"1"), file(".wh.a", b"")])]).unwrap();
+        s.extract(false, &[archive(&[file("a", b"1"), file(".wh.a", b"")])])
+            .unwrap();
         assert!(s.target().join("a").exists());
         assert!(s.target().join(".wh.a").exists());
     }

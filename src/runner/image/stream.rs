@@ -97,6 +97,9 @@ fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// What the consumer returned, and the region's sha256 (None when the consumer failed).
+pub type Consumed<T, E> = (Result<T, E>, Option<[u8; 32]>);
+
 /// Runs `consume` on the decompressed content of `region`. Returns consume's result and the sha256
 /// of the region's raw bytes (all of them, also past the point where `consume` stopped reading);
 /// the digest is None when consume failed.
@@ -105,7 +108,7 @@ pub fn pipelined<T, E>(
     compression: Compression,
     progress: &Progress,
     consume: impl FnOnce(&mut dyn Read) -> Result<T, E>,
-) -> io::Result<(Result<T, E>, Option<[u8; 32]>)> {
+) -> io::Result<Consumed<T, E>> {
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (sender, receiver) = sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
