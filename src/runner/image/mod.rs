@@ -119,27 +119,23 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
     if let Some(digest) = store.source(&key) {
         return stored(&store, &digest, name);
     }
-    let source = if compression == Compression::None {
-        let files = oci::ArchiveFiles::index(&file, &canonical.to_string_lossy())
-            .map_err(|e| not_importable(arg, format!("the tar archive is damaged: {e}")))?;
-        match oci::detect(&files) {
-            Some(layout) => ImportSource::Image {
-                image: oci::read_image(&files, layout).map_err(|e| not_importable(arg, e))?,
-                kind: layout.name(),
-                archive: Some(&file),
-            },
-            None => ImportSource::Tarball {
-                file: &file,
-                compression,
-                len: meta.len(),
-            },
-        }
+    let files = if compression == Compression::None {
+        oci::ArchiveFiles::index(&file, &canonical.to_string_lossy())
+            .map_err(|e| not_importable(arg, format!("the tar archive is damaged: {e}")))?
     } else {
-        ImportSource::Tarball {
+        None
+    };
+    let source = match files.as_ref().and_then(|f| Some((f, oci::detect(f)?))) {
+        Some((files, layout)) => ImportSource::Image {
+            image: oci::read_image(files, layout).map_err(|e| not_importable(arg, e))?,
+            kind: layout.name(),
+            archive: Some(&file),
+        },
+        None => ImportSource::Tarball {
             file: &file,
             compression,
             len: meta.len(),
-        }
+        },
     };
     import(&store, &canonical, &source, &key, name, ids)
 }
@@ -264,8 +260,6 @@ fn import_in_namespace(
     key: &str,
     name: Option<&str>,
 ) -> u8 {
-    // Modes come from the archive, not from the caller's umask.
-    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     for (abandoned, lock) in store.abandoned() {
         if remove_path(&abandoned).is_ok() {
             let _ = fs::remove_file(lock);
@@ -328,19 +322,43 @@ fn extract_source(
     std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o755)
         .create(&rootfs)
         .map_err(|e| format!("cannot create {}: {e}", rootfs.display()))?;
+    // The image's modes come from the archive, not from the caller's umask.
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    let extracted = extract_into(&rootfs, path, source);
+    nix::sys::stat::umask(umask);
+    let (digest, kind, config, summary) = extracted?;
+    report(&summary);
+    Ok(ImageRecord {
+        digest,
+        source: path.to_string_lossy().into_owned(),
+        kind,
+        size: summary.bytes,
+        imported: now(),
+        config,
+    })
+}
+
+/// What `extract_into` found out: digest, kind, runtime defaults, and what was extracted.
+type Extracted = (String, String, ImageConfig, extract::Summary);
+
+fn extract_into(
+    rootfs: &Path,
+    path: &Path,
+    source: &ImportSource<'_>,
+) -> Result<Extracted, String> {
     let label = format!(
         "importing {}",
         path.file_name()
             .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
     );
-    let (digest, kind, config, summary) = match source {
+    Ok(match source {
         ImportSource::Tarball {
             file,
             compression,
             len,
         } => {
             let mut extractor =
-                extract::Extractor::new(&rootfs, false).map_err(|e| e.to_string())?;
+                extract::Extractor::new(rootfs, false).map_err(|e| e.to_string())?;
             let progress = progress::Progress::on_terminal(label, *len);
             let region = stream::Region {
                 file,
@@ -364,8 +382,7 @@ fn extract_source(
             kind,
             archive,
         } => {
-            let mut extractor =
-                extract::Extractor::new(&rootfs, true).map_err(|e| e.to_string())?;
+            let mut extractor = extract::Extractor::new(rootfs, true).map_err(|e| e.to_string())?;
             let total = image.layers.iter().map(|l| l.location.len).sum();
             let progress = progress::Progress::on_terminal(label, total);
             for (number, layer) in image.layers.iter().enumerate() {
@@ -412,15 +429,6 @@ fn extract_source(
                 extractor.summary,
             )
         }
-    };
-    report(&summary);
-    Ok(ImageRecord {
-        digest,
-        source: path.to_string_lossy().into_owned(),
-        kind,
-        size: summary.bytes,
-        imported: now(),
-        config,
     })
 }
 

@@ -56,23 +56,37 @@ pub struct ArchiveFiles<'a> {
 }
 
 impl<'a> ArchiveFiles<'a> {
-    /// Indexes the archive by reading its headers only.
-    pub fn index(file: &'a File, path: &str) -> io::Result<ArchiveFiles<'a>> {
+    /// Indexes an image archive by reading its headers only; None as soon as an entry shows that it
+    /// is not one (a root filesystem tarball is told after its first few entries).
+    pub fn index(file: &'a File, path: &str) -> io::Result<Option<ArchiveFiles<'a>>> {
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
         for entry in archive.entries_with_seek()? {
             let entry = entry?;
+            if !could_be_in_an_image_archive(&entry.path_bytes()) {
+                return Ok(None);
+            }
             if entry.header().entry_type().is_file() {
                 let name = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
                 entries.insert(name, (entry.raw_file_position(), entry.size()));
             }
         }
-        Ok(ArchiveFiles {
+        Ok(Some(ArchiveFiles {
             file,
             path: path.to_string(),
             entries,
-        })
+        }))
     }
+}
+
+/// Image archives hold top-level documents, `blobs/...` (OCI) and directories named by a digest
+/// (older Docker archives); a root filesystem has `./`, `etc/passwd` and the like.
+fn could_be_in_an_image_archive(name: &[u8]) -> bool {
+    let name = normalise(&String::from_utf8_lossy(name));
+    let Some((first, _)) = name.split_once('/') else {
+        return !name.is_empty();
+    };
+    first == "blobs" || (first.len() == 64 && first.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 impl ImageFiles for ArchiveFiles<'_> {
@@ -437,6 +451,21 @@ mod tests {
         );
         assert_eq!(image.config.env, ["A=1"]);
         assert_eq!(image.config.entrypoint, ["/bin/sh", "-c"]);
+    }
+
+    #[test]
+    fn root_filesystems_are_told_apart_from_image_archives() {
+        for name in [
+            "oci-layout",
+            "index.json",
+            "blobs/sha256/abc",
+            &format!("{}/layer.tar", "a".repeat(64)),
+        ] {
+            assert!(could_be_in_an_image_archive(name.as_bytes()), "{name}");
+        }
+        for name in ["./", "etc/passwd", "./usr/bin/ls"] {
+            assert!(!could_be_in_an_image_archive(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]
