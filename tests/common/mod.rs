@@ -588,6 +588,41 @@ pub fn bookworm_tarball() -> PathBuf {
     tarball
 }
 
+/// The minbase tarball compressed with `tool` ("zstd" or "xz"), made once next to it.
+pub fn bookworm_tarball_compressed(tool: &str) -> PathBuf {
+    let tarball = bookworm_tarball();
+    let extension = match tool {
+        "zstd" => "zst",
+        "xz" => "xz",
+        other => panic!("no compressor {other}"),
+    };
+    let compressed = tarball.with_extension(format!("tar.{extension}"));
+    let lock = std::fs::File::create(Path::new(CACHE_DIR).join("lock")).unwrap();
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    if compressed.exists() {
+        return compressed;
+    }
+    let partial = compressed.with_extension(format!("{extension}.partial"));
+    let out = fs::File::create(&partial).unwrap();
+    let status = Command::new(tool)
+        .args(["-T2", "-3", "-c"])
+        .arg(&tarball)
+        .stdout(out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{tool} failed");
+    fs::set_permissions(&partial, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::rename(&partial, &compressed).unwrap();
+    compressed
+}
+
+/// A fresh directory owned by `user` (for stores and overlays the user writes).
+pub fn user_dir(user: &TestUser, label: &str) -> TempDir {
+    let dir = TempDir::new(label);
+    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    dir
+}
+
 /// Runs packaging/`script` with `out` as its output directory; returns the package file whose name
 /// satisfies `is_package`.
 pub fn build_package(script: &str, out: &TempDir, is_package: impl Fn(&str) -> bool) -> PathBuf {
