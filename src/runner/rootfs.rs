@@ -225,7 +225,7 @@ fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
     let upper_fd = open_dir(&upper)?;
     let work_fd = open_dir(&work)?;
     let options = format!(
-        "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{}",
+        "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{},userxattr",
         lower_fd.as_raw_fd(),
         upper_fd.as_raw_fd(),
         work_fd.as_raw_fd()

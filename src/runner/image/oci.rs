@@ -61,14 +61,29 @@ impl<'a> ArchiveFiles<'a> {
     pub fn index(file: &'a File, path: &str) -> io::Result<Option<ArchiveFiles<'a>>> {
         let mut archive = tar::Archive::new(file);
         let mut entries = HashMap::new();
+        let mut links = Vec::new();
         for entry in archive.entries_with_seek()? {
             let entry = entry?;
             if !could_be_in_an_image_archive(&entry.path_bytes()) {
                 return Ok(None);
             }
-            if entry.header().entry_type().is_file() {
-                let name = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
+            let name = normalise(&String::from_utf8_lossy(&entry.path_bytes()));
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
                 entries.insert(name, (entry.raw_file_position(), entry.size()));
+            } else if kind.is_symlink()
+                && let Some(target) = entry.link_name_bytes()
+            {
+                // Older Docker archives link <id>/layer.tar to ../<digest>.tar.
+                let target = String::from_utf8_lossy(&target).into_owned();
+                let base = name.rsplit_once('/').map_or("", |(dir, _)| dir);
+                let resolved = resolve_link(base, &target);
+                links.push((name, resolved));
+            }
+        }
+        for (name, target) in links {
+            if let Some(Some(found)) = target.map(|t| entries.get(&t).copied()) {
+                entries.insert(name, found);
             }
         }
         Ok(Some(ArchiveFiles {
@@ -77,6 +92,25 @@ impl<'a> ArchiveFiles<'a> {
             entries,
         }))
     }
+}
+
+/// `target` of a symlink in directory `base`, as an archive name; None if it leaves the archive.
+fn resolve_link(base: &str, target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        base.split('/').filter(|c| !c.is_empty()).collect()
+    };
+    for component in target.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
 }
 
 /// Image archives hold top-level documents, `blobs/...` (OCI) and directories named by a digest
@@ -466,6 +500,13 @@ mod tests {
         for name in ["./", "etc/passwd", "./usr/bin/ls"] {
             assert!(!could_be_in_an_image_archive(name.as_bytes()), "{name}");
         }
+    }
+
+    #[test]
+    fn links_between_archive_members_resolve_inside_the_archive() {
+        assert_eq!(resolve_link("abc", "../def.tar"), Some("def.tar".into()));
+        assert_eq!(resolve_link("a/b", "./c"), Some("a/b/c".into()));
+        assert_eq!(resolve_link("", "../x"), None);
     }
 
     #[test]
