@@ -93,16 +93,20 @@ fn a_tarball_is_imported_once_and_runs_apt() {
         "{}",
         text(&out)
     );
-    // Owners and set-id bits survived the import: root inside is 100000 outside, shadow's group 42.
+    // Owners and set-id bits survived the import: root inside is alice outside, and shadow's group
+    // 42 is 100041 (inside 1.. are 100000..).
     let rootfs = store.only_rootfs();
     let passwd = fs::metadata(rootfs.join("usr/bin/passwd")).unwrap();
-    assert_eq!((passwd.uid(), passwd.mode() & 0o7777), (100_000, 0o4755));
+    assert_eq!(
+        (passwd.uid(), passwd.mode() & 0o7777),
+        (alice().uid, 0o4755)
+    );
     assert_eq!(
         fs::metadata(rootfs.join("etc/shadow")).unwrap().gid(),
-        100_042
+        100_041
     );
     let expiry = fs::metadata(rootfs.join("usr/bin/expiry")).unwrap();
-    assert_eq!((expiry.gid(), expiry.mode() & 0o7777), (100_042, 0o2755));
+    assert_eq!((expiry.gid(), expiry.mode() & 0o7777), (100_041, 0o2755));
 
     // The second run uses the stored image (hello is still installed) without importing again.
     let image_dir = rootfs.parent().unwrap().to_path_buf();
