@@ -51,7 +51,8 @@ rpm)
     ;;
 esac
 
-for page in unshare-run newuidmap newgidmap; do
+for path in "$src"/man/*.1; do
+    page=$(basename "$path" .1)
     install -d -m 0755 "$dest$prefix/share/man/man1"
     gzip -9n < "$src/man/$page.1" > "$dest$prefix/share/man/man1/$page.1.gz"
     chmod 0644 "$dest$prefix/share/man/man1/$page.1.gz"

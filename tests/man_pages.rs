@@ -7,7 +7,15 @@ use std::process::Command;
 #[test]
 fn man_pages_render_without_warnings() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/man");
-    for page in ["unshare-run.1", "newuidmap.1", "newgidmap.1"] {
+    for page in [
+        "unshare-run.1",
+        "unshare-run-images.1",
+        "unshare-run-images-list.1",
+        "unshare-run-images-import.1",
+        "unshare-run-images-rm.1",
+        "newuidmap.1",
+        "newgidmap.1",
+    ] {
         let path = format!("{dir}/{page}");
         let out = Command::new("groff")
             .args(["-ww", "-man", "-Tutf8", "-z"])

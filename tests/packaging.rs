@@ -26,6 +26,7 @@ fn mode(path: &Path) -> u32 {
 fn assert_docs(root: &Path, zsh_dir: &str) {
     for file in [
         "usr/share/man/man1/unshare-run.1.gz",
+        "usr/share/man/man1/unshare-run-images.1.gz",
         "usr/share/man/man1/newuidmap.1.gz",
         "usr/share/man/man1/newgidmap.1.gz",
         "usr/share/bash-completion/completions/unshare-run",

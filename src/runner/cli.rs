@@ -219,6 +219,27 @@ mod tests {
             checked_in == page,
             "man/unshare-run.1 is stale: run UPDATE_MAN=1 cargo test man_page"
         );
+        // `unshare-run images` and its subcommands: one page each.
+        let generated = std::env::temp_dir().join(format!("urt-man-{}", std::process::id()));
+        std::fs::create_dir_all(&generated).unwrap();
+        let images =
+            crate::runner::image::commands::ImagesCli::command().name("unshare-run-images");
+        clap_mangen::generate_to(images, &generated).unwrap();
+        let man_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/man");
+        for page in std::fs::read_dir(&generated).unwrap() {
+            let page = page.unwrap();
+            let fresh = std::fs::read(page.path()).unwrap();
+            let path = std::path::Path::new(man_dir).join(page.file_name());
+            if std::env::var_os("UPDATE_MAN").is_some() {
+                std::fs::write(&path, &fresh).unwrap();
+            }
+            assert!(
+                std::fs::read(&path).unwrap_or_default() == fresh,
+                "{} is stale: run UPDATE_MAN=1 cargo test man_page",
+                path.display()
+            );
+        }
+        std::fs::remove_dir_all(&generated).unwrap();
     }
 
     /// completions/ is generated from this definition: `UPDATE_COMPLETIONS=1 cargo test completions`.

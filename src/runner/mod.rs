@@ -7,7 +7,7 @@ mod command;
 mod container;
 mod doctor;
 mod error;
-mod image;
+pub(crate) mod image;
 mod init;
 mod mapping;
 mod rootfs;
