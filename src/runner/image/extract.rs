@@ -1179,6 +1179,40 @@ mod tests {
     }
 
     #[test]
+    fn pax_xattrs_and_times_are_kept_where_the_filesystem_allows() {
+        let s = Scratch::new("xattr");
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([
+                ("SCHILY.xattr.user.urt", &b"kept"[..]),
+                ("SCHILY.xattr.trusted.urt", &b"not for users"[..]),
+                ("mtime", &b"1700000000.5"[..]),
+            ])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_size(2);
+        header.set_mode(0o644);
+        header.set_uid(u64::from(ids().0));
+        header.set_gid(u64::from(ids().1));
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, "f", &b"hi"[..]).unwrap();
+        let archive = builder.into_inner().unwrap();
+        let summary = s.extract(false, &[archive]).unwrap();
+        let path = s.target().join("f");
+        assert_eq!(
+            crate::sys::read_xattr(&path, c"user.urt").as_deref(),
+            Some(&b"kept"[..])
+        );
+        let privileged = nix::unistd::geteuid().is_root();
+        assert_eq!(summary.xattrs_skipped, if privileged { 0 } else { 1 });
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.mtime(), meta.mtime_nsec()),
+            (1_700_000_000, 500_000_000)
+        );
+    }
+
+    #[test]
     fn a_damaged_archive_is_reported_as_such() {
         let s = Scratch::new("damaged");
         let mut bytes = archive(&[file("a", b"hello")]);
