@@ -34,7 +34,7 @@ fi
 
 cargo build --release --quiet
 work=$(mktemp -d /tmp/unshare-run-bench.XXXXXX)
-trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$(id -u "$USER_NAME")"' EXIT
 chmod 755 "$work"
 mkdir -m 755 "$work/bin" "$work/in"
 install -d -m 0755 -o "$USER_NAME" "$work/out"

@@ -17,7 +17,7 @@ id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K S
 chmod 0666 /dev/net/tun
 cargo build --release --quiet
 work=$(mktemp -d /tmp/unshare-run-netbench.XXXXXX)
-trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$(id -u "$USER_NAME")"' EXIT
 chmod 755 "$work"
 mkdir -m 755 "$work/bin"
 install -m 0755 target/release/unshare-run "$work/bin/unshare-run"

@@ -113,6 +113,39 @@ pub fn set_xattr(fd: std::os::fd::BorrowedFd<'_>, name: &CStr, value: &[u8]) -> 
     }
 }
 
+/// Turns this (forked) process into a daemon running `exe`: its own session, / as working
+/// directory, /dev/null as stdin, stdout and stderr, and no other inherited descriptor (a pipe of the
+/// caller's kept open would make the caller wait for its end). Returns only if exec failed.
+pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
+    let _ = nix::unistd::setsid();
+    let _ = nix::unistd::chdir("/");
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for target in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process no longer uses.
+            unsafe { libc::dup2(null.as_raw_fd(), target) };
+        }
+    }
+    // SAFETY: closes every descriptor from 3 up; nothing in this process uses them after this point
+    // (the /dev/null above is among them).
+    unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+    let to_c = |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes());
+    let (Ok(path), Ok(argv)) = (
+        to_c(exe.as_os_str()),
+        args.iter().map(|a| to_c(a)).collect::<Result<Vec<_>, _>>(),
+    ) else {
+        return io::Error::from(io::ErrorKind::InvalidInput);
+    };
+    match nix::unistd::execv(&path, &argv) {
+        Err(e) => e.into(),
+        Ok(never) => match never {},
+    }
+}
+
 /// Sets the loopback interface of this network namespace up (what `ip link set lo up` does).
 pub fn bring_up_loopback() -> io::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

@@ -122,6 +122,16 @@ pub struct Cli {
     #[arg(long, value_name = "DST", value_parser = parse_container_path)]
     pub tmpfs: Vec<PathBuf>,
 
+    /// Keep the full-map user namespace in a holder process for this many seconds after the last
+    /// start, so that the next containers start without running newuidmap/newgidmap (0: no holder).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "UNSHARE_RUN_HOLDER_IDLE",
+        default_value_t = 300
+    )]
+    pub holder_idle: u64,
+
     /// The command and its arguments (default: an interactive shell).
     #[arg(
         trailing_var_arg = true,

@@ -23,7 +23,7 @@ use nix::unistd::Pid;
 use super::cli::NetMode;
 use super::error::RunError;
 use super::mapping::{Helpers, MapPlan, write_maps};
-use super::{init, rootfs};
+use super::{holder, init, rootfs};
 use crate::sys::{self, Forked};
 
 /// Signals passed on to the command when a process sends them to unshare-run or to PID 1.
@@ -62,6 +62,8 @@ pub struct ContainerSpec {
     pub setgroups_allowed: bool,
     /// Ports published through pasta.
     pub publish: Vec<super::cli::Publish>,
+    /// How long a holder keeps the user namespace for later starts (zero: no holder).
+    pub holder_idle: std::time::Duration,
     /// Writes go to an overlay instead of the root filesystem.
     pub overlay: Option<rootfs::Overlay>,
     /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
@@ -99,17 +101,24 @@ pub fn run(
     plan: &MapPlan,
     helpers: Option<&Helpers>,
 ) -> Result<u8, RunError> {
+    // A holder's user namespace, joined: the map exists already and no helper runs.
+    let joined = match holder_namespace(spec, plan, helpers)? {
+        Some(ns) => nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER).is_ok(),
+        None => false,
+    };
     let signals = signal_set();
     // Blocked before the clone so that nothing sent meanwhile is lost; read through a signalfd.
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(|e| RunError::sys("sigprocmask", e))?;
     let (go_read, go_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
-    let mut flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
+    let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
+    if !joined {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
     if spec.net != NetMode::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -126,7 +135,12 @@ pub fn run(
             let mut sigpipe = SigSet::empty();
             sigpipe.add(Signal::SIGPIPE);
             let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), None);
-            let started = write_maps(child.as_raw(), plan, helpers).and_then(|()| {
+            let mapped = if joined {
+                Ok(())
+            } else {
+                write_maps(child.as_raw(), plan, helpers)
+            };
+            let started = mapped.and_then(|()| {
                 // pasta joins the (now mapped) user namespace to configure the network namespace.
                 match spec.net {
                     NetMode::Pasta => start_pasta(child, &spec.publish).map(Some),
@@ -149,6 +163,27 @@ pub fn run(
             status
         }
     }
+}
+
+/// The user namespace of the caller's holder for `plan`, made now if there is none (see `holder`).
+/// None when holders are off, the map is a single id (nothing to save), or with pasta (which joins
+/// the container's namespaces from outside them).
+fn holder_namespace(
+    spec: &ContainerSpec,
+    plan: &MapPlan,
+    helpers: Option<&Helpers>,
+) -> Result<Option<OwnedFd>, RunError> {
+    if spec.holder_idle.is_zero() || spec.net == NetMode::Pasta {
+        return Ok(None);
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    let Some(socket) = holder::socket_path(uid, plan) else {
+        return Ok(None);
+    };
+    if let Some(ns) = holder::join(&socket, uid) {
+        return Ok(Some(ns));
+    }
+    holder::spawn(plan, helpers, &socket, spec.holder_idle).map(Some)
 }
 
 /// Runs `work` in a child process in a new user namespace with the ids of `plan` (uid 0 inside),

@@ -7,6 +7,7 @@ mod command;
 mod container;
 mod doctor;
 mod error;
+mod holder;
 pub(crate) mod image;
 mod init;
 mod mapping;
@@ -28,6 +29,10 @@ pub fn main(args: &[OsString]) -> u8 {
     // `unshare-run doctor`; a container command of that name is run with `unshare-run -- doctor`.
     if args.first().is_some_and(|a| a == "doctor") {
         return doctor::main(&args[1..]);
+    }
+    // The holder of warm starts (started by unshare-run itself).
+    if args.first().is_some_and(|a| a == holder::SERVE_ARG) {
+        return holder::serve(&args[1..]);
     }
     // Likewise `unshare-run images`.
     if args.first().is_some_and(|a| a == "images") {
@@ -217,6 +222,7 @@ fn container_spec(
         },
         setgroups_allowed: matches!(plan, MapPlan::Full { .. }),
         publish: cli.publish,
+        holder_idle: std::time::Duration::from_secs(cli.holder_idle),
         generated,
     })
 }

@@ -1,0 +1,194 @@
+//! Warm starts. The two setuid helpers cost about 1.2 ms per container here (two execs), more than
+//! everything else unshare-run does. So the first full-map container also starts a small process per
+//! user and map, the holder, that keeps a user namespace with that map; later containers join it with
+//! setns(2) and run no helper at all. Like podman's pause process, except that it exits after an idle
+//! time without starts (`--holder-idle`, default 300 s; 0 turns holders off).
+//!
+//! The holder listens on a Unix socket in the caller's runtime directory ($XDG_RUNTIME_DIR/unshare-run,
+//! else /tmp/unshare-run-UID; 0700 and the caller's, or no holder is used) named after a digest of the
+//! map: when /etc/subuid changes, the planned map changes and so does the socket, and a new holder is
+//! made (after the helpers approved the new map). A client learns the holder's pid from the kernel
+//! (SO_PEERCRED, checked to be the caller's uid) and opens /proc/PID/ns/user while the holder waits
+//! for it to hang up, so the pid cannot be reused meanwhile. Only the same user can join, and that user
+//! could make the same namespace with the helpers anyway.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::CloneFlags;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use sha2::{Digest, Sha256};
+
+use super::error::RunError;
+use super::mapping::{Helpers, MapPlan, render, write_maps};
+use crate::sys::{self, Forked};
+
+/// The argument that makes unshare-run a holder (not a documented interface).
+pub const SERVE_ARG: &str = "--serve-as-holder";
+
+/// How long a client may take to open the namespace before the holder hangs up.
+const CLIENT_GRACE: Duration = Duration::from_secs(1);
+
+/// The caller's private runtime directory, if it is safe to use: a real directory of the caller's
+/// that nobody else can write to.
+fn runtime_dir(uid: u32) -> Option<PathBuf> {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(base) if base.is_absolute() => base.join("unshare-run"),
+        _ => PathBuf::from(format!("/tmp/unshare-run-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let private = meta.is_dir() && meta.uid() == uid && meta.permissions().mode() & 0o077 == 0;
+    private.then_some(dir)
+}
+
+/// The socket of the holder for `plan` (full maps only).
+pub fn socket_path(uid: u32, plan: &MapPlan) -> Option<PathBuf> {
+    let MapPlan::Full {
+        uid: uids,
+        gid: gids,
+    } = plan
+    else {
+        return None;
+    };
+    let mut hasher = Sha256::new();
+    for line in render(uids) {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.update(b"--\n");
+    for line in render(gids) {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    let digest: String = hasher.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(runtime_dir(uid)?.join(format!("holder-{digest}.sock")))
+}
+
+/// The user namespace of a live holder at `socket`, or None (no holder, or not the caller's).
+pub fn join(socket: &Path, uid: u32) -> Option<OwnedFd> {
+    let stream = UnixStream::connect(socket).ok()?;
+    let peer = getsockopt(&stream, PeerCredentials).ok()?;
+    if peer.uid() != uid || peer.pid() <= 0 {
+        return None;
+    }
+    // The holder keeps its end open until we hang up: the pid is still the holder's.
+    let ns = std::fs::File::open(format!("/proc/{}/ns/user", peer.pid())).ok()?;
+    drop(stream);
+    Some(ns.into())
+}
+
+/// Makes a holder for `plan`: a process in a new user namespace mapped by the helpers, which then
+/// serves at `socket`. Returns its user namespace.
+pub fn spawn(
+    plan: &MapPlan,
+    helpers: Option<&Helpers>,
+    socket: &Path,
+    idle: Duration,
+) -> Result<OwnedFd, RunError> {
+    let (go_read, go_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
+    match sys::clone_into(CloneFlags::CLONE_NEWUSER)
+        .map_err(|e| RunError::sys("cannot create a user namespace", e))?
+    {
+        Forked::Child => {
+            drop(go_write);
+            let mut byte = [0u8; 1];
+            // EOF: unshare-run died or gave up before the map was written.
+            if !matches!(nix::unistd::read(&go_read, &mut byte), Ok(1)) {
+                sys::exit_now(1);
+            }
+            // A fresh program, so that ps and pgrep show what this is, not the container's command.
+            let exe = std::path::Path::new("/proc/self/exe");
+            let args: [OsString; 4] = [
+                "unshare-run".into(),
+                SERVE_ARG.into(),
+                socket.as_os_str().to_owned(),
+                idle.as_secs().to_string().into(),
+            ];
+            let _ = sys::detach_and_exec(exe, &args);
+            sys::exit_now(1)
+        }
+        Forked::Parent(child) => {
+            drop(go_read);
+            if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(e);
+            }
+            // Our child, not yet reaped: the pid is its own.
+            let ns = std::fs::File::open(format!("/proc/{}/ns/user", child.as_raw()))
+                .map_err(|e| RunError::sys("cannot open the holder's namespace", e))?;
+            nix::unistd::write(&go_write, b"G")
+                .map_err(|e| RunError::sys("starting the holder", e))?;
+            Ok(ns.into())
+        }
+    }
+}
+
+/// The holder itself (`unshare-run --serve-as-holder SOCKET IDLE_SECONDS`): serves until IDLE passes
+/// without a client. Returns the exit status.
+pub fn serve(args: &[OsString]) -> u8 {
+    let (Some(socket), Some(idle)) = (args.first(), args.get(1)) else {
+        return 2;
+    };
+    let socket = PathBuf::from(socket);
+    let Some(idle) = idle.to_str().and_then(|s| s.parse::<u64>().ok()) else {
+        return 2;
+    };
+    let listener = match UnixListener::bind(&socket) {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            // Another holder answers there: it is enough. A dead one's socket is replaced.
+            if UnixStream::connect(&socket).is_ok() {
+                return 0;
+            }
+            let _ = std::fs::remove_file(&socket);
+            match UnixListener::bind(&socket) {
+                Ok(listener) => listener,
+                Err(_) => return 1,
+            }
+        }
+        Err(_) => return 1,
+    };
+    let bound = std::fs::metadata(&socket).map(|m| m.ino()).ok();
+    let idle_ms = idle.saturating_mul(1000).min(i32::MAX as u64) as i32;
+    loop {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(idle_ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        let Ok((client, _)) = listener.accept() else {
+            continue;
+        };
+        // Wait for the client to hang up (it opened our namespace by then), or give up.
+        let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(CLIENT_GRACE.as_millis() as i32).unwrap_or(PollTimeout::MAX),
+        );
+    }
+    // Only our own socket: a newer holder may have replaced it.
+    if bound.is_some() && std::fs::metadata(&socket).map(|m| m.ino()).ok() == bound {
+        let _ = std::fs::remove_file(&socket);
+    }
+    0
+}
