@@ -553,6 +553,21 @@ fn a_killed_import_leaves_nothing_that_a_later_run_uses() {
         )),
         "the importing process outlived unshare-run"
     );
+    // The killed importer is gone for good once its lock is free (its files are closed then).
+    let locks_free = || {
+        store
+            .temporary()
+            .iter()
+            .filter(|n| n.ends_with(".lock"))
+            .all(|n| {
+                let file = fs::File::open(store.root().join("tmp").join(n)).unwrap();
+                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+            })
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), locks_free),
+        "the import's lock is still held"
+    );
     assert!(store.images().is_empty(), "a half image was stored");
     assert!(!store.temporary().is_empty(), "the test killed nothing");
     let out = store.run(&[

@@ -261,8 +261,14 @@ fn import_in_namespace(
     name: Option<&str>,
 ) -> u8 {
     for (abandoned, lock) in store.abandoned() {
-        if remove_path(&abandoned).is_ok() {
-            let _ = fs::remove_file(lock);
+        match remove_path(&abandoned) {
+            Ok(()) => {
+                let _ = fs::remove_file(lock);
+            }
+            Err(e) => eprintln!(
+                "unshare-run: warning: cannot remove {} (left by an interrupted import): {e}",
+                abandoned.display()
+            ),
         }
     }
     let result = extract_source(temp, path, source).and_then(|record| {
