@@ -412,18 +412,30 @@ fn commands_get_the_callers_signal_dispositions() {
         return;
     }
     // Rust's runtime ignores SIGPIPE; a command must not inherit that (yes | head would complain), nor
-    // anything else the caller did not ignore.
+    // anything else the caller did not ignore, nor lose what it did: the test harness's children
+    // start with glibc's internal signals 32 and 33 ignored, and a thread in unshare-run would give 33
+    // a handler. Three starts: the one that makes a holder (a range of this test's own, so no holder
+    // exists yet), one that joins it, one without holders.
     let r = runner();
+    let check = "yes | head -1; grep SigIgn /proc/self/status";
     let script = format!(
-        "grep SigIgn /proc/self/status; {r} -- sh -c 'yes | head -1; grep SigIgn /proc/self/status'"
+        "grep SigIgn /proc/self/status; {r} --holder-idle 5 -- sh -c '{check}'; \
+         {r} --holder-idle 5 -- sh -c '{check}'; {r} --holder-idle 0 -- sh -c '{check}'"
     );
-    let out = ranges().run_as(alice(), &["sh", "-c", &script]);
+    let out = Sandbox::both(&[&format!("{}:710000:65536", alice().name)])
+        .run_as(alice(), &["sh", "-c", &script]);
     out.assert_code(0);
     let stdout = out.stdout_text();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert_eq!(lines[1], "y");
-    assert_eq!(lines[0], lines[2], "signal dispositions changed: {stdout}");
+    assert_eq!(lines.len(), 7, "{stdout}");
+    for run in 0..3 {
+        assert_eq!(lines[1 + 2 * run], "y");
+        assert_eq!(
+            lines[0],
+            lines[2 + 2 * run],
+            "signal dispositions changed in start {run}: {stdout}"
+        );
+    }
     assert_eq!(out.stderr_text(), "");
 }
 

@@ -345,15 +345,20 @@ pub fn write_maps(pid: i32, plan: &MapPlan, helpers: Option<&Helpers>) -> Result
     match plan {
         MapPlan::Full { uid, gid } => {
             let helpers = helpers.expect("a full plan has helpers");
-            let run = |helper: &Path, lines: &[IdMapping]| {
-                let out = Command::new(helper)
+            let spawn = |helper: &Path, lines: &[IdMapping]| {
+                Command::new(helper)
                     .arg(pid.to_string())
                     .args(render(lines))
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
-                    .output()
-                    .map_err(|e| RunError::new(format!("cannot run {}: {e}", helper.display())))?;
+                    .spawn()
+                    .map_err(|e| RunError::new(format!("cannot run {}: {e}", helper.display())))
+            };
+            let outcome = |helper: &Path, child: std::process::Child| {
+                let out = child
+                    .wait_with_output()
+                    .map_err(|e| RunError::new(format!("waiting for {}: {e}", helper.display())))?;
                 if out.status.success() {
                     return Ok(());
                 }
@@ -364,16 +369,19 @@ pub fn write_maps(pid: i32, plan: &MapPlan, helpers: Option<&Helpers>) -> Result
                 ))
                 .with_hint("check your ranges in /etc/subuid and /etc/subgid, or use --map root"))
             };
-            // Both at once, from two threads: a spawn waits for the exec, and each exec costs about as
-            // much as the rest of the start. (The parent forks nothing itself after the clone.)
-            let (uid_result, gid_result) = std::thread::scope(|scope| {
-                let gid_thread = scope.spawn(|| run(&helpers.newgidmap, gid));
-                let uid_result = run(&helpers.newuidmap, uid);
-                let gid_result = gid_thread
-                    .join()
-                    .unwrap_or_else(|_| Err(RunError::new("the newgidmap thread failed")));
-                (uid_result, gid_result)
-            });
+            // Both at once: a spawn returns once the helper has been exec'd, and the helpers then run
+            // side by side. No threads: a thread would make glibc install its handler for SIGSETXID,
+            // and the container's command would lose the caller's disposition of that signal.
+            let uid_child = spawn(&helpers.newuidmap, uid)?;
+            let gid_child = match spawn(&helpers.newgidmap, gid) {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = outcome(&helpers.newuidmap, uid_child);
+                    return Err(e);
+                }
+            };
+            let uid_result = outcome(&helpers.newuidmap, uid_child);
+            let gid_result = outcome(&helpers.newgidmap, gid_child);
             uid_result.and(gid_result)
         }
         MapPlan::Single {
