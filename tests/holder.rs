@@ -121,7 +121,29 @@ fn later_containers_join_the_holder_and_run_no_helper() {
         normalise_map(&format!("0 {} 1\n1 400000 65536\n", alice().uid))
     );
     assert_eq!(logged.len(), 2, "{logged:?}");
-    assert_eq!(holders_with_idle("37").len(), 2);
+    let holders = holders_with_idle("37");
+    assert_eq!(holders.len(), 2);
+
+    // A socket that answers with another map's namespace is never joined: put the first holder's
+    // socket where the second range's holder is looked for.
+    let socket_of = |range: &str| {
+        holders
+            .iter()
+            .find(|(pid, _)| {
+                std::fs::read_to_string(format!("/proc/{pid}/uid_map"))
+                    .unwrap()
+                    .contains(range)
+            })
+            .map(|(_, cmdline)| cmdline.split(' ').nth(2).unwrap().to_string())
+            .unwrap()
+    };
+    std::fs::rename(socket_of("300000"), socket_of("400000")).unwrap();
+    let (map, logged) = second.uid_map(&["--holder-idle", "37"]);
+    assert_eq!(
+        map,
+        normalise_map(&format!("0 {} 1\n1 400000 65536\n", alice().uid))
+    );
+    assert_eq!(logged.len(), 2, "the wrong holder was joined: {logged:?}");
     for (pid, _) in holders_with_idle("37") {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),

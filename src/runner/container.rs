@@ -180,7 +180,7 @@ fn holder_namespace(
     let Some(socket) = holder::socket_path(uid, plan) else {
         return Ok(None);
     };
-    if let Some(ns) = holder::join(&socket, uid) {
+    if let Some(ns) = holder::join(&socket, uid, plan) {
         return Ok(Some(ns));
     }
     holder::spawn(plan, helpers, &socket, spec.holder_idle).map(Some)

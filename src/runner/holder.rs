@@ -51,43 +51,66 @@ fn runtime_dir(uid: u32) -> Option<PathBuf> {
     private.then_some(dir)
 }
 
-/// The socket of the holder for `plan` (full maps only).
-pub fn socket_path(uid: u32, plan: &MapPlan) -> Option<PathBuf> {
-    let MapPlan::Full {
-        uid: uids,
-        gid: gids,
-    } = plan
-    else {
+/// The map files' text for `plan` as a process outside the namespace reads them: (uid_map, gid_map).
+fn map_texts(plan: &MapPlan) -> Option<(String, String)> {
+    let MapPlan::Full { uid, gid } = plan else {
         return None;
     };
+    let text = |lines: &[unshare_run_helpers::idmap::IdMapping]| {
+        render(lines)
+            .chunks(3)
+            .map(|f| format!("{} {} {}\n", f[0], f[1], f[2]))
+            .collect::<String>()
+    };
+    Some((text(uid), text(gid)))
+}
+
+/// The socket of the holder for `plan` (full maps only). The name carries the protocol's version and
+/// a digest of the map.
+pub fn socket_path(uid: u32, plan: &MapPlan) -> Option<PathBuf> {
+    let (uid_map, gid_map) = map_texts(plan)?;
     let mut hasher = Sha256::new();
-    for line in render(uids) {
-        hasher.update(line.as_bytes());
-        hasher.update(b"\n");
-    }
+    hasher.update(uid_map.as_bytes());
     hasher.update(b"--\n");
-    for line in render(gids) {
-        hasher.update(line.as_bytes());
-        hasher.update(b"\n");
-    }
+    hasher.update(gid_map.as_bytes());
     let digest: String = hasher.finalize()[..12]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Some(runtime_dir(uid)?.join(format!("holder-{digest}.sock")))
+    Some(runtime_dir(uid)?.join(format!("holder-v1-{digest}.sock")))
 }
 
-/// The user namespace of a live holder at `socket`, or None (no holder, or not the caller's).
-pub fn join(socket: &Path, uid: u32) -> Option<OwnedFd> {
+/// The user namespace of a live holder at `socket` whose map is `plan`'s, or None (no holder, not
+/// the caller's, or another map).
+pub fn join(socket: &Path, uid: u32, plan: &MapPlan) -> Option<OwnedFd> {
+    let (uid_map, gid_map) = map_texts(plan)?;
     let stream = UnixStream::connect(socket).ok()?;
     let peer = getsockopt(&stream, PeerCredentials).ok()?;
     if peer.uid() != uid || peer.pid() <= 0 {
         return None;
     }
-    // The holder keeps its end open until we hang up: the pid is still the holder's.
-    let ns = std::fs::File::open(format!("/proc/{}/ns/user", peer.pid())).ok()?;
+    // The holder keeps its end open until we hang up, so the pid is still the holder's; and the
+    // namespace must have exactly the planned map (so a pid reused after a holder was killed between
+    // connect and open can never lend us another namespace).
+    let proc = format!("/proc/{}", peer.pid());
+    let ns = std::fs::File::open(format!("{proc}/ns/user")).ok()?;
+    let same = |file: &str, want: &str| {
+        std::fs::read_to_string(format!("{proc}/{file}"))
+            .is_ok_and(|have| normalise_map(&have) == normalise_map(want))
+    };
+    if !(same("uid_map", &uid_map) && same("gid_map", &gid_map)) {
+        return None;
+    }
     drop(stream);
     Some(ns.into())
+}
+
+/// A map file's lines with the kernel's column padding taken out.
+fn normalise_map(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Makes a holder for `plan`: a process in a new user namespace mapped by the helpers, which then
@@ -191,4 +214,46 @@ pub fn serve(args: &[OsString]) -> u8 {
         let _ = std::fs::remove_file(&socket);
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unshare_run_helpers::idmap::IdMapping;
+
+    fn plan(outside: u32) -> MapPlan {
+        let lines = vec![
+            IdMapping {
+                inside: 0,
+                outside: 1000,
+                count: 1,
+            },
+            IdMapping {
+                inside: 1,
+                outside,
+                count: 65536,
+            },
+        ];
+        MapPlan::Full {
+            uid: lines.clone(),
+            gid: lines,
+        }
+    }
+
+    #[test]
+    fn the_map_text_is_what_the_kernel_shows_without_padding() {
+        let (uid_map, _) = map_texts(&plan(100_000)).unwrap();
+        assert_eq!(uid_map, "0 1000 1\n1 100000 65536\n");
+        let kernel = "         0       1000          1\n         1     100000      65536\n";
+        assert_eq!(normalise_map(kernel), normalise_map(&uid_map));
+    }
+
+    #[test]
+    fn single_id_maps_have_no_holder() {
+        let single = MapPlan::Single {
+            inside_uid: 0,
+            inside_gid: 0,
+        };
+        assert!(map_texts(&single).is_none());
+    }
 }
