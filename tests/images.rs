@@ -783,3 +783,41 @@ fn files_that_are_not_root_filesystems_are_refused_clearly() {
         out.stderr_text()
     );
 }
+
+#[test]
+fn concurrent_imports_of_one_file_store_one_image() {
+    if !privileged() {
+        return;
+    }
+    let store = Store::new();
+    let tarball = bookworm_tarball_compressed("zstd");
+    let runner = install().runner();
+    let argv = [
+        runner.as_str(),
+        "--rootfs",
+        tarball.to_str().unwrap(),
+        "--",
+        "cat",
+        "/etc/debian_version",
+    ];
+    let scratch: Vec<TempDir> = (0..2).map(|_| TempDir::new("concurrent")).collect();
+    let children: Vec<_> = scratch
+        .iter()
+        .map(|dir| {
+            store
+                .sandbox
+                .command_as(alice(), &argv, dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        out.assert_code(0);
+        assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
+    }
+    assert_eq!(store.images().len(), 1, "{:?}", store.images());
+    assert!(store.temporary().is_empty(), "{:?}", store.temporary());
+}
