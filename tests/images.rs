@@ -686,6 +686,41 @@ fn images_are_named_listed_and_removed() {
     let by_digest = store.run(&["--rootfs", &tiny_line[..10], "--", "cat", "/etc/passwd"]);
     assert_eq!(by_digest.stdout_text(), by_name.stdout_text());
 
+    // An image a container runs in is not removed.
+    let busy = TempDir::new("busy");
+    let (running, _) = start_runner(
+        &store.sandbox,
+        &[
+            "--rootfs",
+            "tiny",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 100",
+        ],
+        &busy,
+    );
+    let out = store.run(&["images", "rm", "tiny"]);
+    out.assert_code(125);
+    assert!(
+        out.stderr_text()
+            .contains("is in use by a running container"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(store.images().len(), 2);
+    drop(running);
+    // PID 1 holds the lock too (it was forked with it) until it has died with unshare-run.
+    let record = store.root().join("names/tiny/image.json");
+    let free = || {
+        let file = fs::File::open(&record).unwrap();
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+    };
+    assert!(
+        wait_for(Duration::from_secs(2), free),
+        "the container did not end"
+    );
+
     let out = store.run(&["images", "rm", "tiny", &devs_digest[..8]]);
     out.assert_code(0);
     assert!(out.stdout_text().contains("(tiny)"), "{}", text(&out));

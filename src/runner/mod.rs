@@ -104,7 +104,7 @@ pub(crate) fn plan_ids(mode: MapMode) -> Result<(MapPlan, Option<mapping::Helper
 
 fn run(cli: cli::Cli) -> Result<u8, RunError> {
     let (plan, helpers) = plan_ids(cli.map)?;
-    let image = match &cli.rootfs {
+    let mut image = match &cli.rootfs {
         None => None,
         Some(rootfs) => {
             let ids = image::MappedIds {
@@ -114,8 +114,11 @@ fn run(cli: cli::Cli) -> Result<u8, RunError> {
             Some(image::resolve(rootfs, cli.name.as_deref(), &ids)?)
         }
     };
+    // Held until the container has ended: `images rm` refuses an image in use.
+    let in_use = image.as_mut().and_then(|i| i.in_use.take());
     let spec = container_spec(cli, &plan, image)?;
     let result = container::run(&spec, &plan, helpers.as_ref());
+    drop(in_use);
     // PID 1 removes the generated files once bound; this covers a container that failed before.
     if let Some(g) = &spec.generated {
         let _ = std::fs::remove_dir_all(&g.dir);

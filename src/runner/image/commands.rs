@@ -109,6 +109,12 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
     let mut digests = Vec::new();
     for reference in references {
         match store.find(reference) {
+            Ok(Some(digest)) if store.in_use(&digest) => {
+                return Err(RunError::new(format!(
+                    "image `{reference}` is in use by a running container"
+                ))
+                .with_hint("stop the containers that run in it, then remove it"));
+            }
             Ok(Some(digest)) => digests.push(digest),
             Ok(None) => {
                 return Err(RunError::new(format!("no stored image `{reference}`"))

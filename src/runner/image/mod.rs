@@ -45,6 +45,8 @@ pub struct ImageConfig {
 pub struct Resolved {
     pub rootfs: PathBuf,
     pub config: ImageConfig,
+    /// A stored image is in use while this shared lock is held (`images rm` refuses it meanwhile).
+    pub in_use: Option<store::InUse>,
 }
 
 /// The id map and helpers for work that has to happen in the mapped user namespace.
@@ -164,6 +166,7 @@ fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, R
     Ok(Resolved {
         rootfs: canonical,
         config: ImageConfig::default(),
+        in_use: None,
     })
 }
 
@@ -197,9 +200,13 @@ fn stored(store: &Store, digest: &str, name: Option<&str>) -> Result<Resolved, R
             .set_name(name, digest)
             .map_err(|e| RunError::sys(format!("cannot name the image {name}"), e))?;
     }
+    let in_use = store
+        .mark_in_use(digest)
+        .map_err(|e| RunError::sys(format!("cannot lock the stored image {digest}"), e))?;
     Ok(Resolved {
         rootfs: store.image_dir(digest).join(store::ROOTFS),
         config: record.config,
+        in_use: Some(in_use),
     })
 }
 

@@ -48,6 +48,10 @@ pub struct TempDir {
     pub _lock: Flock<File>,
 }
 
+/// A shared lock on a stored image's record, held while a container runs in it.
+#[derive(Debug)]
+pub struct InUse(#[allow(dead_code)] Flock<File>);
+
 pub const RECORD: &str = "image.json";
 pub const ROOTFS: &str = "rootfs";
 
@@ -203,6 +207,21 @@ impl Store {
                 "`{reference}` matches {n} stored images; give more of the digest"
             )),
         }
+    }
+
+    /// Marks the image `digest` as in use until the returned lock is dropped.
+    pub fn mark_in_use(&self, digest: &str) -> io::Result<InUse> {
+        let record = File::open(self.image_dir(digest).join(RECORD))?;
+        Flock::lock(record, FlockArg::LockShared)
+            .map(InUse)
+            .map_err(|(_, e)| e.into())
+    }
+
+    /// Whether a container runs in the image `digest` (someone holds its in-use lock).
+    pub fn in_use(&self, digest: &str) -> bool {
+        File::open(self.image_dir(digest).join(RECORD))
+            .ok()
+            .is_some_and(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err())
     }
 
     /// Removes what refers to `digest` (names, remembered sources), then moves the image into tmp/
