@@ -14,6 +14,7 @@ use common::*;
 
 /// A sandbox with `range` for alice and the helpers' syslog captured.
 struct Logged {
+    user: &'static TestUser,
     sandbox: Sandbox,
     syslog: UnixDatagram,
     _dir: TempDir,
@@ -21,6 +22,10 @@ struct Logged {
 
 impl Logged {
     fn new(range: &str) -> Logged {
+        Logged::for_user(alice(), range)
+    }
+
+    fn for_user(user: &'static TestUser, range: &str) -> Logged {
         let dir = TempDir::new("holder-syslog");
         let socket = dir.path().join("log.sock");
         let syslog = UnixDatagram::bind(&socket).unwrap();
@@ -29,9 +34,10 @@ impl Logged {
         syslog
             .set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
-        let mut sandbox = Sandbox::both(&[&format!("{}:{range}", alice().name)]);
+        let mut sandbox = Sandbox::both(&[&format!("{}:{range}", user.name)]);
         sandbox.syslog_socket = Some(socket);
         Logged {
+            user,
             sandbox,
             syslog,
             _dir: dir,
@@ -45,7 +51,7 @@ impl Logged {
         let mut argv = vec![runner.as_str()];
         argv.extend_from_slice(args);
         argv.extend_from_slice(&["--", "cat", "/proc/self/uid_map"]);
-        let out = self.sandbox.run_as(alice(), &argv);
+        let out = self.sandbox.run_as(self.user, &argv);
         out.assert_code(0);
         let mut lines = Vec::new();
         let mut buf = [0u8; 4096];
@@ -190,4 +196,29 @@ fn holders_can_be_turned_off() {
         let (_, helpers) = by_environment.uid_map(&[]);
         assert_eq!(helpers.len(), 2, "{helpers:?}");
     }
+}
+
+#[test]
+fn a_runtime_directory_that_others_can_write_is_not_used() {
+    if !privileged() {
+        return;
+    }
+    // bob's holder directory made by someone else, writable by everyone: every start runs the helpers.
+    let b = bob();
+    let dir = std::path::PathBuf::from(format!("/tmp/unshare-run-{}", b.uid));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let logged = Logged::for_user(b, "620000:65536");
+    for _ in 0..2 {
+        let (map, helpers) = logged.uid_map(&[]);
+        assert!(map.contains("620000"), "{map}");
+        assert_eq!(helpers.len(), 2, "{helpers:?}");
+    }
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert!(
+        entries.is_empty(),
+        "a socket was made in an unsafe directory"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
