@@ -219,7 +219,7 @@ impl BuiltImage {
              rm -rf $mnt/var/cache/apt && mkdir $mnt/var/cache/apt && echo new > $mnt/var/cache/apt/new\n\
              echo added > $mnt/opt/added\n\
              buildah umount $ctr >/dev/null\n\
-             buildah config --env URT_LAYERED=yes --workingdir /opt --cmd '[\"sh\",\"-c\",\"echo from-cmd\"]' $ctr\n\
+             buildah config --env URT_LAYERED=yes --workingdir /opt --user daemon --cmd '[\"sh\",\"-c\",\"echo from-cmd\"]' $ctr\n\
              buildah commit -q $ctr {tag} >/dev/null\n\
              buildah rm $ctr >/dev/null\n\
              podman save -q --format oci-archive -o {d}/image.oci.tar {tag}\n\
@@ -245,7 +245,7 @@ fn oci_and_docker_images_apply_their_layers_and_config() {
     }
     let image = BuiltImage::build();
     let check = "pwd; echo $URT_LAYERED; test ! -e /etc/motd && echo motd-gone; ls /var/cache/apt; \
-                 cat /opt/added; test -x /usr/bin/apt-get && echo base-layer";
+                 cat /opt/added; test -x /usr/bin/apt-get && echo base-layer; id -u; id -g";
     for (file, kind) in [
         ("image.oci.tar", "OCI image"),
         ("image.docker.tar", "Docker image"),
@@ -256,7 +256,8 @@ fn oci_and_docker_images_apply_their_layers_and_config() {
         out.assert_code(0);
         assert_eq!(
             out.stdout_text(),
-            "/opt\nyes\nmotd-gone\nnew\nadded\nbase-layer\n",
+            // User "daemon": uid and gid 1 from the image's own /etc/passwd.
+            "/opt\nyes\nmotd-gone\nnew\nadded\nbase-layer\n1\n1\n",
             "{file}: {}",
             out.stderr_text()
         );
@@ -272,12 +273,14 @@ fn oci_and_docker_images_apply_their_layers_and_config() {
             "URT_LAYERED=no",
             "-w",
             "/tmp",
+            "--user",
+            "0",
             "--",
             "sh",
             "-c",
-            "pwd; echo $URT_LAYERED",
+            "pwd; echo $URT_LAYERED; id -u",
         ]);
-        assert_eq!(out.stdout_text(), "/tmp\nno\n", "{file}");
+        assert_eq!(out.stdout_text(), "/tmp\nno\n0\n", "{file}");
         let listing = store.run(&["images"]);
         assert!(
             listing.stdout_text().contains(kind),
