@@ -456,3 +456,62 @@ fn signals_the_caller_ignored_stay_ignored() {
     assert_eq!(lines.len(), 2, "{stdout}");
     assert_eq!(lines[0], lines[1], "ignored signals were reset: {stdout}");
 }
+
+#[test]
+fn without_pivot_root_the_root_is_moved_and_chrooted_into() {
+    if !privileged() {
+        return;
+    }
+    // pivot_root fails when the current root is not a mount point: here, a chroot into a plain
+    // directory. A chrooted process may not create a user namespace, but it may join one, so a holder
+    // made outside first lets the container start; PID 1 then takes the MS_MOVE + chroot way.
+    let a = alice();
+    let fixture = format!("{}:720000:65536", a.name);
+    Sandbox::both(&[&fixture])
+        .run_as(a, &[&runner(), "--holder-idle", "20", "--", "true"])
+        .assert_code(0);
+    let chroot = TempDir::new("chroot");
+    let inner = chroot.path().join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let rootfs = busybox_rootfs(a);
+    let mut sandbox = Sandbox::both(&[&fixture]);
+    sandbox.setup = format!(
+        "cd {inner}\n\
+         for d in usr etc tmp proc dev sys; do mkdir -p $d; mount --rbind /$d $d; done\n\
+         for l in bin lib lib64 sbin; do ln -s usr/$l $l; done\n\
+         exec chroot . setpriv --reuid={uid} --regid={gid} --clear-groups -- \"$@\"",
+        inner = inner.display(),
+        uid = a.uid,
+        gid = a.gid
+    );
+    let out = sandbox.run_as(
+        a,
+        &[
+            &runner(),
+            "--holder-idle",
+            "20",
+            "--rootfs",
+            rootfs.path().to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map; test -e /usr/bin/apt-get || echo host-hidden; echo ok > /tmp/f; cat /tmp/f",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(
+            &out.stdout_text()
+                .lines()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+        normalise_map(&format!("0 {} 1\n1 720000 65536", a.uid))
+    );
+    assert!(
+        out.stdout_text().ends_with("host-hidden\nok\n"),
+        "{}",
+        out.stdout_text()
+    );
+}

@@ -119,21 +119,81 @@ fn ensure_mount_point(source: &Path, target: &Path) -> Result<(), RunError> {
     }
 }
 
+/// No mount event may pass between the host and the container. (Created from a user namespace, this
+/// mount namespace already holds the host's shared mounts as slaves, so nothing can reach the host;
+/// private also keeps the host's new mounts out.) In a chroot whose root is not a mount point, "/"
+/// cannot be named, so each mount visible from the chroot is made private instead.
+fn make_mounts_private() -> Result<(), RunError> {
+    let private = |target: &Path| {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+    };
+    match private(Path::new("/")) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EINVAL) => {
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+                .map_err(|e| RunError::sys("cannot read /proc/self/mountinfo", e))?;
+            for mount_point in visible_mount_points(&mountinfo) {
+                private(&mount_point).map_err(|e| {
+                    RunError::sys(format!("cannot make {} private", mount_point.display()), e)
+                })?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(RunError::sys("cannot make the mount namespace private", e)),
+    }
+}
+
+/// The mount points of a mountinfo text (field 5, octal escapes decoded), outermost first.
+fn visible_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .collect();
+    points.sort_by_key(|p| p.components().count());
+    points.dedup();
+    points
+}
+
+/// mountinfo writes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'\\')
+            .then(|| bytes.get(i + 1..i + 4))
+            .flatten()
+            .filter(|digits| digits.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// `path` inside the container, as seen from the host before pivot_root.
 fn inside(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
-    // Nothing we mount may propagate back to the host.
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| RunError::sys("cannot make the mount namespace private", e))?;
+    make_mounts_private()?;
     match &spec.rootfs {
         None => setup_host_mode(spec),
         Some(root) => setup_root(spec, root),
@@ -397,4 +457,22 @@ fn enter_root(root: &Path) -> Result<(), RunError> {
     // Keep the mode of /tmp right even if the rootfs shipped a 0755 directory under the tmpfs.
     let _ = fs::set_permissions("/tmp", fs::Permissions::from_mode(0o1777));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unescape_mountinfo, visible_mount_points};
+
+    #[test]
+    fn mountinfo_mount_points_are_decoded_outermost_first() {
+        let info = "36 35 98:0 /mnt1 /mnt/with\\040space rw - ext3 /dev/root rw\n\
+                    30 1 8:1 / / rw - ext4 /dev/vda rw\n\
+                    40 30 0:5 / /proc rw - proc proc rw\n";
+        let points = visible_mount_points(info);
+        assert_eq!(points[0], std::path::Path::new("/"));
+        assert!(points.contains(&"/mnt/with space".into()));
+        assert_eq!(unescape_mountinfo("a\\134b\\011"), "a\\b\t");
+        assert_eq!(unescape_mountinfo("odd\\9"), "odd\\9");
+        assert_eq!(unescape_mountinfo("big\\777"), "big\\777");
+    }
 }
