@@ -48,7 +48,7 @@ fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
     let inside = "set -e; \
         dpkg -i /root/unshare-run.deb >/dev/null; \
         useradd -m -s /bin/sh debuser; \
-        su -s /bin/sh debuser -c 'unshare-run --map full -- cat /proc/self/uid_map /proc/self/gid_map'";
+        su -s /bin/sh debuser -c 'unshare-run --map full --holder-idle 0 -- cat /proc/self/uid_map /proc/self/gid_map'";
     let enter = format!(
         "set -e; R={root}; mount --bind $R $R; mount -t proc proc $R/proc; mount --rbind /dev $R/dev; \
          mount -t tmpfs tmpfs $R/tmp; cd $R; mkdir -p oldroot; pivot_root . oldroot; umount -l /oldroot; \

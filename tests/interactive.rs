@@ -90,10 +90,10 @@ fn runner_command_line(sandbox: &Sandbox, args: &[&str], dir: &TempDir) -> Strin
 fn sandbox() -> Sandbox {
     let mut s = Sandbox::both(&[&format!("{}:100000:65536", alice().name)]);
     // The default command is the caller's shell; no rc files, so the prompt is bash's own.
-    s.env = vec![
+    s.env.extend([
         ("SHELL".into(), "/bin/bash".into()),
         ("HOME".into(), "/nonexistent".into()),
-    ];
+    ]);
     s
 }
 

@@ -302,7 +302,7 @@ fn busybox_rootfs_mounts_ids_and_options() {
     assert!(!ro.path().join("new").exists());
     // The environment starts clean: nothing of the caller's leaks in.
     let mut sandbox = ranges();
-    sandbox.env = vec![("LEAKED".into(), "yes".into())];
+    sandbox.env.push(("LEAKED".into(), "yes".into()));
     let out = sandbox.run_as(a, &[&runner(), "--rootfs", rootfs, "--", "env"]);
     out.assert_code(0);
     assert!(

@@ -261,7 +261,8 @@ impl Sandbox {
             subgid,
             our_helpers_in_usr_bin: false,
             syslog_socket: None,
-            env: Vec::new(),
+            // Holders made by tests end soon after the test (tests that need longer say so).
+            env: vec![("UNSHARE_RUN_HOLDER_IDLE".into(), "10".into())],
             gid_override: None,
             setup: String::new(),
             no_new_privs: false,
