@@ -859,3 +859,55 @@ fn concurrent_imports_of_one_file_store_one_image() {
     assert_eq!(store.images().len(), 1, "{:?}", store.images());
     assert!(store.temporary().is_empty(), "{:?}", store.temporary());
 }
+
+#[test]
+fn without_subordinate_ids_an_import_keeps_what_it_can_and_says_so() {
+    if !privileged() {
+        return;
+    }
+    use raw::*;
+    let work = TempDir::new("single-map-import");
+    let archive_path = work.path().join("owned.tar");
+    let mut bytes = archive(&[
+        file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        file("home/data", b"mine"),
+    ]);
+    // uid 1000 for home/data (the second header), checksum redone.
+    let header = &mut bytes[1024..1536];
+    header[108..116].copy_from_slice(b"0001750\0");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+    fs::write(&archive_path, bytes).unwrap();
+    fs::set_permissions(&archive_path, fs::Permissions::from_mode(0o644)).unwrap();
+
+    let dir = user_dir(alice(), "store-single");
+    let mut sandbox = Sandbox::both(&[]);
+    sandbox
+        .env
+        .push(("XDG_DATA_HOME".into(), dir.path().to_str().unwrap().into()));
+    let out = sandbox.run_as(
+        alice(),
+        &[
+            &install().runner(),
+            "images",
+            "import",
+            archive_path.to_str().unwrap(),
+        ],
+    );
+    out.assert_code(0);
+    let stderr = out.stderr_text();
+    assert!(stderr.contains("only your own id is mapped"), "{stderr}");
+    assert!(
+        stderr.contains("entries owned by ids outside your id map were given to root inside: 1;"),
+        "{stderr}"
+    );
+    let digest = out.stdout_text().trim().to_string();
+    let data = dir
+        .path()
+        .join("unshare-run/images")
+        .join(&digest)
+        .join("rootfs/home/data");
+    assert_eq!(fs::read_to_string(&data).unwrap(), "mine");
+    assert_eq!(fs::metadata(&data).unwrap().uid(), alice().uid);
+}

@@ -455,7 +455,7 @@ fn report(summary: &extract::Summary) {
     }
     if summary.unmapped_owners > 0 {
         eprintln!(
-            "unshare-run: warning: {} entries belong to ids outside your id map and are owned by root instead; \
+            "unshare-run: warning: entries owned by ids outside your id map were given to root inside: {}; \
              set up subordinate ids (see `unshare-run doctor`), remove the image and import it again",
             summary.unmapped_owners
         );
