@@ -337,6 +337,52 @@ impl Extractor {
         self.parent_cache = None;
     }
 
+    /// Creates the entry with `create` in its directory; if something of that name exists already (an
+    /// earlier entry, a lower layer), removes it and creates again. `failed` describes the error.
+    fn create_replacing<T>(
+        &mut self,
+        parents: &[&[u8]],
+        last: &[u8],
+        name: &[u8],
+        create: impl Fn(BorrowedFd<'_>) -> nix::Result<T>,
+        failed: impl Fn(Errno) -> ExtractError,
+    ) -> Result<T, ExtractError> {
+        let parent = self.open_parent(parents, name)?;
+        match create(parent) {
+            Err(Errno::EEXIST) => {}
+            other => return other.map_err(failed),
+        }
+        let replaced =
+            remove_any(parent, last).map_err(|e| io_error(name, "replace an entry", e))?;
+        if replaced == Replaced::Directory {
+            self.forget_parent();
+        }
+        let parent = self.open_parent(parents, name)?;
+        create(parent).map_err(failed)
+    }
+
+    /// Owner and times of an entry that cannot be opened (a symlink, a FIFO), without following it.
+    fn set_owner_and_times(
+        &mut self,
+        parents: &[&[u8]],
+        last: &[u8],
+        attributes: &Attributes,
+        name: &[u8],
+    ) -> Result<(), ExtractError> {
+        let parent = self.open_parent(parents, name)?;
+        let mapped = set_owner(parent, last, attributes, name)?;
+        nix::sys::stat::utimensat(
+            parent,
+            last,
+            &attributes.mtime,
+            &attributes.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| io_error(name, "set the times", e))?;
+        self.count_owner(mapped);
+        Ok(())
+    }
+
     fn make_directory(
         &mut self,
         components: &[&[u8]],
@@ -380,21 +426,13 @@ impl Extractor {
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         // Created with its final permission bits (the umask is 0); the set-id bits follow the chown.
         let mode = Mode::from_bits_truncate(attributes.mode & 0o777);
-        let parent = self.open_parent(parents, name)?;
-        let fd = match openat(parent, last, flags, mode) {
-            Ok(fd) => fd,
-            Err(Errno::EEXIST) => {
-                let replaced =
-                    remove_any(parent, last).map_err(|e| io_error(name, "replace an entry", e))?;
-                let fd = openat(parent, last, flags, mode)
-                    .map_err(|e| io_error(name, "create the file", e))?;
-                if replaced == Replaced::Directory {
-                    self.forget_parent();
-                }
-                fd
-            }
-            Err(e) => return Err(io_error(name, "create the file", e)),
-        };
+        let fd = self.create_replacing(
+            parents,
+            last,
+            name,
+            |parent| openat(parent, last, flags, mode),
+            |e| io_error(name, "create the file", e),
+        )?;
         let mut file = std::fs::File::from(fd);
         loop {
             let n = match content.read(&mut self.buffer) {
@@ -441,28 +479,14 @@ impl Extractor {
         name: &[u8],
     ) -> Result<(), ExtractError> {
         // The target is stored as text and never followed here, wherever it points.
-        let parent = self.open_parent(parents, name)?;
-        if let Err(Errno::EEXIST) = symlinkat(target, parent, last) {
-            if remove_any(parent, last).map_err(|e| io_error(name, "replace an entry", e))?
-                == Replaced::Directory
-            {
-                self.forget_parent();
-            }
-            let parent = self.open_parent(parents, name)?;
-            symlinkat(target, parent, last).map_err(|e| io_error(name, "create the symlink", e))?;
-        }
-        let parent = self.open_parent(parents, name)?;
-        let mapped = set_owner(parent, last, &attributes, name)?;
-        nix::sys::stat::utimensat(
-            parent,
+        self.create_replacing(
+            parents,
             last,
-            &attributes.mtime,
-            &attributes.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| io_error(name, "set the times", e))?;
-        self.count_owner(mapped);
-        Ok(())
+            name,
+            |parent| symlinkat(target, parent, last),
+            |e| io_error(name, "create the symlink", e),
+        )?;
+        self.set_owner_and_times(parents, last, &attributes, name)
     }
 
     fn make_hard_link(
@@ -490,30 +514,22 @@ impl Extractor {
             OFlag::O_PATH | OFlag::O_DIRECTORY,
         )
         .map_err(|e| parent_error(name, &join(target_parents), e))?;
-        let parent = self.open_parent(parents, name)?;
-        let link = |parent: BorrowedFd<'_>| {
-            linkat(&target_parent, target_last, parent, last, AtFlags::empty())
-        };
-        match link(parent) {
-            Ok(()) => Ok(()),
-            Err(Errno::EEXIST) => {
-                if remove_any(parent, last).map_err(|e| io_error(name, "replace an entry", e))?
-                    == Replaced::Directory
-                {
-                    self.forget_parent();
-                }
-                let parent = self.open_parent(parents, name)?;
-                link(parent).map_err(|e| io_error(name, "create the hard link", e))
-            }
-            Err(Errno::ENOENT) => Err(ExtractError {
-                entry: String::from_utf8_lossy(name).into_owned(),
-                problem: Problem::Archive(io::Error::other(format!(
-                    "it is a hard link to `{}`, which the archive does not hold before it",
-                    String::from_utf8_lossy(target)
-                ))),
-            }),
-            Err(e) => Err(io_error(name, "create the hard link", e)),
-        }
+        self.create_replacing(
+            parents,
+            last,
+            name,
+            |parent| linkat(&target_parent, target_last, parent, last, AtFlags::empty()),
+            |e| match e {
+                Errno::ENOENT => ExtractError {
+                    entry: String::from_utf8_lossy(name).into_owned(),
+                    problem: Problem::Archive(io::Error::other(format!(
+                        "it is a hard link to `{}`, which the archive does not hold before it",
+                        String::from_utf8_lossy(target)
+                    ))),
+                },
+                e => io_error(name, "create the hard link", e),
+            },
+        )
     }
 
     fn make_fifo(
@@ -524,29 +540,14 @@ impl Extractor {
         name: &[u8],
     ) -> Result<(), ExtractError> {
         let mode = Mode::from_bits_truncate(attributes.mode & 0o777);
-        let parent = self.open_parent(parents, name)?;
-        if let Err(Errno::EEXIST) = mknodat(parent, last, SFlag::S_IFIFO, mode, 0) {
-            if remove_any(parent, last).map_err(|e| io_error(name, "replace an entry", e))?
-                == Replaced::Directory
-            {
-                self.forget_parent();
-            }
-            let parent = self.open_parent(parents, name)?;
-            mknodat(parent, last, SFlag::S_IFIFO, mode, 0)
-                .map_err(|e| io_error(name, "create the FIFO", e))?;
-        }
-        let parent = self.open_parent(parents, name)?;
-        let mapped = set_owner(parent, last, &attributes, name)?;
-        nix::sys::stat::utimensat(
-            parent,
+        self.create_replacing(
+            parents,
             last,
-            &attributes.mtime,
-            &attributes.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| io_error(name, "set the times", e))?;
-        self.count_owner(mapped);
-        Ok(())
+            name,
+            |parent| mknodat(parent, last, SFlag::S_IFIFO, mode, 0),
+            |e| io_error(name, "create the FIFO", e),
+        )?;
+        self.set_owner_and_times(parents, last, &attributes, name)
     }
 
     /// `.wh.NAME`: removes NAME (and everything below it) from the directory.
