@@ -10,7 +10,6 @@
 //! (parent-death signal) and with it everything in the pid namespace.
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -130,11 +129,6 @@ pub fn run(
         }
         Forked::Parent(child) => {
             drop(go_read);
-            // If PID 1 is already gone, writing the start byte must fail with EPIPE, not kill us. (Only
-            // here, after the clone: the container keeps the caller's SIGPIPE disposition.)
-            let mut sigpipe = SigSet::empty();
-            sigpipe.add(Signal::SIGPIPE);
-            let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), None);
             let mapped = if joined {
                 Ok(())
             } else {
@@ -199,11 +193,8 @@ pub fn run_in_user_namespace(
     match sys::clone_into(CloneFlags::CLONE_NEWUSER).map_err(clone_error)? {
         Forked::Child => {
             drop(go_write);
-            let mut byte = [0u8; 1];
-            let mut go = std::fs::File::from(go_read);
-            let started = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok()
-                && matches!(go.read(&mut byte), Ok(1))
-                && byte[0] == b'G';
+            let started =
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok() && await_start(go_read);
             if !started {
                 sys::exit_now(i32::from(EXIT_SETUP_FAILED));
             }
@@ -214,15 +205,7 @@ pub fn run_in_user_namespace(
         }
         Forked::Parent(child) => {
             drop(go_read);
-            // Blocked while we talk to the child, then restored: a container started later must not
-            // inherit it.
-            let mut sigpipe = SigSet::empty();
-            sigpipe.add(Signal::SIGPIPE);
-            let mut old_mask = SigSet::empty();
-            let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), Some(&mut old_mask));
-            let status = start_and_wait(child, go_write, plan, helpers);
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-            status
+            start_and_wait(child, go_write, plan, helpers)
         }
     }
 }
@@ -238,7 +221,7 @@ fn start_and_wait(
         let _ = waitpid(child, None);
         return Err(e);
     }
-    let _ = std::fs::File::from(go_write).write_all(b"G");
+    let _ = send_start(go_write);
     loop {
         match waitpid(child, None) {
             Ok(status) => {
@@ -252,10 +235,32 @@ fn start_and_wait(
     }
 }
 
+/// In a child made with a start pipe: waits until the parent has written the map and sends the
+/// start byte. False: the parent failed (and says why) or died.
+pub fn await_start(go: OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(nix::unistd::read(&go, &mut byte), Ok(1)) && byte[0] == b'G'
+}
+
+/// Sends the start byte. If the child is already gone this fails with EPIPE instead of killing us:
+/// SIGPIPE is blocked for the write, and the one it raised is taken before the mask is restored (the
+/// container must get the caller's disposition of SIGPIPE, so it is not left blocked).
+pub fn send_start(go: OwnedFd) -> std::io::Result<()> {
+    let mut sigpipe = SigSet::empty();
+    sigpipe.add(Signal::SIGPIPE);
+    let mut old_mask = SigSet::empty();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigpipe), Some(&mut old_mask))?;
+    let sent = nix::unistd::write(&go, b"G");
+    if sent == Err(nix::errno::Errno::EPIPE) && !old_mask.contains(Signal::SIGPIPE) {
+        let _ = sigpipe.wait();
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None)?;
+    sent.map(drop).map_err(std::io::Error::from)
+}
+
 /// Lets PID 1 start, then supervises it until it exits.
 fn start_and_supervise(child: Pid, go_write: OwnedFd, signals: &SigSet) -> Result<u8, RunError> {
-    let mut go = std::fs::File::from(go_write);
-    if let Err(e) = go.write_all(b"G") {
+    if let Err(e) = send_start(go_write) {
         // PID 1 died before it started: its status says why (it printed the reason).
         let _ = kill(child, Signal::SIGKILL);
         return match waitpid(child, None) {
@@ -263,7 +268,6 @@ fn start_and_supervise(child: Pid, go_write: OwnedFd, signals: &SigSet) -> Resul
             Err(_) => Err(RunError::sys("starting the container", e)),
         };
     }
-    drop(go);
     supervise(child, signals)
 }
 
@@ -450,10 +454,7 @@ fn pid1(spec: &ContainerSpec, go: OwnedFd, signals: &SigSet) -> u8 {
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return EXIT_SETUP_FAILED;
     }
-    let mut byte = [0u8; 1];
-    let mut go = std::fs::File::from(go);
-    if !matches!(go.read(&mut byte), Ok(1)) || byte[0] != b'G' {
-        // The parent failed (and says why) or died.
+    if !await_start(go) {
         return EXIT_SETUP_FAILED;
     }
     match setup(spec).and_then(|()| init::run(spec, signals)) {

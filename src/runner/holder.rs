@@ -128,9 +128,7 @@ pub fn spawn(
     {
         Forked::Child => {
             drop(go_write);
-            let mut byte = [0u8; 1];
-            // EOF: unshare-run died or gave up before the map was written.
-            if !matches!(nix::unistd::read(&go_read, &mut byte), Ok(1)) {
+            if !super::container::await_start(go_read) {
                 sys::exit_now(1);
             }
             // A fresh program, so that ps and pgrep show what this is, not the container's command.
@@ -154,7 +152,7 @@ pub fn spawn(
             // Our child, not yet reaped: the pid is its own.
             let ns = std::fs::File::open(format!("/proc/{}/ns/user", child.as_raw()))
                 .map_err(|e| RunError::sys("cannot open the holder's namespace", e))?;
-            nix::unistd::write(&go_write, b"G")
+            super::container::send_start(go_write)
                 .map_err(|e| RunError::sys("starting the holder", e))?;
             Ok(ns.into())
         }
