@@ -297,6 +297,13 @@ mod raw {
         pub kind: u8,
         pub link: &'a str,
         pub data: &'a [u8],
+        pub uid: u32,
+    }
+
+    impl Entry<'_> {
+        pub fn owned_by(self, uid: u32) -> Self {
+            Entry { uid, ..self }
+        }
     }
 
     pub fn file<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
@@ -305,6 +312,7 @@ mod raw {
             kind: b'0',
             link: "",
             data,
+            uid: 0,
         }
     }
     pub fn symlink<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
@@ -313,6 +321,7 @@ mod raw {
             kind: b'2',
             link: target,
             data: b"",
+            uid: 0,
         }
     }
     pub fn hard_link<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
@@ -321,6 +330,7 @@ mod raw {
             kind: b'1',
             link: target,
             data: b"",
+            uid: 0,
         }
     }
     pub fn char_device(name: &str) -> Entry<'_> {
@@ -329,6 +339,7 @@ mod raw {
             kind: b'3',
             link: "",
             data: b"",
+            uid: 0,
         }
     }
 
@@ -343,7 +354,7 @@ mod raw {
             let mut h = [0u8; 512];
             h[..e.name.len()].copy_from_slice(e.name.as_bytes());
             octal(&mut h[100..108], if e.kind == b'2' { 0o777 } else { 0o644 });
-            octal(&mut h[108..116], 0);
+            octal(&mut h[108..116], u64::from(e.uid));
             octal(&mut h[116..124], 0);
             octal(&mut h[124..136], e.data.len() as u64);
             octal(&mut h[136..148], 1_600_000_000);
@@ -606,17 +617,11 @@ fn images_are_named_listed_and_removed() {
     fs::set_permissions(&small, fs::Permissions::from_mode(0o644)).unwrap();
     // A second image with device nodes and a file of uid 1000.
     let with_devices = work.path().join("devices.tar");
-    let mut bytes = archive(&[
+    let bytes = archive(&[
         char_device("dev/null"),
         char_device("dev/zero"),
-        file("home/data", b"mine"),
+        file("home/data", b"mine").owned_by(1000),
     ]);
-    // uid 1000 for home/data (the third header's uid field), checksum redone.
-    let header = &mut bytes[1024..1536];
-    header[108..116].copy_from_slice(b"0001750\0");
-    header[148..156].copy_from_slice(b"        ");
-    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
     fs::write(&with_devices, bytes).unwrap();
     fs::set_permissions(&with_devices, fs::Permissions::from_mode(0o644)).unwrap();
 
@@ -868,16 +873,10 @@ fn without_subordinate_ids_an_import_keeps_what_it_can_and_says_so() {
     use raw::*;
     let work = TempDir::new("single-map-import");
     let archive_path = work.path().join("owned.tar");
-    let mut bytes = archive(&[
+    let bytes = archive(&[
         file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
-        file("home/data", b"mine"),
+        file("home/data", b"mine").owned_by(1000),
     ]);
-    // uid 1000 for home/data (the second header), checksum redone.
-    let header = &mut bytes[1024..1536];
-    header[108..116].copy_from_slice(b"0001750\0");
-    header[148..156].copy_from_slice(b"        ");
-    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
-    header[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
     fs::write(&archive_path, bytes).unwrap();
     fs::set_permissions(&archive_path, fs::Permissions::from_mode(0o644)).unwrap();
 
