@@ -12,16 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 RUNS=${RUNS:-8}
-USER_NAME=urt-bench
 CACHE=/var/cache/unshare-run-tests
 
-[ "$(id -u)" = 0 ] || { echo "bench/images.sh: run as root" >&2; exit 1; }
-missing=()
-for p in hyperfine uidmap debootstrap zstd xz-utils gzip time python3; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ -n "${missing[*]:-}" ]; then apt-get update -qq; apt-get install -y -qq "${missing[@]}" >/dev/null; fi
-id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$USER_NAME"
+. bench/common.sh
+bench_setup hyperfine uidmap debootstrap zstd xz-utils gzip time python3
 
 if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
     mkdir -p "$CACHE"
@@ -32,17 +26,7 @@ if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
     rm -rf "$CACHE/bookworm.tmp"
 fi
 
-cargo build --release --quiet
-work=$(mktemp -d /tmp/unshare-run-bench.XXXXXX)
-trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$(id -u "$USER_NAME")"' EXIT
-chmod 755 "$work"
-mkdir -m 755 "$work/bin" "$work/in"
-install -d -m 0755 -o "$USER_NAME" "$work/out"
-install -m 0755 target/release/unshare-run "$work/bin/unshare-run"
-install -m 4755 target/release/unshare-run "$work/bin/newuidmap"
-ln -s newuidmap "$work/bin/newgidmap"
-printf '%s:100000:65536\n' "$USER_NAME" > "$work/subid"
-chmod 644 "$work/subid"
+mkdir -m 755 "$work/in"
 tarball="$work/in/bookworm.tar"
 cp "$CACHE/bookworm-minbase.tar" "$tarball"
 zstd -q -T2 -3 "$tarball" -o "$tarball.zst"
@@ -54,13 +38,6 @@ tar -rf "$work/in/big.tar" -C "$work/in" padding
 rm "$work/in/padding"
 chmod 644 "$work/in"/*
 
-uid=$(id -u "$USER_NAME")
-as_user() {
-    unshare --mount --propagation private -- bash -c '
-        mount --bind "$1/subid" /etc/subuid && mount --bind "$1/subid" /etc/subgid && shift
-        exec setpriv --reuid="$1" --regid="$1" --init-groups -- env HOME=/tmp XDG_DATA_HOME="$2" "${@:3}"' \
-        bash "$work" "$uid" "$work/out/store" "$@"
-}
 run="$work/bin/unshare-run"
 clean="$run -- rm -rf $work/out/store $work/out/x && mkdir $work/out/x && sync"
 args=()
@@ -68,12 +45,12 @@ for f in bookworm.tar bookworm.tar.zst bookworm.tar.gz bookworm.tar.xz; do
     args+=(--prepare "$clean" -n "import $f" "$run images import $work/in/$f")
     args+=(--prepare "$clean" -n "tar $f" "$run -- tar -xpf $work/in/$f --numeric-owner -C $work/out/x")
 done
-as_user hyperfine --warmup 1 --runs "$RUNS" --export-json "$work/out/result.json" "${args[@]}"
+as_user env XDG_DATA_HOME="$work/out/store" hyperfine --warmup 1 --runs "$RUNS" --export-json "$work/out/result.json" "${args[@]}"
 
 echo
 for f in bookworm.tar big.tar; do
-    as_user sh -c "$clean"
-    as_user /usr/bin/time -f "%M" -o "$work/out/rss-$f" "$run" images import "$work/in/$f" >/dev/null
+    as_user env XDG_DATA_HOME="$work/out/store" sh -c "$clean"
+    as_user env XDG_DATA_HOME="$work/out/store" /usr/bin/time -f "%M" -o "$work/out/rss-$f" "$run" images import "$work/in/$f" >/dev/null
 done
 python3 - "$work/out" "$tarball" <<'PY'
 import json, os, sys

@@ -7,25 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-USER_NAME=urt-bench
-[ "$(id -u)" = 0 ] || { echo "bench/net.sh: run as root" >&2; exit 1; }
-for p in hyperfine passt python3 util-linux; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
-done
-if [ -n "${missing[*]:-}" ]; then apt-get update -qq; apt-get install -y -qq "${missing[@]}" >/dev/null; fi
-id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$USER_NAME"
+. bench/common.sh
+bench_setup hyperfine passt python3 util-linux
 chmod 0666 /dev/net/tun
-cargo build --release --quiet
-work=$(mktemp -d /tmp/unshare-run-netbench.XXXXXX)
-trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$(id -u "$USER_NAME")"' EXIT
-chmod 755 "$work"
-mkdir -m 755 "$work/bin"
-install -m 0755 target/release/unshare-run "$work/bin/unshare-run"
-install -m 4755 target/release/unshare-run "$work/bin/newuidmap"
-ln -s newuidmap "$work/bin/newgidmap"
-install -d -m 0755 -o "$USER_NAME" "$work/out"
-printf '%s:100000:65536\n' "$USER_NAME" > "$work/subid"
-chmod 644 "$work/subid"
 cat > "$work/sink.py" <<'PY'
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -68,12 +52,6 @@ assert got == total, got
 print(f"{net} {total / elapsed / 1e6:.0f} MB/s")
 PY
 chmod 644 "$work"/*.py
-uid=$(id -u "$USER_NAME")
-as_user() {
-    unshare --mount --propagation private -- bash -c '
-        mount --bind "$1/subid" /etc/subuid && mount --bind "$1/subid" /etc/subgid && shift
-        exec setpriv --reuid="$1" --regid="$1" --init-groups -- env HOME=/tmp "${@:2}"' bash "$work" "$uid" "$@"
-}
 r="$work/bin/unshare-run"
 echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(uname -r)  $(nproc) cpus"
 echo "# pasta options: --foreground --quiet --config-net --no-map-gw --dns-forward 169.254.1.1 -T none -U none -t|-u SPEC"

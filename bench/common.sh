@@ -1,0 +1,34 @@
+# Sourced by the benchmarks (run as root). bench_setup PACKAGE...: installs what is missing, makes the
+# unprivileged user urt-bench, builds, and installs a copy in $work/bin (unshare-run, and the helpers
+# setuid next to it) with a fixture range in $work/subid; removes all of it, and the user's processes,
+# on exit. as_user CMD...: runs CMD as urt-bench with the fixture bind-mounted over /etc/subuid and
+# /etc/subgid in a private mount namespace (the machine's files are never edited), HOME=/tmp.
+USER_NAME=urt-bench
+
+bench_setup() {
+    [ "$(id -u)" = 0 ] || { echo "$0: run as root" >&2; exit 1; }
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    if [ -n "${missing[*]:-}" ]; then apt-get update -qq; apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+    id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$USER_NAME"
+    uid=$(id -u "$USER_NAME")
+    cargo build --release --quiet
+    work=$(mktemp -d /tmp/unshare-run-bench.XXXXXX)
+    trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$uid"' EXIT
+    chmod 755 "$work"
+    mkdir -m 755 "$work/bin"
+    install -d -m 0755 -o "$USER_NAME" "$work/out"
+    install -m 0755 target/release/unshare-run "$work/bin/unshare-run"
+    install -m 4755 target/release/unshare-run "$work/bin/newuidmap"
+    ln -s newuidmap "$work/bin/newgidmap"
+    printf '%s:100000:65536\n' "$USER_NAME" > "$work/subid"
+    chmod 644 "$work/subid"
+}
+
+as_user() {
+    unshare --mount --propagation private -- bash -c '
+        mount --bind "$1/subid" /etc/subuid && mount --bind "$1/subid" /etc/subgid && shift
+        exec setpriv --reuid="$1" --regid="$1" --init-groups -- env HOME=/tmp "${@:2}"' bash "$work" "$uid" "$@"
+}
