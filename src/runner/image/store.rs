@@ -248,8 +248,7 @@ impl Store {
         let path = self
             .tmp()
             .join(format!("{purpose}.{}.{nanos}", std::process::id()));
-        let lock_path = path.with_extension(format!("{nanos}.lock"));
-        let lock_file = File::create(&lock_path)?;
+        let lock_file = File::create(lock_path(&path))?;
         let lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
             .map_err(|(_, e)| io::Error::from(e))?;
         if create {
@@ -261,60 +260,49 @@ impl Store {
     /// Entries of tmp/ whose process is gone (their lock is free): what killed imports and removals
     /// left behind. Each is returned with its lock file, which the caller removes last.
     pub fn abandoned(&self) -> Vec<(PathBuf, PathBuf)> {
-        let mut found = Vec::new();
-        for entry in fs::read_dir(self.tmp())
+        let entries: Vec<PathBuf> = fs::read_dir(self.tmp())
             .into_iter()
             .flatten()
-            .filter_map(Result::ok)
-        {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "lock") {
-                continue;
-            }
-            let Some(nanos) = path.extension().and_then(|e| e.to_str()) else {
-                continue;
-            };
-            let lock_path = path.with_extension(format!("{nanos}.lock"));
-            let free = File::open(&lock_path)
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        let free = |lock: &Path| {
+            File::open(lock)
                 .ok()
                 .map(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok())
-                // No lock file at all: its lock was removed before the directory was.
-                .unwrap_or(true);
-            if free {
-                found.push((path, lock_path));
-            }
-        }
-        // Lock files whose directory is already gone.
-        for entry in fs::read_dir(self.tmp())
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-        {
-            let path = entry.path();
-            let name = path.to_string_lossy();
-            if let Some(dir) = name.strip_suffix(".lock")
-                && !Path::new(dir).exists()
-                && File::open(&path)
-                    .ok()
-                    .is_some_and(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_ok())
-            {
-                let _ = fs::remove_file(&path);
+        };
+        let mut found = Vec::new();
+        for path in entries {
+            match path.to_str().and_then(|p| p.strip_suffix(".lock")) {
+                // A lock file whose directory is already gone.
+                Some(dir) => {
+                    if !Path::new(dir).exists() && free(&path) == Some(true) {
+                        let _ = fs::remove_file(&path);
+                    }
+                }
+                None => {
+                    let lock = lock_path(&path);
+                    // No lock file at all: its lock was removed before the directory was.
+                    if free(&lock) != Some(false) {
+                        found.push((path, lock));
+                    }
+                }
             }
         }
         found
     }
 }
 
+/// The lock file of a directory in tmp/: its name with `.lock` added.
+fn lock_path(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
 impl TempDir {
     /// Releases the lock and removes the lock file (the directory must be gone or moved).
     pub fn release(self) {
-        let nanos = self
-            .path
-            .extension()
-            .map(|e| e.to_string_lossy().into_owned());
-        if let Some(nanos) = nanos {
-            let _ = fs::remove_file(self.path.with_extension(format!("{nanos}.lock")));
-        }
+        let _ = fs::remove_file(lock_path(&self.path));
     }
 }
 
