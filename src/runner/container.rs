@@ -372,8 +372,8 @@ fn start_pasta(pid: Pid, publish: &[super::cli::Publish]) -> Result<std::process
     }
 }
 
-/// An anonymous file (already unlinked) to collect a helper's error output.
-fn tempfile_for_output() -> std::io::Result<std::fs::File> {
+/// An anonymous file (already unlinked) in the temporary directory, e.g. for pasta's error output.
+pub fn tempfile_for_output() -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)

@@ -194,19 +194,9 @@ mod tests {
     use std::io::Write;
 
     fn temp_file(content: &[u8]) -> File {
-        let mut file = tempfile_in_tmp();
+        let mut file = crate::runner::container::tempfile_for_output().unwrap();
         file.write_all(content).unwrap();
         file
-    }
-
-    fn tempfile_in_tmp() -> File {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_TMPFILE)
-            .open(std::env::temp_dir())
-            .unwrap()
     }
 
     #[test]
