@@ -62,6 +62,12 @@ impl Store {
         self.root().join("images").join(&images[0]).join("rootfs")
     }
 
+    /// Exactly one image is stored and nothing is left in tmp/.
+    fn assert_one_image_and_nothing_left(&self) {
+        assert_eq!(self.images().len(), 1, "{:?}", self.images());
+        assert!(self.temporary().is_empty(), "{:?}", self.temporary());
+    }
+
     /// What tmp/ holds (nothing once imports are over).
     fn temporary(&self) -> Vec<String> {
         fs::read_dir(self.root().join("tmp"))
@@ -114,9 +120,8 @@ fn a_tarball_is_imported_once_and_runs_apt() {
     let out = store.run(&["--rootfs", tarball, "--", "hello"]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "Hello, world!\n");
-    assert_eq!(store.images().len(), 1);
     assert_eq!(fs::metadata(&image_dir).unwrap().ino(), inode);
-    assert!(store.temporary().is_empty(), "{:?}", store.temporary());
+    store.assert_one_image_and_nothing_left();
 }
 
 #[test]
@@ -593,8 +598,7 @@ fn a_killed_import_leaves_nothing_that_a_later_run_uses() {
     ]);
     out.assert_code(0);
     assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
-    assert_eq!(store.images().len(), 1);
-    assert!(store.temporary().is_empty(), "{:?}", store.temporary());
+    store.assert_one_image_and_nothing_left();
 }
 
 #[test]
@@ -861,8 +865,7 @@ fn concurrent_imports_of_one_file_store_one_image() {
         out.assert_code(0);
         assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
     }
-    assert_eq!(store.images().len(), 1, "{:?}", store.images());
-    assert!(store.temporary().is_empty(), "{:?}", store.temporary());
+    store.assert_one_image_and_nothing_left();
 }
 
 #[test]
