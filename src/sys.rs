@@ -42,13 +42,53 @@ pub fn clone_into(flags: CloneFlags) -> io::Result<Forked> {
     }
 }
 
-/// fork(2). Only call while single-threaded.
-pub fn fork() -> io::Result<Forked> {
-    // SAFETY: the runner never starts threads, so the child is a consistent copy.
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { child }) => Ok(Forked::Parent(child)),
-        Ok(nix::unistd::ForkResult::Child) => Ok(Forked::Child),
-        Err(e) => Err(e.into()),
+/// Starts a process that runs `child`, which should end with execve (if it returns, its value is the
+/// exit status), and returns its pid once the process has exec'd or exited. Like posix_spawn, the new process shares this one's memory until then
+/// (CLONE_VM | CLONE_VFORK) while this one sleeps: no page tables are copied, and this process takes no
+/// copy-on-write faults afterwards, as it would after fork. `child` may allocate (nothing else runs
+/// meanwhile), but must not return into this process's frames: it runs on its own stack.
+pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Result<Pid> {
+    const STACK_SIZE: usize = 256 * 1024;
+    const GUARD_SIZE: usize = 4096;
+    extern "C" fn start(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` points to the `&mut dyn FnMut` below, which lives until clone returns, and
+        // clone returns only after this process has exec'd or exited.
+        let child = unsafe { &mut *arg.cast::<&mut dyn FnMut() -> libc::c_int>() };
+        child()
+    }
+    // SAFETY: a new private anonymous mapping; nothing else refers to it.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the lowest page of the mapping made above becomes a guard against stack overflow.
+    unsafe { libc::mprotect(stack, GUARD_SIZE, libc::PROT_NONE) };
+    let mut child = child;
+    // SAFETY: the stack grows down from the end of the mapping (page-aligned, so 16-byte aligned).
+    // With CLONE_VFORK this call returns only after the child stopped using the stack and `child`.
+    let pid = unsafe {
+        libc::clone(
+            start,
+            stack.cast::<u8>().add(STACK_SIZE).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&raw mut child).cast(),
+        )
+    };
+    let error = io::Error::last_os_error();
+    // SAFETY: the mapping is not used any more (see above).
+    unsafe { libc::munmap(stack, STACK_SIZE) };
+    match pid {
+        -1 => Err(error),
+        pid => Ok(Pid::from_raw(pid)),
     }
 }
 
@@ -143,6 +183,20 @@ pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
     match nix::unistd::execv(&path, &argv) {
         Err(e) => e.into(),
         Ok(never) => match never {},
+    }
+}
+
+/// Closes every descriptor of this process except `keep`. Only for a process about to exit: the
+/// objects that owned the others must not be dropped afterwards.
+pub fn close_all_descriptors_but(keep: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsRawFd;
+    let keep = keep.as_raw_fd() as libc::c_uint;
+    // SAFETY: close_range only closes descriptors; the caller exits without using them again.
+    unsafe {
+        if keep > 0 {
+            libc::close_range(0, keep - 1, 0);
+        }
+        libc::close_range(keep + 1, libc::c_uint::MAX, 0);
     }
 }
 

@@ -122,6 +122,45 @@ fn orphaned_grandchildren_are_reaped() {
 }
 
 #[test]
+fn nothing_of_the_container_is_left_when_unshare_run_returns() {
+    if !privileged() {
+        return;
+    }
+    use std::os::fd::AsFd;
+    // A process left behind keeps the caller's stdout open, and takes a while to die (512 MiB of
+    // memory to free). unshare-run returns as soon as PID 1 reports the command's status, without
+    // waiting for PID 1 to exit: by then that process must be gone and PID 1 must hold no copy of the
+    // pipe, so that its reader sees the end at once.
+    let dir = TempDir::new("leftovers");
+    let daemon = "import time; memory = b'x' * (512 << 20); open('/tmp/ready', 'w').write('x'); \
+                  time.sleep(4244)";
+    let script =
+        format!("mkfifo /tmp/ready; python3 -c \"{daemon}\" & read x < /tmp/ready; exit 3");
+    for _ in 0..3 {
+        let runner = runner();
+        let argv = [&runner, "--tmpfs", "/tmp", "--", "sh", "-c", &script];
+        let mut child = ranges()
+            .command_as(alice(), &argv, &dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+        let mut fds = [nix::poll::PollFd::new(
+            stdout.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).unwrap();
+        let hung_up = fds[0]
+            .revents()
+            .unwrap()
+            .contains(nix::poll::PollFlags::POLLHUP);
+        assert!(hung_up, "a process of the container still holds stdout");
+    }
+    assert!(!processes_of(alice(), "time.sleep.4244"));
+}
+
+#[test]
 fn sigkill_of_unshare_run_kills_the_whole_container() {
     if !privileged() {
         return;

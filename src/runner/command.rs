@@ -15,11 +15,14 @@ pub const EXIT_CANNOT_EXECUTE: i32 = 126;
 pub const EXIT_NOT_FOUND: i32 = 127;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Everything exec needs, computed before the fork so that mistakes are reported as set-up errors.
+/// Everything exec needs, computed before the command's process starts: mistakes are reported as
+/// set-up errors, and that process (which shares PID 1's memory) has little left to do.
 pub struct Prepared {
     argv: Vec<CString>,
     env: Vec<CString>,
-    search_path: OsString,
+    /// Where exec looks for the program, in order: the program itself if it names a path, else each
+    /// directory of PATH joined with it.
+    candidates: Vec<CString>,
     uid: u32,
     gid: u32,
     workdir: Option<PathBuf>,
@@ -89,7 +92,19 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
         CString::new(s.into_vec())
             .map_err(|_| RunError::new("an argument or variable contains a NUL byte"))
     };
+    let program = argv[0].as_bytes();
+    let candidates = if program.contains(&b'/') {
+        vec![PathBuf::from(OsStr::from_bytes(program))]
+    } else {
+        std::env::split_paths(&search_path)
+            .map(|d| d.join(OsStr::from_bytes(program)))
+            .collect()
+    };
     Ok(Prepared {
+        candidates: candidates
+            .into_iter()
+            .filter_map(|c| CString::new(c.into_os_string().into_vec()).ok())
+            .collect(),
         argv: argv.into_iter().map(to_c).collect::<Result<_, _>>()?,
         env: env
             .into_iter()
@@ -100,17 +115,18 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
                 to_c(kv)
             })
             .collect::<Result<_, _>>()?,
-        search_path,
         uid: spec.uid,
         gid: spec.gid,
         workdir: spec.workdir.clone(),
     })
 }
 
-/// In the forked command process: become the requested user and exec. Never returns. `ignored` are
-/// the signals the caller of unshare-run ignored (nohup's SIGHUP, a background job's SIGINT): PID 1's
-/// handlers for them would turn into the default action at exec, so they are ignored again.
-pub fn exec(p: Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
+/// In the command's process: become the requested user and exec. Never returns. `ignored` are the
+/// signals the caller of unshare-run ignored (nohup's SIGHUP, a background job's SIGINT): PID 1's
+/// handlers for them would turn into the default action at exec, so they are ignored again. The
+/// process shares PID 1's memory (sys::spawn_sharing_memory) but has its own signal handlers,
+/// credentials, working directory and descriptors, which are all this changes.
+pub fn exec(p: &Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
     for &signal in ignored {
         let _ = crate::sys::ignore(signal);
     }
@@ -144,22 +160,11 @@ pub fn exec(p: Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
             ),
         );
     }
-    let program = p.argv[0].as_bytes();
-    let shown = String::from_utf8_lossy(program).into_owned();
-    let candidates: Vec<PathBuf> = if program.contains(&b'/') {
-        vec![PathBuf::from(OsStr::from_bytes(program))]
-    } else {
-        std::env::split_paths(&p.search_path)
-            .map(|d| d.join(OsStr::from_bytes(program)))
-            .collect()
-    };
+    let shown = String::from_utf8_lossy(p.argv[0].as_bytes()).into_owned();
     let mut denied = None;
-    for candidate in candidates {
-        let exists = candidate.metadata().is_ok();
-        let Ok(path) = CString::new(candidate.into_os_string().into_vec()) else {
-            continue;
-        };
-        let err = nix::unistd::execve(&path, &p.argv, &p.env).unwrap_err();
+    for path in &p.candidates {
+        let exists = nix::sys::stat::stat(path.as_c_str()).is_ok();
+        let err = nix::unistd::execve(path, &p.argv, &p.env).unwrap_err();
         match err {
             Errno::ENOENT | Errno::ENOTDIR => continue,
             // A PATH directory we may not search: the command is not there.
