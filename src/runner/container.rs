@@ -5,9 +5,11 @@
 //!   └─ PID 1 (new user/mount/pid/uts/ipc[/net] namespaces)   set-up, then init: reaps, forwards
 //!        └─ the command
 //! ```
-//! The parent writes the id maps for PID 1 (through the helpers) while PID 1 waits on a pipe; then PID 1
-//! sets up the filesystem and runs the command. Killing the parent, even with SIGKILL, kills PID 1
-//! (parent-death signal) and with it everything in the pid namespace.
+//! The parent writes the id maps for PID 1 (through the helpers) while PID 1 waits on a pipe (not needed
+//! when a holder's mapped namespace was joined); then PID 1 sets up the filesystem and runs the command.
+//! When the command has exited, PID 1 ends the rest and reports the status on a second pipe, and the
+//! parent exits with it. Killing the parent, even with SIGKILL, kills PID 1 (parent-death signal) and
+//! with it everything in the pid namespace.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
