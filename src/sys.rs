@@ -186,20 +186,6 @@ pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
     }
 }
 
-/// Closes every descriptor of this process except `keep`. Only for a process about to exit: the
-/// objects that owned the others must not be dropped afterwards.
-pub fn close_all_descriptors_but(keep: std::os::fd::BorrowedFd<'_>) {
-    use std::os::fd::AsRawFd;
-    let keep = keep.as_raw_fd() as libc::c_uint;
-    // SAFETY: close_range only closes descriptors; the caller exits without using them again.
-    unsafe {
-        if keep > 0 {
-            libc::close_range(0, keep - 1, 0);
-        }
-        libc::close_range(keep + 1, libc::c_uint::MAX, 0);
-    }
-}
-
 /// Sets the loopback interface of this network namespace up (what `ip link set lo up` does).
 pub fn bring_up_loopback() -> io::Result<()> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};

@@ -128,9 +128,8 @@ fn nothing_of_the_container_is_left_when_unshare_run_returns() {
     }
     use std::os::fd::AsFd;
     // A process left behind keeps the caller's stdout open, and takes a while to die (512 MiB of
-    // memory to free). unshare-run returns as soon as PID 1 reports the command's status, without
-    // waiting for PID 1 to exit: by then that process must be gone and PID 1 must hold no copy of the
-    // pipe, so that its reader sees the end at once.
+    // memory to free). When unshare-run returns it must be gone, and PID 1 must hold no copy of the
+    // pipe either, so that the pipe's reader sees the end at once.
     let dir = TempDir::new("leftovers");
     let daemon = "import time; memory = b'x' * (512 << 20); open('/tmp/ready', 'w').write('x'); \
                   time.sleep(4244)";

@@ -5,11 +5,12 @@
 //!   └─ PID 1 (new user/mount/pid/uts/ipc[/net] namespaces)   set-up, then init: reaps, forwards
 //!        └─ the command
 //! ```
-//! The parent writes the id maps for PID 1 (through the helpers) while PID 1 waits on a pipe (not needed
-//! when a holder's mapped namespace was joined); then PID 1 sets up the filesystem and runs the command.
-//! When the command has exited, PID 1 ends the rest and reports the status on a second pipe, and the
-//! parent exits with it. Killing the parent, even with SIGKILL, kills PID 1 (parent-death signal) and
-//! with it everything in the pid namespace.
+//! The parent writes the id maps for PID 1 (through the helpers) while PID 1 waits on a pipe; then PID 1
+//! sets up the filesystem and runs the command. PID 1 exits with the command's status; the kernel kills
+//! whatever is left in the pid namespace and tears the namespaces down before the parent sees that
+//! exit, so when unshare-run returns nothing of the container runs or holds the caller's descriptors.
+//! Killing the parent, even with SIGKILL, kills PID 1 (parent-death signal) and with it everything in
+//! the pid namespace.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::cli::NetMode;
@@ -113,8 +114,6 @@ pub fn run(
         .map_err(|e| RunError::sys("sigprocmask", e))?;
     let (go_read, go_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
-    let (status_read, status_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
@@ -128,16 +127,11 @@ pub fn run(
     match sys::clone_into(flags).map_err(clone_error)? {
         Forked::Child => {
             drop(go_write);
-            drop(status_read);
-            // Joining a holder leaves the parent nothing to do before the start (no map to write,
-            // no pasta), so PID 1 need not wait for it.
-            let wait_for_parent = !joined || spec.net == NetMode::Pasta;
-            let code = pid1(spec, go_read, wait_for_parent, status_write, &signals);
+            let code = pid1(spec, go_read, &signals);
             sys::exit_now(i32::from(code));
         }
         Forked::Parent(child) => {
             drop(go_read);
-            drop(status_write);
             let mapped = if joined {
                 Ok(())
             } else {
@@ -158,7 +152,7 @@ pub fn run(
                     return Err(e);
                 }
             };
-            let status = start_and_supervise(child, go_write, status_read, &signals);
+            let status = start_and_supervise(child, go_write, &signals);
             if let Some(mut pasta) = pasta {
                 let _ = pasta.kill();
                 let _ = pasta.wait();
@@ -203,7 +197,7 @@ pub fn run_in_user_namespace(
         Forked::Child => {
             drop(go_write);
             let started =
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok() && await_start(&go_read);
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok() && await_start(go_read);
             if !started {
                 sys::exit_now(i32::from(EXIT_SETUP_FAILED));
             }
@@ -231,26 +225,24 @@ fn start_and_wait(
         return Err(e);
     }
     let _ = send_start(go_write);
-    wait_for_exit(child)
+    loop {
+        match waitpid(child, None) {
+            Ok(status) => {
+                if let Some(code) = exit_code(status) {
+                    return Ok(code);
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(RunError::sys("waitpid", e)),
+        }
+    }
 }
 
 /// In a child made with a start pipe: waits until the parent has written the map and sends the
 /// start byte. False: the parent failed (and says why) or died.
-pub fn await_start(go: &OwnedFd) -> bool {
+pub fn await_start(go: OwnedFd) -> bool {
     let mut byte = [0u8; 1];
-    matches!(nix::unistd::read(go, &mut byte), Ok(1)) && byte[0] == b'G'
-}
-
-/// Whether the parent was still there once the parent-death signal was armed (it may have died
-/// before): the start pipe has then neither been closed nor written to anything but the start byte.
-fn parent_alive(go: &OwnedFd) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut fds = [PollFd::new(go.as_fd(), PollFlags::POLLIN)];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(0) => true,
-        Ok(_) => await_start(go),
-        Err(_) => false,
-    }
+    matches!(nix::unistd::read(&go, &mut byte), Ok(1)) && byte[0] == b'G'
 }
 
 /// Sends the start byte. If the child is already gone this fails with EPIPE instead of killing us:
@@ -269,13 +261,8 @@ pub fn send_start(go: OwnedFd) -> std::io::Result<()> {
     sent.map(drop).map_err(std::io::Error::from)
 }
 
-/// Lets PID 1 start, then supervises it until it reports the command's status or exits.
-fn start_and_supervise(
-    child: Pid,
-    go_write: OwnedFd,
-    status: OwnedFd,
-    signals: &SigSet,
-) -> Result<u8, RunError> {
+/// Lets PID 1 start, then supervises it until it exits.
+fn start_and_supervise(child: Pid, go_write: OwnedFd, signals: &SigSet) -> Result<u8, RunError> {
     if let Err(e) = send_start(go_write) {
         // PID 1 died before it started: its status says why (it printed the reason).
         let _ = kill(child, Signal::SIGKILL);
@@ -284,7 +271,7 @@ fn start_and_supervise(
             Err(_) => Err(RunError::sys("starting the container", e)),
         };
     }
-    supervise(child, status, signals)
+    supervise(child, signals)
 }
 
 fn clone_error(e: std::io::Error) -> RunError {
@@ -398,52 +385,23 @@ pub fn tempfile_for_output() -> std::io::Result<std::fs::File> {
         .open(std::env::temp_dir())
 }
 
-/// The parent: forwards signals that processes send it until PID 1 reports the command's status on
-/// `status` (see init::report_status), or exits without one (its set-up failed, or it was killed):
-/// then its own exit status counts. PID 1's exit is not awaited after a report: tearing down the
-/// namespaces takes a tenth of a millisecond, and nothing of the container runs any more by then.
-fn supervise(child: Pid, status: OwnedFd, signals: &SigSet) -> Result<u8, RunError> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+/// The parent: forwards signals that processes send it, waits for PID 1, returns its status.
+fn supervise(child: Pid, signals: &SigSet) -> Result<u8, RunError> {
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| RunError::sys("signalfd", e))?;
     loop {
-        let mut fds = [
-            PollFd::new(status.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(RunError::sys("poll", e)),
-        }
-        let reported = fds[0].any().unwrap_or(false);
-        let signalled = fds[1].any().unwrap_or(false);
-        if reported {
-            let mut byte = [0u8; 1];
-            let code = match nix::unistd::read(&status, &mut byte) {
-                Ok(1) => byte[0],
-                _ => wait_for_exit(child)?,
-            };
-            restore_terminal_foreground();
-            return Ok(code);
-        }
-        if signalled {
-            forward_next_signal(&sfd, child)?;
-        }
-    }
-}
-
-/// PID 1's exit status, once it has exited.
-fn wait_for_exit(child: Pid) -> Result<u8, RunError> {
-    loop {
-        match waitpid(child, None) {
+        // A SIGCHLD may have been merged with an earlier one: always check before blocking.
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
             Ok(status) => {
                 if let Some(code) = exit_code(status) {
+                    restore_terminal_foreground();
                     return Ok(code);
                 }
             }
-            Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(RunError::sys("waitpid", e)),
         }
+        forward_next_signal(&sfd, child)?;
     }
 }
 
@@ -493,29 +451,17 @@ fn restore_terminal_foreground() {
     }
 }
 
-/// PID 1: waits for the maps (if `wait_for_parent`), sets up, then becomes init. Returns the status to
-/// exit with.
-fn pid1(
-    spec: &ContainerSpec,
-    go: OwnedFd,
-    wait_for_parent: bool,
-    status: OwnedFd,
-    signals: &SigSet,
-) -> u8 {
+/// PID 1: waits for the maps, sets up, then becomes init. Returns the status to exit with.
+fn pid1(spec: &ContainerSpec, go: OwnedFd, signals: &SigSet) -> u8 {
     // If unshare-run dies from here on, so does the whole container.
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return EXIT_SETUP_FAILED;
     }
-    let started = if wait_for_parent {
-        await_start(&go)
-    } else {
-        parent_alive(&go)
-    };
-    if !started {
+    if !await_start(go) {
         return EXIT_SETUP_FAILED;
     }
-    match setup(spec).and_then(|()| init::run(spec, signals, status)) {
-        Ok(never) => match never {},
+    match setup(spec).and_then(|()| init::run(spec, signals)) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("unshare-run: {e}");
             EXIT_SETUP_FAILED

@@ -132,7 +132,7 @@ pub fn spawn(
     {
         Forked::Child => {
             drop(go_write);
-            if !super::container::await_start(&go_read) {
+            if !super::container::await_start(go_read) {
                 sys::exit_now(1);
             }
             // A fresh program, so that ps and pgrep show what this is, not the container's command.
