@@ -9,7 +9,7 @@ current\t'A single-id map that keeps your uid inside'"
 complete -c unshare-run -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
 none\t'A new network namespace with only the loopback interface, up'
 pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"
-complete -c unshare-run -s u -l user -d 'Run the command as UID[:GID] inside (default 0:0)' -r
+complete -c unshare-run -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
 complete -c unshare-run -l hostname -d 'Hostname inside the container' -r
 complete -c unshare-run -s w -l workdir -d 'Working directory of the command inside the container' -r -F
 complete -c unshare-run -s e -l env -d 'Set an environment variable (repeatable)' -r

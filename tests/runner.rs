@@ -383,6 +383,32 @@ fn busybox_rootfs_mounts_ids_and_options() {
         ],
     );
     assert_eq!(out.stdout_text(), "65534\n5\n");
+    // Names, from the rootfs's /etc/passwd and /etc/group (not the host's).
+    let as_user = |user: &str| {
+        let argv = [
+            &runner(),
+            "--rootfs",
+            rootfs,
+            "-u",
+            user,
+            "--",
+            "sh",
+            "-c",
+            "id -u; id -g",
+        ];
+        ranges().run_as(a, &argv)
+    };
+    assert_eq!(as_user("user").stdout_text(), "1000\n1000\n");
+    assert_eq!(as_user("nobody:root").stdout_text(), "65534\n0\n");
+    let unknown = as_user("urt-no-such-user");
+    unknown.assert_code(125);
+    assert!(
+        unknown
+            .stderr_text()
+            .contains("user `urt-no-such-user` is not in"),
+        "{}",
+        unknown.stderr_text()
+    );
     // The rootfs's /bin/not-executable exists without an x bit.
     ranges()
         .run_as(

@@ -89,12 +89,14 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = NetMode::Host, value_name = "MODE")]
     pub net: NetMode,
 
-    /// Run the command as UID[:GID] inside (default 0:0).
-    #[arg(short = 'u', long, value_name = "UID[:GID]", value_parser = parse_user)]
-    pub user: Option<(u32, Option<u32>)>,
+    /// Run the command as this user inside (default 0:0): UID[:GID], or names from the root
+    /// filesystem's /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's
+    /// primary group from /etc/passwd, else the same number as UID.
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_parser = parse_user)]
+    pub user: Option<String>,
 
     /// Hostname inside the container.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_hostname)]
     pub hostname: Option<String>,
 
     /// Working directory of the command inside the container.
@@ -166,14 +168,35 @@ fn parse_publish(s: &str) -> Result<Publish, String> {
     })
 }
 
-fn parse_user(s: &str) -> Result<(u32, Option<u32>), String> {
-    let number = |t: &str| {
-        t.parse::<u32>()
-            .map_err(|_| format!("{t:?} is not a numeric id"))
+/// USER[:GROUP], each a number or a name (looked up once the root filesystem is known).
+fn parse_user(s: &str) -> Result<String, String> {
+    let (user, group) = match s.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (s, None),
     };
-    match s.split_once(':') {
-        Some((u, g)) => Ok((number(u)?, Some(number(g)?))),
-        None => Ok((number(s)?, None)),
+    // Names as shadow's useradd accepts them by default, plus upper case.
+    let name = |part: &str| {
+        part.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '$'))
+    };
+    let valid = |part: &str| part.parse::<u32>().is_ok() || name(part);
+    if valid(user) && group.is_none_or(valid) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not USER[:GROUP] (each a number below 2^32 or a name)"
+        ))
+    }
+}
+
+/// The kernel takes 1 to 64 bytes (HOST_NAME_MAX) and says only EINVAL otherwise.
+fn parse_hostname(s: &str) -> Result<String, String> {
+    if (1..=64).contains(&s.len()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("a hostname has 1 to 64 bytes, not {}", s.len()))
     }
 }
 
@@ -312,12 +335,39 @@ mod tests {
         assert_eq!(cli.rootfs, Some("/r".into()));
         assert_eq!(cli.map, MapMode::Full);
         assert_eq!(cli.net, NetMode::None);
-        assert_eq!(cli.user, Some((5, Some(6))));
+        assert_eq!(cli.user.as_deref(), Some("5:6"));
         assert_eq!(cli.env, [("A".into(), "b=c".into())]);
         assert_eq!(cli.bind, [("/a".into(), "/b".into())]);
         assert_eq!(cli.command, ["ls", "-l"]);
         let cli = Cli::try_parse_from(["unshare-run", "ls", "-l"]).unwrap();
         assert_eq!(cli.command, ["ls", "-l"]);
+    }
+
+    #[test]
+    fn user_specs() {
+        for good in [
+            "0",
+            "1000:1000",
+            "app",
+            "app:staff",
+            "nobody:65534",
+            "4294967295",
+        ] {
+            assert_eq!(parse_user(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            ":",
+            "app:",
+            ":staff",
+            "4294967296",
+            "1x",
+            "a:b:c",
+            "a/b",
+            "-1",
+        ] {
+            assert!(parse_user(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -355,7 +405,9 @@ mod tests {
         for args in [
             &["unshare-run", "--map", "half"][..],
             &["unshare-run", "--net", "slirp"],
-            &["unshare-run", "-u", "x"],
+            &["unshare-run", "-u", "1x"],
+            &["unshare-run", "--hostname", ""],
+            &["unshare-run", "--hostname", &"h".repeat(65)],
             &["unshare-run", "-e", "=v"],
             &["unshare-run", "--bind", "/a:rel"],
             &["unshare-run", "--bind", "/a:/x/../../etc"],
@@ -364,5 +416,6 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
+        assert!(parse_hostname(&"h".repeat(64)).is_ok());
     }
 }

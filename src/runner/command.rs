@@ -31,10 +31,9 @@ pub struct Prepared {
 /// A user's entry in the container's /etc/passwd: (home, shell).
 fn passwd_entry(uid: u32) -> Option<(String, String)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() == 7 && f[2].parse() == Ok(uid)).then(|| (f[5].to_string(), f[6].to_string()))
-    })
+    super::users::passwd_entries(&passwd)
+        .find(|e| e.uid == uid)
+        .map(|e| (e.home.to_string(), e.shell.to_string()))
 }
 
 fn usable_shell(shell: &str) -> bool {

@@ -12,6 +12,7 @@ pub(crate) mod image;
 mod init;
 mod mapping;
 mod rootfs;
+mod users;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use clap::Parser;
 use container::ContainerSpec;
 use error::RunError;
 use mapping::{Caller, MapMode, MapPlan};
+use users::GidWithoutEntry;
 
 /// The runner's own failures (bad option, set-up failure), as podman and `env` use it.
 pub const EXIT_RUNNER_ERROR: u8 = 125;
@@ -59,7 +61,7 @@ pub fn main(args: &[OsString]) -> u8 {
 
 fn current_caller() -> Caller {
     let uid = nix::unistd::getuid();
-    let name = name_in_etc_passwd(uid.as_raw()).or_else(|| {
+    let name = users::name_in_etc_passwd(uid.as_raw()).or_else(|| {
         nix::unistd::User::from_uid(uid)
             .ok()
             .flatten()
@@ -70,23 +72,6 @@ fn current_caller() -> Caller {
         gid: nix::unistd::getgid().as_raw(),
         name,
     }
-}
-
-/// The name of `uid` in /etc/passwd. Looked up before NSS (which serves users of LDAP and the like),
-/// because the first NSS lookup of a process costs more than a tenth of a warm start (nscd probes,
-/// nsswitch.conf). The runner decides nothing privileged with the name: it only picks the lines of
-/// /etc/subuid and /etc/subgid to ask the helpers for, and the helpers look the caller up themselves.
-fn name_in_etc_passwd(uid: u32) -> Option<String> {
-    name_in_passwd(&std::fs::read_to_string("/etc/passwd").ok()?, uid)
-}
-
-fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let uid_field = fields.nth(1)?;
-        (uid_field.parse() == Ok(uid) && !name.is_empty()).then(|| name.to_string())
-    })
 }
 
 /// The id map for `mode`: with `MapMode::Auto` and no usable subordinate ids, a single-id map and
@@ -165,6 +150,9 @@ fn is_mapped(plan: &MapPlan, id: u32, uid: bool) -> bool {
     }
 }
 
+const USER_HINT: &str =
+    "give the user as UID[:GID], or as a name that the root filesystem's /etc/passwd has";
+
 fn container_spec(
     cli: cli::Cli,
     plan: &MapPlan,
@@ -181,11 +169,16 @@ fn container_spec(
         } => (*inside_uid, *inside_gid),
         MapPlan::Full { .. } => (0, 0),
     };
-    let (uid, gid) = match (cli.user, &config.user, &rootfs) {
-        (Some((uid, gid)), _, _) => (uid, gid.unwrap_or(uid)),
-        (None, Some(user), Some(root)) => image::image_user(root, user)
-            .map_err(|e| RunError::new(e).with_hint("choose the user with --user UID[:GID]"))?,
-        (None, _, _) => (default_uid, default_gid),
+    // Names mean what the container's /etc/passwd and /etc/group say (in host mode: the host's).
+    let root = rootfs.as_deref().unwrap_or(Path::new("/"));
+    let (uid, gid) = match (&cli.user, &config.user) {
+        (Some(user), _) => users::ids_in(root, user, GidWithoutEntry::SameAsUid)
+            .map_err(|e| RunError::new(format!("--user {user}: {e}")).with_hint(USER_HINT))?,
+        (None, Some(user)) if rootfs.is_some() => users::ids_in(root, user, GidWithoutEntry::Zero)
+            .map_err(|e| {
+                RunError::new(format!("the image's user {user}: {e}")).with_hint(USER_HINT)
+            })?,
+        (None, _) => (default_uid, default_gid),
     };
     for (id, is_uid) in [(uid, true), (gid, false)] {
         if !is_mapped(plan, id, is_uid) {
@@ -329,23 +322,4 @@ fn generate_network_files(
         resolv_conf,
         hosts: Some(hosts_path),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_passwd_line_with_the_uid_names_the_caller() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
-                      broken\n\
-                      :x:1000:1000::/:/bin/sh\n\
-                      alice:x:1000:1000::/home/alice:/bin/sh\n\
-                      alias:x:1000:1000::/home/alice:/bin/sh\n";
-        assert_eq!(name_in_passwd(passwd, 1000).as_deref(), Some("alice"));
-        assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
-        // Not there: the caller falls back to NSS.
-        assert_eq!(name_in_passwd(passwd, 1001), None);
-        assert_eq!(name_in_passwd("bob:x:10010:1::/:/bin/sh\n", 1001), None);
-    }
 }

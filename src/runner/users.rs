@@ -1,0 +1,184 @@
+//! passwd and group files: the caller's name in the host's /etc/passwd, the home and shell of the
+//! command's user inside, and the ids that `--user` or an image's `User` names in a root filesystem.
+
+use std::fs;
+use std::path::Path;
+
+/// One well-formed line of a passwd file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PasswdEntry<'a> {
+    pub name: &'a str,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: &'a str,
+    pub shell: &'a str,
+}
+
+/// The lines of a passwd file that have seven fields and numeric ids, in file order.
+pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    text.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let [name, _, uid, gid, _, home, shell] = fields[..] else {
+            return None;
+        };
+        Some(PasswdEntry {
+            name,
+            uid: uid.parse().ok()?,
+            gid: gid.parse().ok()?,
+            home,
+            shell,
+        })
+    })
+}
+
+/// The gid of the group `name` in a group file.
+fn group_gid(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 3 && fields[0] == name)
+            .then(|| fields[2].parse().ok())
+            .flatten()
+    })
+}
+
+/// What the gid is when a user is given without a group and has no passwd entry to take it from.
+#[derive(Clone, Copy, Debug)]
+pub enum GidWithoutEntry {
+    /// 0, as docker and podman do for an image's `User`.
+    Zero,
+    /// The uid: `--user 1000` is 1000:1000.
+    SameAsUid,
+}
+
+/// The ids that `spec` ("uid", "uid:gid", "name" or "name:group") means in the root filesystem `root`:
+/// names are looked up in its /etc/passwd and /etc/group. Without a group, the gid is the user's
+/// primary group from /etc/passwd, else as `fallback` says.
+pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32, u32), String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let passwd_path = root.join("etc/passwd");
+    let passwd = fs::read_to_string(&passwd_path).unwrap_or_default();
+    let numeric_uid = user.parse::<u32>().ok();
+    let entry = passwd_entries(&passwd)
+        .find(|e| numeric_uid.map_or(e.name == user, |uid| e.uid == uid))
+        .map(|e| (e.uid, e.gid));
+    let uid = match (numeric_uid, entry) {
+        (Some(uid), _) => uid,
+        (None, Some((uid, _))) => uid,
+        (None, None) => {
+            return Err(format!("user `{user}` is not in {}", passwd_path.display()));
+        }
+    };
+    let gid = match group {
+        None => entry.map_or(
+            match fallback {
+                GidWithoutEntry::Zero => 0,
+                GidWithoutEntry::SameAsUid => uid,
+            },
+            |(_, gid)| gid,
+        ),
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => {
+                let group_path = root.join("etc/group");
+                let groups = fs::read_to_string(&group_path).unwrap_or_default();
+                group_gid(&groups, group)
+                    .ok_or_else(|| format!("group `{group}` is not in {}", group_path.display()))?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// The caller's name in the host's /etc/passwd. Looked up before NSS (which serves users of LDAP and
+/// the like), because the first NSS lookup of a process costs more than a tenth of a warm start (nscd
+/// probes, nsswitch.conf). The runner decides nothing privileged with the name: it only picks the
+/// lines of /etc/subuid and /etc/subgid to ask the helpers for, and the helpers look the caller up
+/// themselves.
+pub fn name_in_etc_passwd(uid: u32) -> Option<String> {
+    name_in_passwd(&fs::read_to_string("/etc/passwd").ok()?, uid)
+}
+
+fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+    passwd_entries(passwd)
+        .find(|e| e.uid == uid && !e.name.is_empty())
+        .map(|e| e.name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_passwd_line_with_the_uid_names_the_caller() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      broken\n\
+                      short:x:1000:1000\n\
+                      :x:1000:1000::/:/bin/sh\n\
+                      alice:x:1000:1000::/home/alice:/bin/sh\n\
+                      alias:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(name_in_passwd(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
+        // Not there: the caller falls back to NSS.
+        assert_eq!(name_in_passwd(passwd, 1001), None);
+        assert_eq!(name_in_passwd("bob:x:10010:1::/:/bin/sh\n", 1001), None);
+    }
+
+    #[test]
+    fn passwd_lines_need_seven_fields_and_numeric_ids() {
+        let passwd = "app:x:1000:1001:App:/srv:/bin/sh\nbad:x:x:1::/:/bin/sh\nsix:x:1:1::/\n";
+        let entries: Vec<_> = passwd_entries(passwd).collect();
+        assert_eq!(
+            entries,
+            [PasswdEntry {
+                name: "app",
+                uid: 1000,
+                gid: 1001,
+                home: "/srv",
+                shell: "/bin/sh"
+            }]
+        );
+    }
+
+    #[test]
+    fn users_and_groups_are_resolved_in_the_root_filesystem() {
+        let root = std::env::temp_dir().join(format!("urt-users-{}", std::process::id()));
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/srv:/bin/sh\n",
+        )
+        .unwrap();
+        fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let image = |spec| ids_in(&root, spec, GidWithoutEntry::Zero);
+        assert_eq!(image("app"), Ok((1000, 1001)));
+        assert_eq!(image("1000"), Ok((1000, 1001)));
+        assert_eq!(image("2000"), Ok((2000, 0)));
+        assert_eq!(image("app:staff"), Ok((1000, 50)));
+        assert_eq!(image("7:8"), Ok((7, 8)));
+        assert_eq!(image("app:0"), Ok((1000, 0)));
+        assert_eq!(
+            ids_in(&root, "2000", GidWithoutEntry::SameAsUid),
+            Ok((2000, 2000))
+        );
+        assert_eq!(
+            ids_in(&root, "1000", GidWithoutEntry::SameAsUid),
+            Ok((1000, 1001))
+        );
+        let missing_user = image("nobody").unwrap_err();
+        assert!(
+            missing_user.contains("user `nobody` is not in")
+                && missing_user.ends_with("etc/passwd"),
+            "{missing_user}"
+        );
+        let missing_group = image("app:wheel").unwrap_err();
+        assert!(
+            missing_group.contains("group `wheel` is not in")
+                && missing_group.ends_with("etc/group"),
+            "{missing_group}"
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
