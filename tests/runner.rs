@@ -160,6 +160,45 @@ fn nothing_of_the_container_is_left_when_unshare_run_returns() {
 }
 
 #[test]
+fn a_root_filesystem_we_cannot_write_gets_its_mount_points_from_ephemeral() {
+    if !privileged() {
+        return;
+    }
+    // Owned by root (the test process), without /proc, /dev, /sys or /tmp: unshare-run may not
+    // create them there, and says what to do.
+    let dir = TempDir::new("foreign-root");
+    let root = dir.path();
+    std::fs::create_dir(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let rootfs = root.to_str().unwrap();
+    let out = ranges().run_as(
+        alice(),
+        &[&runner(), "--rootfs", rootfs, "--", "sh", "-c", "true"],
+    );
+    out.assert_code(125);
+    let err = out.stderr_text();
+    assert!(
+        err.contains("/proc: Permission denied") && err.contains("add --ephemeral"),
+        "{err}"
+    );
+    let argv = [
+        &runner(),
+        "--rootfs",
+        rootfs,
+        "--ephemeral",
+        "--",
+        "sh",
+        "-c",
+        "echo ok",
+    ];
+    let out = ranges().run_as(alice(), &argv);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "ok\n");
+    assert!(!root.join("proc").exists());
+}
+
+#[test]
 fn sigkill_of_unshare_run_kills_the_whole_container() {
     if !privileged() {
         return;

@@ -102,20 +102,47 @@ fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
         .map_err(|e| RunError::sys(format!("cannot create {}", path.display()), e))
 }
 
+/// A directory in the root filesystem to mount on, made if missing.
+fn mount_point_dir(path: &Path, mode: u32) -> Result<(), RunError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| cannot_create_mount_point(path, e))
+}
+
+/// A root filesystem we may not write to (another user's, read-only) cannot get the mount points it
+/// lacks: say so, and what to do.
+fn cannot_create_mount_point(path: &Path, e: std::io::Error) -> RunError {
+    let denied = matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+    );
+    let error = RunError::sys(format!("cannot create {}", path.display()), e);
+    if !denied {
+        return error;
+    }
+    error.with_hint(
+        "unshare-run creates the mount points a root filesystem lacks: create that one, make the \
+         root filesystem writable for you, or add --ephemeral (missing mount points and every write \
+         then go to a temporary overlay)",
+    )
+}
+
 /// Makes sure `target` exists as the same kind of thing as `source` (a directory or a file).
 fn ensure_mount_point(source: &Path, target: &Path) -> Result<(), RunError> {
     if fs::symlink_metadata(target).is_ok() {
         return Ok(());
     }
     if source.is_dir() {
-        mkdir_all(target, 0o755)
+        mount_point_dir(target, 0o755)
     } else {
         if let Some(parent) = target.parent() {
-            mkdir_all(parent, 0o755)?;
+            mount_point_dir(parent, 0o755)?;
         }
         fs::File::create(target)
             .map(drop)
-            .map_err(|e| RunError::sys(format!("cannot create {}", target.display()), e))
+            .map_err(|e| cannot_create_mount_point(target, e))
     }
 }
 
@@ -223,7 +250,7 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
     let proc = inside(root, Path::new("/proc"));
-    mkdir_all(&proc, 0o555)?;
+    mount_point_dir(&proc, 0o555)?;
     mount_fs(
         "proc",
         &proc,
@@ -233,7 +260,7 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     setup_dev(&inside(root, Path::new("/dev")), spec.setgroups_allowed)?;
     setup_sys(&inside(root, Path::new("/sys")), spec.net)?;
     let tmp = inside(root, Path::new("/tmp"));
-    mkdir_all(&tmp, 0o1777)?;
+    mount_point_dir(&tmp, 0o1777)?;
     mount_fs(
         "tmpfs",
         &tmp,
@@ -307,7 +334,7 @@ fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
 }
 
 fn setup_dev(dev: &Path, gid5_mapped: bool) -> Result<(), RunError> {
-    mkdir_all(dev, 0o755)?;
+    mount_point_dir(dev, 0o755)?;
     mount_fs(
         "tmpfs",
         dev,
@@ -362,7 +389,7 @@ fn setup_dev(dev: &Path, gid5_mapped: bool) -> Result<(), RunError> {
 }
 
 fn setup_sys(sys: &Path, net: NetMode) -> Result<(), RunError> {
-    mkdir_all(sys, 0o555)?;
+    mount_point_dir(sys, 0o555)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     // sysfs may be mounted only by the owner of the current network namespace.
     if net == NetMode::None && mount_fs("sysfs", sys, flags, None).is_ok() {
@@ -419,7 +446,7 @@ fn user_mounts(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     }
     for dir in &spec.tmpfs {
         let target = inside(root, dir);
-        mkdir_all(&target, 0o755)?;
+        mount_point_dir(&target, 0o755)?;
         mount_fs(
             "tmpfs",
             &target,
