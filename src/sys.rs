@@ -239,3 +239,31 @@ pub fn spawn_dying_with_parent(cmd: &mut std::process::Command) -> io::Result<st
     };
     cmd.spawn()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::wait::{WaitStatus, waitpid};
+
+    #[test]
+    fn a_process_sharing_memory_exits_with_the_value_or_runs_the_program() {
+        let pid = spawn_sharing_memory(&mut || 7).unwrap();
+        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 7)));
+        let argv = [c"sh", c"-c", c"exit 3"];
+        let pid = spawn_sharing_memory(&mut || {
+            let _ = nix::unistd::execv(c"/bin/sh", &argv);
+            127
+        })
+        .unwrap();
+        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 3)));
+        // What the process wrote before exec is seen here: the memory is shared.
+        let mut seen = 0;
+        let pid = spawn_sharing_memory(&mut || {
+            seen = 42;
+            0
+        })
+        .unwrap();
+        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 0)));
+        assert_eq!(seen, 42);
+    }
+}
