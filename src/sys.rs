@@ -43,10 +43,11 @@ pub fn clone_into(flags: CloneFlags) -> io::Result<Forked> {
 }
 
 /// Starts a process that runs `child`, which should end with execve (if it returns, its value is the
-/// exit status), and returns its pid once the process has exec'd or exited. Like posix_spawn, the new process shares this one's memory until then
-/// (CLONE_VM | CLONE_VFORK) while this one sleeps: no page tables are copied, and this process takes no
-/// copy-on-write faults afterwards, as it would after fork. `child` may allocate (nothing else runs
-/// meanwhile), but must not return into this process's frames: it runs on its own stack.
+/// exit status), and returns its pid once the process has exec'd or exited. Like posix_spawn, the new
+/// process shares this one's memory until then (CLONE_VM | CLONE_VFORK) while the calling thread
+/// sleeps: no page tables are copied, and this process takes no copy-on-write faults afterwards, as it
+/// would after fork. `child` runs on a stack of its own (with a guard page) and may allocate: the
+/// calling thread is suspended, and the runner has no other threads.
 pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Result<Pid> {
     const STACK_SIZE: usize = 256 * 1024;
     const GUARD_SIZE: usize = 4096;

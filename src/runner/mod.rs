@@ -152,6 +152,7 @@ fn is_mapped(plan: &MapPlan, id: u32, uid: bool) -> bool {
 
 const USER_HINT: &str =
     "give the user as UID[:GID], or as a name that the root filesystem's /etc/passwd has";
+const IMAGE_USER_HINT: &str = "choose another user with --user USER[:GROUP]";
 
 fn container_spec(
     cli: cli::Cli,
@@ -176,7 +177,7 @@ fn container_spec(
             .map_err(|e| RunError::new(format!("--user {user}: {e}")).with_hint(USER_HINT))?,
         (None, Some(user)) if rootfs.is_some() => users::ids_in(root, user, GidWithoutEntry::Zero)
             .map_err(|e| {
-                RunError::new(format!("the image's user {user}: {e}")).with_hint(USER_HINT)
+                RunError::new(format!("the image's user {user}: {e}")).with_hint(IMAGE_USER_HINT)
             })?,
         (None, _) => (default_uid, default_gid),
     };

@@ -94,21 +94,21 @@ fn remount_read_only(target: &Path) -> Result<(), RunError> {
     .map_err(|e| RunError::sys(format!("cannot make {} read-only", target.display()), e))
 }
 
-fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
+fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(path)
+}
+
+fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
+    create_dir_all(path, mode)
         .map_err(|e| RunError::sys(format!("cannot create {}", path.display()), e))
 }
 
 /// A directory in the root filesystem to mount on, made if missing.
 fn mount_point_dir(path: &Path, mode: u32) -> Result<(), RunError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
-        .map_err(|e| cannot_create_mount_point(path, e))
+    create_dir_all(path, mode).map_err(|e| cannot_create_mount_point(path, e))
 }
 
 /// A root filesystem we may not write to (another user's, read-only) cannot get the mount points it
