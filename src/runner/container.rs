@@ -77,8 +77,9 @@ pub struct ContainerSpec {
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub dir: PathBuf,
+    /// Only with pasta (its DNS forwarder).
     pub resolv_conf: Option<PathBuf>,
-    pub hosts: Option<PathBuf>,
+    pub hosts: PathBuf,
 }
 
 /// The address inside at which pasta answers DNS queries (link-local, never a real server).

@@ -321,6 +321,6 @@ fn generate_network_files(
     Ok(Some(container::Generated {
         dir,
         resolv_conf,
-        hosts: Some(hosts_path),
+        hosts: hosts_path,
     }))
 }

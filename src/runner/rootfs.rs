@@ -399,7 +399,6 @@ fn setup_sys(sys: &Path, net: NetMode) -> Result<(), RunError> {
     remount_read_only(sys)
 }
 
-/// With the host's network, the host's resolver configuration is the right one.
 /// /etc/resolv.conf and /etc/hosts: the files generated for this container (pasta's DNS, the
 /// container's hostname), else, with the host's network, the host's own. Read-only. The generated
 /// files are removed once bound (the mounts keep them).
@@ -410,7 +409,7 @@ fn network_files(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
             "/etc/resolv.conf",
             generated.and_then(|g| g.resolv_conf.as_deref()),
         ),
-        ("/etc/hosts", generated.and_then(|g| g.hosts.as_deref())),
+        ("/etc/hosts", generated.map(|g| g.hosts.as_path())),
     ] {
         let host = Path::new(name);
         let source = match made {
