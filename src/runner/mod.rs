@@ -40,23 +40,31 @@ pub fn main(args: &[OsString]) -> u8 {
     if args.first().is_some_and(|a| a == "images") {
         return image::commands::main(&args[1..]);
     }
-    let argv = std::iter::once(OsString::from("unshare-run")).chain(args.iter().cloned());
-    let cli = match cli::Cli::try_parse_from(argv) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { EXIT_RUNNER_ERROR } else { 0 };
-        }
-    };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if !e.reported {
-                eprintln!("unshare-run: {e}");
-            }
-            EXIT_RUNNER_ERROR
-        }
+    match parse_or_exit::<cli::Cli>("unshare-run", args) {
+        Ok(cli) => exit_status(run(cli)),
+        Err(code) => code,
     }
+}
+
+/// Parses `args` as `program`'s options. On an error, and for --help and --version, clap's text is
+/// printed and the exit status is returned instead.
+pub(crate) fn parse_or_exit<P: Parser>(program: &str, args: &[OsString]) -> Result<P, u8> {
+    let argv = std::iter::once(OsString::from(program)).chain(args.iter().cloned());
+    P::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() { EXIT_RUNNER_ERROR } else { 0 }
+    })
+}
+
+/// The exit status of a finished run: its own, or 125 once the error is printed (unless a child
+/// process printed it already).
+pub(crate) fn exit_status(result: Result<u8, RunError>) -> u8 {
+    result.unwrap_or_else(|e| {
+        if !e.reported {
+            eprintln!("unshare-run: {e}");
+        }
+        EXIT_RUNNER_ERROR
+    })
 }
 
 fn current_caller() -> Caller {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::store::{ImageRecord, Store};
-use super::{MappedIds, resolve};
+use super::{MappedIds, open_store, resolve};
 use crate::runner::EXIT_RUNNER_ERROR;
 use crate::runner::error::RunError;
 use crate::runner::mapping::MapMode;
@@ -52,33 +52,19 @@ enum Action {
 }
 
 pub fn main(args: &[OsString]) -> u8 {
-    let argv = std::iter::once(OsString::from("unshare-run images")).chain(args.iter().cloned());
-    let cli = match ImagesCli::try_parse_from(argv) {
+    let cli = match crate::runner::parse_or_exit::<ImagesCli>("unshare-run images", args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { EXIT_RUNNER_ERROR } else { 0 };
-        }
+        Err(code) => return code,
     };
-    let result = Store::for_caller()
-        .map_err(|e| RunError::new(format!("cannot find the image store: {e}")))
-        .and_then(|store| match cli.action.unwrap_or(Action::List) {
-            Action::List => {
-                print!("{}", table(&store));
-                Ok(())
-            }
-            Action::Import { file, name } => import(&store, &file, name.as_deref()),
-            Action::Rm { images } => remove(&store, &images),
-        });
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            if !e.reported {
-                eprintln!("unshare-run: {e}");
-            }
-            EXIT_RUNNER_ERROR
+    let result = open_store().and_then(|store| match cli.action.unwrap_or(Action::List) {
+        Action::List => {
+            print!("{}", table(&store));
+            Ok(())
         }
-    }
+        Action::Import { file, name } => import(&store, &file, name.as_deref()),
+        Action::Rm { images } => remove(&store, &images),
+    });
+    crate::runner::exit_status(result.map(|()| 0))
 }
 
 fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(), RunError> {

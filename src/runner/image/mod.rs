@@ -83,15 +83,12 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
     let canonical = arg
         .canonicalize()
         .map_err(|e| RunError::sys(format!("root filesystem {}", arg.display()), e))?;
-    let store = || {
-        Store::for_caller().map_err(|e| RunError::new(format!("cannot find the image store: {e}")))
-    };
     if meta.is_dir() {
         let index = canonical.join("index.json");
         if !(canonical.join("oci-layout").is_file() && index.is_file()) {
             return plain_directory(canonical, name);
         }
-        let store = store()?;
+        let store = open_store()?;
         let key = format!(
             "layout-{}",
             store::source_key(&fs::metadata(&index).map_err(|e| RunError::sys("index.json", e))?)
@@ -116,7 +113,7 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
         .read_at(&mut head, 0)
         .map_err(|e| RunError::sys(format!("cannot read {}", arg.display()), e))?;
     let compression = format::sniff(&head[..n]).map_err(|why| not_importable(arg, why))?;
-    let store = store()?;
+    let store = open_store()?;
     let key = store::source_key(&meta);
     if let Some(digest) = store.source(&key) {
         return stored(&store, &digest, name);
@@ -140,6 +137,11 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
         },
     };
     import(&store, &canonical, &source, &key, name, ids)
+}
+
+/// The caller's image store (not created yet).
+fn open_store() -> Result<Store, RunError> {
+    Store::for_caller().map_err(|e| RunError::new(format!("cannot find the image store: {e}")))
 }
 
 fn not_importable(arg: &Path, why: impl std::fmt::Display) -> RunError {
@@ -182,8 +184,7 @@ fn stored_by_reference(arg: &Path, name: Option<&str>) -> Result<Resolved, RunEr
     let Some(reference) = arg.to_str().filter(|r| !r.contains('/')) else {
         return Err(missing());
     };
-    let store = Store::for_caller()
-        .map_err(|e| RunError::new(format!("cannot find the image store: {e}")))?;
+    let store = open_store()?;
     match store.find(reference) {
         Ok(Some(digest)) => stored(&store, &digest, name),
         Ok(None) => Err(missing()),
