@@ -148,8 +148,7 @@ pub fn run(
             let pasta = match started {
                 Ok(pasta) => pasta,
                 Err(e) => {
-                    let _ = kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
+                    kill_and_reap(child);
                     return Err(e);
                 }
             };
@@ -221,8 +220,7 @@ fn start_and_wait(
     helpers: Option<&Helpers>,
 ) -> Result<u8, RunError> {
     if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
-        let _ = kill(child, Signal::SIGKILL);
-        let _ = waitpid(child, None);
+        kill_and_reap(child);
         return Err(e);
     }
     let _ = send_start(go_write);
@@ -237,6 +235,13 @@ fn start_and_wait(
             Err(e) => return Err(RunError::sys("waitpid", e)),
         }
     }
+}
+
+/// A child that will not be started (its maps or pasta failed): killed and reaped, so that no zombie
+/// and no half-made namespace is left.
+pub fn kill_and_reap(child: Pid) {
+    let _ = kill(child, Signal::SIGKILL);
+    let _ = waitpid(child, None);
 }
 
 /// In a child made with a start pipe: waits until the parent has written the map and sends the

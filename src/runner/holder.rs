@@ -149,8 +149,7 @@ pub fn spawn(
         Forked::Parent(child) => {
             drop(go_read);
             if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
-                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(child, None);
+                super::container::kill_and_reap(child);
                 return Err(e);
             }
             // Our child, not yet reaped: the pid is its own.
