@@ -107,12 +107,14 @@ impl Store {
                 .mode(0o755)
                 .create(parent)?;
         }
-        match fs::DirBuilder::new().mode(0o700).create(&self.root) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        for dir in [self.images(), self.names(), self.sources(), self.tmp()] {
+        let dirs = [
+            self.root.clone(),
+            self.images(),
+            self.names(),
+            self.sources(),
+            self.tmp(),
+        ];
+        for dir in dirs {
             match fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
