@@ -311,41 +311,26 @@ mod raw {
         }
     }
 
-    pub fn file<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
+    fn entry<'a>(name: &'a str, kind: u8, link: &'a str, data: &'a [u8]) -> Entry<'a> {
         Entry {
             name,
-            kind: b'0',
-            link: "",
+            kind,
+            link,
             data,
             uid: 0,
         }
     }
+    pub fn file<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
+        entry(name, b'0', "", data)
+    }
     pub fn symlink<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
-        Entry {
-            name,
-            kind: b'2',
-            link: target,
-            data: b"",
-            uid: 0,
-        }
+        entry(name, b'2', target, b"")
     }
     pub fn hard_link<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
-        Entry {
-            name,
-            kind: b'1',
-            link: target,
-            data: b"",
-            uid: 0,
-        }
+        entry(name, b'1', target, b"")
     }
     pub fn char_device(name: &str) -> Entry<'_> {
-        Entry {
-            name,
-            kind: b'3',
-            link: "",
-            data: b"",
-            uid: 0,
-        }
+        entry(name, b'3', "", b"")
     }
 
     fn octal(field: &mut [u8], value: u64) {

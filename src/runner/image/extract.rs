@@ -855,49 +855,36 @@ mod tests {
             pub data: &'a [u8],
         }
 
-        pub fn file<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
+        /// An entry of `kind` owned by the caller.
+        fn entry<'a>(
+            name: &'a str,
+            kind: u8,
+            link: &'a str,
+            mode: u32,
+            data: &'a [u8],
+        ) -> Entry<'a> {
+            let (uid, gid) = ids();
             Entry {
                 name,
-                kind: b'0',
-                link: "",
-                mode: 0o644,
-                uid: ids().0,
-                gid: ids().1,
+                kind,
+                link,
+                mode,
+                uid,
+                gid,
                 data,
             }
         }
+        pub fn file<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
+            entry(name, b'0', "", 0o644, data)
+        }
         pub fn dir(name: &str) -> Entry<'_> {
-            Entry {
-                name,
-                kind: b'5',
-                link: "",
-                mode: 0o755,
-                uid: ids().0,
-                gid: ids().1,
-                data: b"",
-            }
+            entry(name, b'5', "", 0o755, b"")
         }
         pub fn symlink<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
-            Entry {
-                name,
-                kind: b'2',
-                link: target,
-                mode: 0o777,
-                uid: ids().0,
-                gid: ids().1,
-                data: b"",
-            }
+            entry(name, b'2', target, 0o777, b"")
         }
         pub fn hard_link<'a>(name: &'a str, target: &'a str) -> Entry<'a> {
-            Entry {
-                name,
-                kind: b'1',
-                link: target,
-                mode: 0o644,
-                uid: ids().0,
-                gid: ids().1,
-                data: b"",
-            }
+            entry(name, b'1', target, 0o644, b"")
         }
 
         /// The caller's own ids: tests also run unprivileged.
