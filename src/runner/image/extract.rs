@@ -84,6 +84,14 @@ fn unsafe_entry(entry: &[u8], why: impl Into<String>) -> ExtractError {
     }
 }
 
+/// The archive itself is damaged (empty `entry`: between entries).
+fn archive_error(entry: &[u8], e: io::Error) -> ExtractError {
+    ExtractError {
+        entry: String::from_utf8_lossy(entry).into_owned(),
+        problem: Problem::Archive(e),
+    }
+}
+
 fn io_error(entry: &[u8], what: &'static str, e: impl Into<io::Error>) -> ExtractError {
     ExtractError {
         entry: String::from_utf8_lossy(entry).into_owned(),
@@ -207,16 +215,10 @@ impl Extractor {
     pub fn apply(&mut self, stream: impl Read) -> Result<(), ExtractError> {
         self.written.clear();
         let mut archive = tar::Archive::new(stream);
-        let entries = archive.entries().map_err(|e| ExtractError {
-            entry: String::new(),
-            problem: Problem::Archive(e),
-        })?;
+        let entries = archive.entries().map_err(|e| archive_error(b"", e))?;
         let mut last_name = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|e| ExtractError {
-                entry: String::from_utf8_lossy(&last_name).into_owned(),
-                problem: Problem::Archive(e),
-            })?;
+            let entry = entry.map_err(|e| archive_error(&last_name, e))?;
             last_name = entry.path_bytes().into_owned();
             self.extract_entry(entry, &last_name)?;
         }
@@ -234,10 +236,7 @@ impl Extractor {
             return Ok(());
         }
         let components = entry_components(name).map_err(|why| unsafe_entry(name, why))?;
-        let attributes = attributes_of(&mut entry).map_err(|e| ExtractError {
-            entry: String::from_utf8_lossy(name).into_owned(),
-            problem: Problem::Archive(e),
-        })?;
+        let attributes = attributes_of(&mut entry).map_err(|e| archive_error(name, e))?;
         self.summary.entries += 1;
         let Some((&last, parents)) = components.split_last() else {
             // The archive's root: the target directory itself.
@@ -439,12 +438,7 @@ impl Extractor {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(ExtractError {
-                        entry: String::from_utf8_lossy(name).into_owned(),
-                        problem: Problem::Archive(e),
-                    });
-                }
+                Err(e) => return Err(archive_error(name, e)),
             };
             file.write_all(&self.buffer[..n])
                 .map_err(|e| io_error(name, "write the file", e))?;
@@ -520,13 +514,13 @@ impl Extractor {
             name,
             |parent| linkat(&target_parent, target_last, parent, last, AtFlags::empty()),
             |e| match e {
-                Errno::ENOENT => ExtractError {
-                    entry: String::from_utf8_lossy(name).into_owned(),
-                    problem: Problem::Archive(io::Error::other(format!(
+                Errno::ENOENT => archive_error(
+                    name,
+                    io::Error::other(format!(
                         "it is a hard link to `{}`, which the archive does not hold before it",
                         String::from_utf8_lossy(target)
-                    ))),
-                },
+                    )),
+                ),
                 e => io_error(name, "create the hard link", e),
             },
         )
