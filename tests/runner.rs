@@ -169,7 +169,7 @@ fn a_root_filesystem_we_cannot_write_gets_its_mount_points_from_ephemeral() {
     let dir = TempDir::new("foreign-root");
     let root = dir.path();
     std::fs::create_dir(root.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::fs::copy(busybox(), root.join("bin/busybox")).unwrap();
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     let rootfs = root.to_str().unwrap();
     let out = ranges().run_as(

@@ -503,6 +503,14 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// The static busybox (package busybox-static).
+pub fn busybox() -> &'static str {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox missing: apt-get install busybox-static")
+}
+
 /// A tiny root filesystem made of the static busybox, owned by `user` (who is root inside), once per
 /// test process. Each test that writes into it uses its own copy (`busybox_rootfs_copy`).
 pub fn busybox_rootfs(user: &TestUser) -> TempDir {
@@ -511,11 +519,7 @@ pub fn busybox_rootfs(user: &TestUser) -> TempDir {
     for sub in ["bin", "etc", "root", "home/user", "data"] {
         fs::create_dir_all(root.join(sub)).unwrap();
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox missing: apt-get install busybox-static");
-    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    fs::copy(busybox(), root.join("bin/busybox")).unwrap();
     for applet in [
         "sh", "ls", "cat", "id", "hostname", "mount", "ps", "echo", "touch", "chown", "stat",
         "readlink", "sleep", "env", "pwd", "kill", "true", "false", "test", "grep", "wc", "ip",
