@@ -30,7 +30,7 @@ pub struct Prepared {
 
 /// A user's entry in the container's /etc/passwd: (home, shell).
 fn passwd_entry(uid: u32) -> Option<(String, String)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let passwd = super::users::read_account_file(Path::new("/etc/passwd"));
     super::users::passwd_entries(&passwd)
         .find(|e| e.uid == uid)
         .map(|e| (e.home.to_string(), e.shell.to_string()))

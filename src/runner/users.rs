@@ -2,7 +2,29 @@
 //! command's user inside, and the ids that `--user` or an image's `User` names in a root filesystem.
 
 use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// passwd and group files larger than this are not read (LDAP-sized files are a few MiB).
+const MAX_ACCOUNT_FILE: u64 = 64 * 1024 * 1024;
+
+/// The text of an account file of a root filesystem, which an image controls: only a regular file
+/// (its /etc/passwd may be a link to /dev/zero or a FIFO, which would never end), and at most
+/// MAX_ACCOUNT_FILE bytes. Empty when it cannot be read.
+pub fn read_account_file(path: &Path) -> String {
+    let mut text = String::new();
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    if let Ok(file) = opened
+        && file.metadata().is_ok_and(|m| m.is_file())
+    {
+        let _ = file.take(MAX_ACCOUNT_FILE).read_to_string(&mut text);
+    }
+    text
+}
 
 /// One well-formed line of a passwd file.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,7 +81,7 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
         None => (spec, None),
     };
     let passwd_path = root.join("etc/passwd");
-    let passwd = fs::read_to_string(&passwd_path).unwrap_or_default();
+    let passwd = read_account_file(&passwd_path);
     let numeric_uid = user.parse::<u32>().ok();
     let entry = passwd_entries(&passwd)
         .find(|e| numeric_uid.map_or(e.name == user, |uid| e.uid == uid))
@@ -83,7 +105,7 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
             Ok(gid) => gid,
             Err(_) => {
                 let group_path = root.join("etc/group");
-                let groups = fs::read_to_string(&group_path).unwrap_or_default();
+                let groups = read_account_file(&group_path);
                 group_gid(&groups, group)
                     .ok_or_else(|| format!("group `{group}` is not in {}", group_path.display()))?
             }
@@ -98,7 +120,7 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
 /// lines of /etc/subuid and /etc/subgid to ask the helpers for, and the helpers look the caller up
 /// themselves.
 pub fn name_in_etc_passwd(uid: u32) -> Option<String> {
-    name_in_passwd(&fs::read_to_string("/etc/passwd").ok()?, uid)
+    name_in_passwd(&read_account_file(Path::new("/etc/passwd")), uid)
 }
 
 fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
@@ -173,6 +195,13 @@ mod tests {
                 && missing_user.ends_with("etc/passwd"),
             "{missing_user}"
         );
+        // An image's /etc/group that never ends, or blocks: read as empty, at once.
+        fs::remove_file(root.join("etc/group")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", root.join("etc/group")).unwrap();
+        assert!(image("app:staff").is_err());
+        fs::remove_file(root.join("etc/group")).unwrap();
+        nix::unistd::mkfifo(&root.join("etc/group"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(image("app:staff").is_err());
         let missing_group = image("app:wheel").unwrap_err();
         assert!(
             missing_group.contains("group `wheel` is not in")
