@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::BufRead;
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -196,6 +197,78 @@ fn a_root_filesystem_we_cannot_write_gets_its_mount_points_from_ephemeral() {
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "ok\n");
     assert!(!root.join("proc").exists());
+}
+
+#[test]
+fn links_in_a_root_filesystem_cannot_lead_mount_points_out_of_it() {
+    if !privileged() {
+        return;
+    }
+    // An image's links to host directories that alice can write: unshare-run must neither make
+    // mount points there (nor the resolver files it binds) nor mount there; inside the root
+    // filesystem the same links lead to what the container sees.
+    let outside = user_dir(alice(), "outside");
+    let dir = user_dir(alice(), "linked-root");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::copy(busybox(), root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "ls"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/data", root.join("in")).unwrap();
+    run_ok(
+        Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", alice().uid, alice().gid))
+            .arg(root),
+    );
+    let rootfs = root.to_str().unwrap();
+    let out = ranges().run_as(
+        alice(),
+        &[
+            &runner(),
+            "--rootfs",
+            rootfs,
+            "--tmpfs",
+            "/out/t",
+            "--",
+            "true",
+        ],
+    );
+    out.assert_code(125);
+    assert!(
+        out.stderr_text().contains("is a symbolic link to nothing"),
+        "{}",
+        out.stderr_text()
+    );
+    let argv = [
+        &runner(),
+        "--rootfs",
+        rootfs,
+        "--tmpfs",
+        "/in/t",
+        "--bind",
+        "/usr/share:/in/share",
+        "--",
+        "ls",
+        "-d",
+        "/data/t",
+        "/data/share/doc",
+    ];
+    let out = ranges().run_as(alice(), &argv);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "/data/share/doc\n/data/t\n");
+    let made: Vec<_> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        made.is_empty(),
+        "made outside the root filesystem: {made:?}"
+    );
 }
 
 #[test]

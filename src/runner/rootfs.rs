@@ -3,7 +3,9 @@
 //! Host mode keeps the host's tree and only mounts a /proc for the new pid namespace. With a root
 //! filesystem: fresh /proc, a /dev with bound host devices and its own devpts, /sys, a 1777 /tmp, the
 //! host's resolver files (shared network), the user's mounts, then pivot_root (or MS_MOVE + chroot where
-//! pivot_root is impossible), and the old root is detached.
+//! pivot_root is impossible), and the old root is detached. Mount points in a root filesystem are
+//! resolved inside it (`mount_point`): an image's symlinks lead them where the container will see
+//! them, never to the host.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -94,21 +96,12 @@ fn remount_read_only(target: &Path) -> Result<(), RunError> {
     .map_err(|e| RunError::sys(format!("cannot make {} read-only", target.display()), e))
 }
 
-fn create_dir_all(path: &Path, mode: u32) -> std::io::Result<()> {
+fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(path)
-}
-
-fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
-    create_dir_all(path, mode)
         .map_err(|e| RunError::sys(format!("cannot create {}", path.display()), e))
-}
-
-/// A directory in the root filesystem to mount on, made if missing.
-fn mount_point_dir(path: &Path, mode: u32) -> Result<(), RunError> {
-    create_dir_all(path, mode).map_err(|e| cannot_create_mount_point(path, e))
 }
 
 /// A root filesystem we may not write to (another user's, read-only) cannot get the mount points it
@@ -129,21 +122,100 @@ fn cannot_create_mount_point(path: &Path, e: std::io::Error) -> RunError {
     )
 }
 
-/// Makes sure `target` exists as the same kind of thing as `source` (a directory or a file).
-fn ensure_mount_point(source: &Path, target: &Path) -> Result<(), RunError> {
-    if fs::symlink_metadata(target).is_ok() {
-        return Ok(());
-    }
-    if source.is_dir() {
-        mount_point_dir(target, 0o755)
-    } else {
-        if let Some(parent) = target.parent() {
-            mount_point_dir(parent, 0o755)?;
+/// What a missing mount point is made as.
+#[derive(Clone, Copy)]
+enum Make {
+    Dir(u32),
+    File,
+}
+
+impl Make {
+    /// A mount point of the same kind as the host path `source` (a directory or a file).
+    fn like(source: &Path) -> Make {
+        if source.is_dir() {
+            Make::Dir(0o755)
+        } else {
+            Make::File
         }
-        fs::File::create(target)
-            .map(drop)
-            .map_err(|e| cannot_create_mount_point(target, e))
     }
+}
+
+/// The path `inside` names in the root filesystem `root`, with symlinks followed inside `root` as the
+/// container will see them (RESOLVE_IN_ROOT): a link in an image cannot lead a mount, or what is made
+/// for it, out of the image. Returned as the host path of what it resolves to (no symlinks left in
+/// it); None when it does not exist.
+fn existing_in_root(root: &Path, inside: &Path) -> Result<Option<PathBuf>, RunError> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+    let root_fd = fs::File::open(root)
+        .map_err(|e| RunError::sys(format!("cannot open {}", root.display()), e))?;
+    let relative = Path::new(".").join(inside.strip_prefix("/").unwrap_or(inside));
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(&root_fd, &relative, how) {
+        Ok(fd) => {
+            use std::os::fd::AsRawFd;
+            fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .map(Some)
+                .map_err(|e| RunError::sys(format!("cannot resolve {}", inside.display()), e))
+        }
+        Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => Ok(None),
+        Err(e) => Err(RunError::sys(
+            format!("cannot resolve {} in {}", inside.display(), root.display()),
+            e,
+        )),
+    }
+}
+
+/// The host path of the mount point `inside` of `root` (see `existing_in_root`), made if missing:
+/// missing directories 0755, the last component as `make` says. Only components that did not exist
+/// are made, each by its own name in a directory already resolved, so nothing is made through a
+/// link; a dangling link where something must be made is an error (EEXIST).
+fn mount_point(root: &Path, inside: &Path, make: Make) -> Result<PathBuf, RunError> {
+    let components: Vec<&std::ffi::OsStr> = inside
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    // The longest part of the path that exists already.
+    let mut existing = components.len();
+    let mut base = loop {
+        let prefix: PathBuf = components[..existing].iter().collect();
+        match existing_in_root(root, &prefix)? {
+            Some(found) => break found,
+            None if existing > 0 => existing -= 1,
+            None => return Err(RunError::new(format!("{} is gone", root.display()))),
+        }
+    };
+    for (index, name) in components.iter().enumerate().skip(existing) {
+        base.push(name);
+        let made = match make {
+            Make::File if index + 1 == components.len() => fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&base)
+                .map(drop),
+            Make::Dir(mode) if index + 1 == components.len() => {
+                fs::DirBuilder::new().mode(mode).create(&base)
+            }
+            _ => fs::DirBuilder::new().mode(0o755).create(&base),
+        };
+        if let Err(e) = made {
+            let dangling = fs::symlink_metadata(&base).is_ok_and(|m| m.file_type().is_symlink());
+            if dangling {
+                return Err(RunError::new(format!(
+                    "cannot make the mount point {}: {} is a symbolic link to nothing in the root \
+                     filesystem",
+                    inside.display(),
+                    base.display()
+                )));
+            }
+            return Err(cannot_create_mount_point(&base, e));
+        }
+    }
+    Ok(base)
 }
 
 /// No mount event may pass between the host and the container. (Created from a user namespace, this
@@ -214,11 +286,6 @@ fn unescape_mountinfo(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `path` inside the container, as seen from the host before pivot_root.
-fn inside(root: &Path, path: &Path) -> PathBuf {
-    root.join(path.strip_prefix("/").unwrap_or(path))
-}
-
 pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     make_mounts_private()?;
     match &spec.rootfs {
@@ -249,18 +316,22 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     };
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
-    let proc = inside(root, Path::new("/proc"));
-    mount_point_dir(&proc, 0o555)?;
+    let proc = mount_point(root, Path::new("/proc"), Make::Dir(0o555))?;
     mount_fs(
         "proc",
         &proc,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    setup_dev(&inside(root, Path::new("/dev")), spec.setgroups_allowed)?;
-    setup_sys(&inside(root, Path::new("/sys")), spec.net)?;
-    let tmp = inside(root, Path::new("/tmp"));
-    mount_point_dir(&tmp, 0o1777)?;
+    setup_dev(
+        &mount_point(root, Path::new("/dev"), Make::Dir(0o755))?,
+        spec.setgroups_allowed,
+    )?;
+    setup_sys(
+        &mount_point(root, Path::new("/sys"), Make::Dir(0o555))?,
+        spec.net,
+    )?;
+    let tmp = mount_point(root, Path::new("/tmp"), Make::Dir(0o1777))?;
     mount_fs(
         "tmpfs",
         &tmp,
@@ -334,7 +405,6 @@ fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
 }
 
 fn setup_dev(dev: &Path, gid5_mapped: bool) -> Result<(), RunError> {
-    mount_point_dir(dev, 0o755)?;
     mount_fs(
         "tmpfs",
         dev,
@@ -389,7 +459,6 @@ fn setup_dev(dev: &Path, gid5_mapped: bool) -> Result<(), RunError> {
 }
 
 fn setup_sys(sys: &Path, net: NetMode) -> Result<(), RunError> {
-    mount_point_dir(sys, 0o555)?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     // sysfs may be mounted only by the owner of the current network namespace.
     if net == NetMode::None && mount_fs("sysfs", sys, flags, None).is_ok() {
@@ -417,14 +486,23 @@ fn network_files(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
             None if spec.net == NetMode::Host && host.is_file() => host,
             None => continue,
         };
-        let target = inside(root, host);
-        // In a root filesystem a symlink (e.g. to systemd-resolved's stub) would be followed on the host
-        // before pivot_root: leave it alone. On the host's tree, following it is what we want.
-        let is_link = fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink());
-        if (is_link && spec.rootfs.is_some()) || !target.parent().is_some_and(Path::is_dir) {
-            continue;
-        }
-        ensure_mount_point(source, &target)?;
+        // Bound over the file the container's path resolves to; made when missing, unless its
+        // directory is missing too or the name is a link to nothing (e.g. to systemd-resolved's
+        // stub, which the image lacks): then the container keeps what it has.
+        let target = match existing_in_root(root, host)? {
+            Some(target) => target,
+            None => {
+                let parent = host.parent().unwrap_or(Path::new("/"));
+                if !existing_in_root(root, parent)?.is_some_and(|p| p.is_dir()) {
+                    continue;
+                }
+                match mount_point(root, host, Make::File) {
+                    Ok(target) => target,
+                    Err(_) if dangling_link(root, host)? => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
         bind(source, &target, MsFlags::empty())?;
         remount_read_only(&target)?;
     }
@@ -434,18 +512,25 @@ fn network_files(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Whether `inside` of `root` is a symlink whose target does not exist (in the root).
+fn dangling_link(root: &Path, inside: &Path) -> Result<bool, RunError> {
+    let parent = inside.parent().unwrap_or(Path::new("/"));
+    let (Some(dir), Some(name)) = (existing_in_root(root, parent)?, inside.file_name()) else {
+        return Ok(false);
+    };
+    Ok(fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.file_type().is_symlink()))
+}
+
 fn user_mounts(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     for b in &spec.binds {
-        let target = inside(root, &b.target);
-        ensure_mount_point(&b.source, &target)?;
+        let target = mount_point(root, &b.target, Make::like(&b.source))?;
         bind(&b.source, &target, MsFlags::MS_REC)?;
         if b.read_only {
             remount_read_only(&target)?;
         }
     }
     for dir in &spec.tmpfs {
-        let target = inside(root, dir);
-        mount_point_dir(&target, 0o755)?;
+        let target = mount_point(root, dir, Make::Dir(0o755))?;
         mount_fs(
             "tmpfs",
             &target,
