@@ -140,19 +140,31 @@ impl Make {
     }
 }
 
+/// A root filesystem (or the host's "/"), opened once to resolve mount points in it.
+struct Root<'a> {
+    path: &'a Path,
+    dir: fs::File,
+}
+
+impl Root<'_> {
+    fn open(path: &Path) -> Result<Root<'_>, RunError> {
+        let dir = fs::File::open(path)
+            .map_err(|e| RunError::sys(format!("cannot open {}", path.display()), e))?;
+        Ok(Root { path, dir })
+    }
+}
+
 /// The path `inside` names in the root filesystem `root`, with symlinks followed inside `root` as the
 /// container will see them (RESOLVE_IN_ROOT): a link in an image cannot lead a mount, or what is made
 /// for it, out of the image. Returned as the host path of what it resolves to (no symlinks left in
 /// it); None when it does not exist.
-fn existing_in_root(root: &Path, inside: &Path) -> Result<Option<PathBuf>, RunError> {
+fn existing_in_root(root: &Root<'_>, inside: &Path) -> Result<Option<PathBuf>, RunError> {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-    let root_fd = fs::File::open(root)
-        .map_err(|e| RunError::sys(format!("cannot open {}", root.display()), e))?;
     let relative = Path::new(".").join(inside.strip_prefix("/").unwrap_or(inside));
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match openat2(&root_fd, &relative, how) {
+    match openat2(&root.dir, &relative, how) {
         Ok(fd) => {
             use std::os::fd::AsRawFd;
             fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -161,7 +173,11 @@ fn existing_in_root(root: &Path, inside: &Path) -> Result<Option<PathBuf>, RunEr
         }
         Err(nix::Error::ENOENT) | Err(nix::Error::ENOTDIR) => Ok(None),
         Err(e) => Err(RunError::sys(
-            format!("cannot resolve {} in {}", inside.display(), root.display()),
+            format!(
+                "cannot resolve {} in {}",
+                inside.display(),
+                root.path.display()
+            ),
             e,
         )),
     }
@@ -171,7 +187,7 @@ fn existing_in_root(root: &Path, inside: &Path) -> Result<Option<PathBuf>, RunEr
 /// missing directories 0755, the last component as `make` says. Only components that did not exist
 /// are made, each by its own name in a directory already resolved, so nothing is made through a
 /// link; a dangling link where something must be made is an error (EEXIST).
-fn mount_point(root: &Path, inside: &Path, make: Make) -> Result<PathBuf, RunError> {
+fn mount_point(root: &Root<'_>, inside: &Path, make: Make) -> Result<PathBuf, RunError> {
     let components: Vec<&std::ffi::OsStr> = inside
         .components()
         .filter_map(|c| match c {
@@ -186,7 +202,7 @@ fn mount_point(root: &Path, inside: &Path, make: Make) -> Result<PathBuf, RunErr
         match existing_in_root(root, &prefix)? {
             Some(found) => break found,
             None if existing > 0 => existing -= 1,
-            None => return Err(RunError::new(format!("{} is gone", root.display()))),
+            None => return Err(RunError::new(format!("{} is gone", root.path.display()))),
         }
     };
     for (index, name) in components.iter().enumerate().skip(existing) {
@@ -301,8 +317,9 @@ fn setup_host_mode(spec: &ContainerSpec) -> Result<(), RunError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    network_files(spec, Path::new("/"))?;
-    user_mounts(spec, Path::new("/"))
+    let root = Root::open(Path::new("/"))?;
+    network_files(spec, &root)?;
+    user_mounts(spec, &root)
 }
 
 fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
@@ -316,7 +333,8 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     };
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
-    let proc = mount_point(root, Path::new("/proc"), Make::Dir(0o555))?;
+    let tree = Root::open(root)?;
+    let proc = mount_point(&tree, Path::new("/proc"), Make::Dir(0o555))?;
     mount_fs(
         "proc",
         &proc,
@@ -324,22 +342,22 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
         None,
     )?;
     setup_dev(
-        &mount_point(root, Path::new("/dev"), Make::Dir(0o755))?,
+        &mount_point(&tree, Path::new("/dev"), Make::Dir(0o755))?,
         spec.setgroups_allowed,
     )?;
     setup_sys(
-        &mount_point(root, Path::new("/sys"), Make::Dir(0o555))?,
+        &mount_point(&tree, Path::new("/sys"), Make::Dir(0o555))?,
         spec.net,
     )?;
-    let tmp = mount_point(root, Path::new("/tmp"), Make::Dir(0o1777))?;
+    let tmp = mount_point(&tree, Path::new("/tmp"), Make::Dir(0o1777))?;
     mount_fs(
         "tmpfs",
         &tmp,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=1777"),
     )?;
-    network_files(spec, root)?;
-    user_mounts(spec, root)?;
+    network_files(spec, &tree)?;
+    user_mounts(spec, &tree)?;
     enter_root(root)
 }
 
@@ -471,7 +489,7 @@ fn setup_sys(sys: &Path, net: NetMode) -> Result<(), RunError> {
 /// /etc/resolv.conf and /etc/hosts: the files generated for this container (pasta's DNS, the
 /// container's hostname), else, with the host's network, the host's own. Read-only. The generated
 /// files are removed once bound (the mounts keep them).
-fn network_files(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
+fn network_files(spec: &ContainerSpec, root: &Root<'_>) -> Result<(), RunError> {
     let generated = spec.generated.as_ref();
     for (name, made) in [
         (
@@ -513,7 +531,7 @@ fn network_files(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
 }
 
 /// Whether `inside` of `root` is a symlink whose target does not exist (in the root).
-fn dangling_link(root: &Path, inside: &Path) -> Result<bool, RunError> {
+fn dangling_link(root: &Root<'_>, inside: &Path) -> Result<bool, RunError> {
     let parent = inside.parent().unwrap_or(Path::new("/"));
     let (Some(dir), Some(name)) = (existing_in_root(root, parent)?, inside.file_name()) else {
         return Ok(false);
@@ -521,7 +539,7 @@ fn dangling_link(root: &Path, inside: &Path) -> Result<bool, RunError> {
     Ok(fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.file_type().is_symlink()))
 }
 
-fn user_mounts(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
+fn user_mounts(spec: &ContainerSpec, root: &Root<'_>) -> Result<(), RunError> {
     for b in &spec.binds {
         let target = mount_point(root, &b.target, Make::like(&b.source))?;
         bind(&b.source, &target, MsFlags::MS_REC)?;
