@@ -62,6 +62,8 @@ MUTATIONS = [
      "    let keep = keep & current.permitted;", "    let keep = current.permitted;"),
     ("drop privilege in other applets", "src/applets.rs",
      "            if let Err(e) = privilege::drop_all_privilege() {", "            if let Err(e) = Ok::<(), String>(()) {"),
+    ("only real root keeps its capabilities", "helpers/src/privilege.rs",
+     "    real_uid.is_root() && securebits & SECBIT_NOROOT == 0", "    real_uid.is_root()"),
     ("exact basename", "src/applets.rs",
      "APPLETS.iter().find(|a| a.name.as_bytes() == name)",
      "APPLETS.iter().find(|a| name.ends_with(a.name.as_bytes()))"),

@@ -692,6 +692,21 @@ fn as_strs(v: &[String]) -> Vec<&str> {
 /// Runs `script` (sh) as alice with stdout on a full pipe, waits until the process named `name` blocks
 /// writing to it, and returns its /proc/<pid>/status and /proc/<pid>/limits and where fds 0-2 point.
 fn inspect_blocked_process(script: &str, name: &str) -> (String, String, Vec<String>) {
+    let a = alice();
+    let as_alice = [
+        format!("--reuid={}", a.uid),
+        format!("--regid={}", a.gid),
+        "--clear-groups".to_string(),
+    ];
+    inspect_blocked_process_with(&as_strs(&as_alice), script, name)
+}
+
+/// `inspect_blocked_process`, with `setpriv_args` saying who runs `script`.
+fn inspect_blocked_process_with(
+    setpriv_args: &[&str],
+    script: &str,
+    name: &str,
+) -> (String, String, Vec<String>) {
     use std::io::Write;
     use std::os::fd::AsFd;
     let (reader, mut writer) = std::io::pipe().unwrap();
@@ -708,9 +723,8 @@ fn inspect_blocked_process(script: &str, name: &str) -> (String, String, Vec<Str
     while writer.write(&[b'x'; 4096]).is_ok() {}
     set_nonblocking(&writer, false);
     let mut child = std::process::Command::new("setpriv")
-        .arg(format!("--reuid={}", alice().uid))
-        .arg(format!("--regid={}", alice().gid))
-        .args(["--clear-groups", "--", "sh", "-c", script])
+        .args(setpriv_args)
+        .args(["--", "sh", "-c", script])
         .stdout(writer)
         .spawn()
         .unwrap();
@@ -787,6 +801,57 @@ fn spoofed_argv0_leaves_no_privilege() {
         for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
             assert_eq!(field(caps), "0000000000000000", "{program}: {caps}");
         }
+    }
+}
+
+/// A field of /proc/<pid>/status, its words joined by single spaces.
+fn status_field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:\t")))
+        .unwrap_or_else(|| panic!("{name} missing in {status}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_real_root_caller_keeps_its_capabilities_unless_root_is_unprivileged() {
+    if !privileged() {
+        return;
+    }
+    let i = install();
+    // Root's own capabilities were not granted by our setuid bit or file capabilities: kept, whichever
+    // copy root runs (mapping uid 0 into a user namespace needs CAP_SETFCAP).
+    let as_root = ["--reuid=0", "--regid=0", "--clear-groups"];
+    for program in [i.runner(), i.setuid("unshare-run"), i.fcaps("unshare-run")] {
+        let (status, _, _) = inspect_blocked_process_with(
+            &as_root,
+            &format!("exec {program} --help"),
+            "unshare-run",
+        );
+        let bounding = status_field(&status, "CapBnd");
+        assert_ne!(bounding, "0000000000000000");
+        assert_eq!(status_field(&status, "Uid"), "0 0 0 0", "{program}");
+        for caps in ["CapPrm", "CapEff"] {
+            assert_eq!(status_field(&status, caps), bounding, "{program}: {caps}");
+        }
+    }
+    // Under SECBIT_NOROOT uid 0 gets nothing at exec, so what the process has came from the file
+    // capabilities (cap_setuid here): dropped.
+    let noroot = [
+        "--reuid=0",
+        "--regid=0",
+        "--clear-groups",
+        "--securebits=+noroot",
+    ];
+    let (status, _, _) = inspect_blocked_process_with(
+        &noroot,
+        &format!("exec {} --help", i.fcaps("unshare-run")),
+        "unshare-run",
+    );
+    for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(status_field(&status, caps), "0000000000000000", "{caps}");
     }
 }
 

@@ -364,6 +364,33 @@ fn without_ranges_auto_warns_and_full_explains() {
 }
 
 #[test]
+fn root_without_ranges_maps_itself() {
+    if !privileged() {
+        return;
+    }
+    // Mapping uid 0 needs CAP_SETFCAP (Linux 5.12 and later): the capabilities root had are kept.
+    let root = TestUser {
+        name: "root",
+        uid: 0,
+        gid: 0,
+    };
+    let out = Sandbox::new(Fixture::Missing, Fixture::Missing).run_as(
+        &root,
+        &[
+            &runner(),
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map",
+        ],
+    );
+    out.assert_code(0)
+        .assert_stderr_contains("warning: only your own id is mapped")
+        .assert_stderr_contains("fix: run: usermod --add-subuids");
+    assert_eq!(normalise_map(&out.stdout_text()), "0 0 1\n0 0 1");
+}
+
+#[test]
 fn helpers_without_privilege_are_reported() {
     if !privileged() {
         return;

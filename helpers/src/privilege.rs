@@ -1,7 +1,8 @@
 //! Privilege: what a setuid-root or file-capability process does with it, in three short sequences.
 //!
 //! 1. `harden_privileged_start`: first thing in a helper, before reading arguments.
-//! 2. `drop_all_privilege`: first thing in every other applet (argv[0] is the caller's choice).
+//! 2. `drop_all_privilege`: first thing in every other applet (argv[0] is the caller's choice). A caller
+//!    that is root by its real uid keeps what it had before the exec (it was not granted anything).
 //! 3. `switch_to_caller_keeping`: in a helper, just before the map write: the effective uid becomes the
 //!    caller's, so the kernel itself checks that the caller owns the target namespace, and only the one
 //!    capability the write needs is left. Each sequence verifies its result and fails if anything remains.
@@ -18,6 +19,9 @@ use crate::sys::{self, CapabilitySets};
 pub const CAP_SETGID: u32 = 6;
 pub const CAP_SETUID: u32 = 7;
 pub const CAP_SETFCAP: u32 = 31;
+
+/// securebits: uid 0 gets no capabilities at exec (capabilities(7)).
+pub const SECBIT_NOROOT: u32 = 1 << 0;
 
 pub const fn capability_bit(cap: u32) -> u64 {
     1 << cap
@@ -78,17 +82,32 @@ pub fn harden_privileged_start() -> Result<(), PrivilegeError> {
 }
 
 /// Gives up everything setuid or file capabilities granted: all ids become the real ids and every
-/// capability set is emptied. Verified afterwards.
+/// capability set is emptied, unless the caller is root already (`had_root_privilege_before_exec`).
+/// Verified afterwards.
 pub fn drop_all_privilege() -> Result<(), PrivilegeError> {
     ensure_standard_fds_open()?;
     let gid = getresgid().map_err(|e| fail("getresgid", e))?.real;
     let uid = getresuid().map_err(|e| fail("getresuid", e))?.real;
     setresgid(gid, gid, gid).map_err(|e| fail("setresgid", e))?;
     setresuid(uid, uid, uid).map_err(|e| fail("setresuid", e))?;
+    let securebits = sys::securebits().map_err(|e| fail("PR_GET_SECUREBITS", e))?;
+    if had_root_privilege_before_exec(uid, securebits) {
+        return verify_ids(uid, gid);
+    }
     sys::capset(CapabilitySets::EMPTY).map_err(|e| fail("capset", e))?;
     sys::clear_ambient_capabilities().map_err(|e| fail("clearing ambient capabilities", e))?;
     verify_ids(uid, gid)?;
     verify_capabilities(0)
+}
+
+/// Whether a process whose real uid is `real_uid` got its capabilities from being root rather than
+/// from our setuid bit or file capabilities: the kernel gives a process of real uid 0 its whole
+/// bounding set at every exec unless SECBIT_NOROOT is set. Such a caller keeps them, as with any other
+/// program it runs: mapping uid 0 into a user namespace needs CAP_SETFCAP (Linux 5.12 and later), and
+/// root without capabilities cannot reach files of other owners. Under SECBIT_NOROOT, file capabilities
+/// may have granted something, so everything is dropped as for any other caller.
+fn had_root_privilege_before_exec(real_uid: Uid, securebits: u32) -> bool {
+    real_uid.is_root() && securebits & SECBIT_NOROOT == 0
 }
 
 /// Before the map write: all uids become the caller's (kernel checks then run against the caller),
@@ -154,4 +173,28 @@ fn verify_capabilities(expected: u64) -> Result<(), PrivilegeError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_real_root_that_the_kernel_treats_as_root_keeps_its_capabilities() {
+        let root = Uid::from_raw(0);
+        assert!(had_root_privilege_before_exec(root, 0));
+        // SECBIT_KEEP_CAPS and the lock bits say nothing about how the capabilities were obtained.
+        assert!(had_root_privilege_before_exec(root, 1 << 4 | 1 << 5));
+        assert!(!had_root_privilege_before_exec(root, SECBIT_NOROOT));
+        assert!(!had_root_privilege_before_exec(
+            root,
+            SECBIT_NOROOT | 1 << 1
+        ));
+        for uid in [1, 1000, 65534, u32::MAX - 1] {
+            assert!(
+                !had_root_privilege_before_exec(Uid::from_raw(uid), 0),
+                "{uid}"
+            );
+        }
+    }
 }

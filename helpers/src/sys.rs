@@ -103,6 +103,16 @@ pub fn clear_ambient_capabilities() -> io::Result<()> {
     Ok(())
 }
 
+/// The process's securebits (`prctl(PR_GET_SECUREBITS)`).
+pub fn securebits() -> io::Result<u32> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rc as u32)
+}
+
 /// The ambient capability set, read bit by bit (the kernel offers no bulk read).
 pub fn ambient_capabilities() -> io::Result<u64> {
     let mut set = 0u64;

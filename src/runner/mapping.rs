@@ -186,10 +186,15 @@ pub fn plan_map(
         (&gid_ranges, subgid_path, "subgids"),
     ] {
         if ranges.is_empty() {
+            let ask = if caller.uid == 0 {
+                "run"
+            } else {
+                "ask an administrator to run"
+            };
             return Err(NoFullMap {
                 reason: format!("{who} has no subordinate ranges in {path}"),
                 fix: format!(
-                    "ask an administrator to run: usermod --add-{flag} 100000-165535 {who}  (pick a free range)"
+                    "{ask}: usermod --add-{flag} 100000-165535 {who}  (pick a free range)"
                 ),
             });
         }
@@ -532,9 +537,21 @@ mod tests {
             err.reason.contains("alice has no subordinate ranges in"),
             "{err:?}"
         );
-        assert!(err.fix.contains("usermod --add-subuids"), "{err:?}");
+        assert!(
+            err.fix
+                .starts_with("ask an administrator to run: usermod --add-subuids"),
+            "{err:?}"
+        );
         let err = plan_map(MapMode::Full, &alice(), &sub, &empty, found).unwrap_err();
         assert!(err.fix.contains("usermod --add-subgids"), "{err:?}");
+        // Root is its own administrator.
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            name: Some("root".into()),
+        };
+        let err = plan_map(MapMode::Full, &root, &empty, &sub, found).unwrap_err();
+        assert!(err.fix.starts_with("run: usermod --add-subuids"), "{err:?}");
         let missing = |n: &str| {
             Err(NoFullMap {
                 reason: format!("{n} missing"),
