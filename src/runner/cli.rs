@@ -214,19 +214,29 @@ fn parse_bind(s: &str) -> Result<(PathBuf, PathBuf), String> {
     }
 }
 
-/// A path inside the container: absolute, and without ".." (which would leave the root filesystem).
+/// A mount point inside the container: absolute, without ".." (which would leave the root filesystem),
+/// and not the root itself: in host mode such a mount is never seen (path lookups start at the
+/// process's root, under it), and with --rootfs it would replace the root filesystem and hide /proc,
+/// /dev and every other mount made for the container.
 fn parse_container_path(s: &str) -> Result<PathBuf, String> {
+    use std::path::Component;
     let path = PathBuf::from(s);
     if !path.is_absolute() {
         return Err(format!(
             "{s:?} must be an absolute path inside the container"
         ));
     }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{s:?} must not contain \"..\""));
+    }
     if path
         .components()
-        .any(|c| c == std::path::Component::ParentDir)
+        .all(|c| matches!(c, Component::RootDir | Component::CurDir))
     {
-        return Err(format!("{s:?} must not contain \"..\""));
+        return Err(format!(
+            "{s:?} is the container's root: choose it with --rootfs (with --ephemeral, a writable \
+             layer over it is thrown away at the end)"
+        ));
     }
     Ok(path)
 }
@@ -413,6 +423,10 @@ mod tests {
             &["unshare-run", "--bind", "/a:/x/../../etc"],
             &["unshare-run", "--tmpfs", "/../home"],
             &["unshare-run", "--tmpfs", "rel"],
+            &["unshare-run", "--tmpfs", "/"],
+            &["unshare-run", "--tmpfs", "//."],
+            &["unshare-run", "--bind", "/a:/"],
+            &["unshare-run", "--ro-bind", "/a:/./"],
         ] {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
