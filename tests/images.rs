@@ -791,7 +791,22 @@ fn files_that_are_not_root_filesystems_are_refused_clearly() {
             "{}",
             out.stderr_text()
         );
+        // `images import` says what it takes, not what --rootfs takes.
+        let out = store.run(&["images", "import", path.to_str().unwrap()]);
+        out.assert_code(125);
+        let stderr = out.stderr_text();
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains("hint: images import takes"), "{stderr}");
     }
+    let out = store.run(&["images", "import", "/nonexistent/image.tar"]);
+    out.assert_code(125);
+    assert!(
+        out.stderr_text().starts_with(
+            "unshare-run: cannot import /nonexistent/image.tar: No such file or directory"
+        ),
+        "{}",
+        out.stderr_text()
+    );
     let out = store.run(&["--rootfs", "/nonexistent/image.tar", "--", "true"]);
     out.assert_code(125);
     assert!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::store::{ImageRecord, Store};
-use super::{MappedIds, open_store, resolve};
+use super::{IMPORT_HINT, MappedIds, ROOTFS_HINT, open_store, resolve};
 use crate::runner::EXIT_RUNNER_ERROR;
 use crate::runner::error::RunError;
 use crate::runner::mapping::MapMode;
@@ -68,12 +68,23 @@ pub fn main(args: &[OsString]) -> u8 {
 }
 
 fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(), RunError> {
+    // Before the map is planned: a mistyped path gets one message, not a map warning first.
+    if let Err(e) = std::fs::metadata(file) {
+        return Err(
+            RunError::sys(format!("cannot import {}", file.display()), e).with_hint(IMPORT_HINT),
+        );
+    }
     let (plan, helpers) = crate::runner::plan_ids(MapMode::Auto)?;
     let ids = MappedIds {
         plan: &plan,
         helpers: helpers.as_ref(),
     };
-    let resolved = resolve(file, name, &ids)?;
+    let resolved = resolve(file, name, &ids).map_err(|mut e| {
+        if e.hint.as_deref() == Some(ROOTFS_HINT) {
+            e.hint = Some(IMPORT_HINT.into());
+        }
+        e
+    })?;
     match resolved
         .rootfs
         .strip_prefix(store.images())

@@ -57,6 +57,9 @@ pub struct MappedIds<'a> {
 
 const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
      Docker archive), an OCI layout directory, or a stored image's name (see `unshare-run images`)";
+/// `ROOTFS_HINT` for `unshare-run images import`.
+const IMPORT_HINT: &str = "images import takes an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
+     Docker archive) or an OCI layout directory";
 
 /// What `--rootfs ARG` names, importing it first if it is an image file not yet stored. `name`
 /// (`--name`) names the stored image.
