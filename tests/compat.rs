@@ -1,9 +1,60 @@
-//! Compatibility: real clients of newuidmap/newgidmap (util-linux unshare, podman) work with our helpers
-//! bind-mounted over /usr/bin/newuidmap and /usr/bin/newgidmap, and see the same maps as with shadow's.
+//! Compatibility: real clients of newuidmap/newgidmap (util-linux unshare, podman, buildah, rootlesskit,
+//! lxc, mmdebstrap) work with our helpers bind-mounted over /usr/bin/newuidmap and /usr/bin/newgidmap,
+//! and see the same maps as with shadow's. Our helpers' audit records (caught on a private /dev/log)
+//! show that the client really ran ours.
 
 mod common;
 
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
 use common::*;
+
+/// A private /dev/log for a sandbox: the syslog records our helpers send there.
+struct AuditLog {
+    _dir: TempDir,
+    path: std::path::PathBuf,
+    socket: UnixDatagram,
+}
+
+impl AuditLog {
+    fn new() -> AuditLog {
+        let dir = TempDir::new("compat-syslog");
+        let path = dir.path().join("log.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        AuditLog {
+            _dir: dir,
+            path,
+            socket,
+        }
+    }
+
+    /// Every record received so far.
+    fn records(&self) -> Vec<String> {
+        let mut buf = [0u8; 4096];
+        let mut records = Vec::new();
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            records.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        records
+    }
+}
+
+/// Asserts that both of our helpers granted a map for `user`.
+fn assert_ours_granted(records: &[String], user: &TestUser) {
+    for helper in ["newuidmap", "newgidmap"] {
+        assert!(
+            records.iter().any(|r| r.contains(&format!("{helper}["))
+                && r.contains(&format!("granted uid={}({})", user.uid, user.name))),
+            "no grant by our {helper} in {records:?}"
+        );
+    }
+}
 
 fn fixture(user: &TestUser) -> Sandbox {
     let lines = [
@@ -11,21 +62,53 @@ fn fixture(user: &TestUser) -> Sandbox {
         format!("{}:100000:65536", user.name),
         format!("{}:300000:1000", user.name),
     ];
-    Sandbox::both(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+    let mut sandbox = Sandbox::both(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    // The clients must find the helpers at /usr/bin (ours bound there, or shadow's), not an installed
+    // copy of ours in /usr/local/bin.
+    sandbox
+        .env
+        .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
+    sandbox
 }
 
-/// Runs `argv` as `user` with shadow's helpers and with ours; returns both outputs' stdout.
-fn with_both_helpers(user: &TestUser, argv: &[&str]) -> (String, String) {
+/// Runs `argv` as `user` with our helpers, then with shadow's, `reset` before each run and after;
+/// checks that ours granted the maps; returns both outputs' stdout with the maps' padding removed.
+fn with_both_helpers_reset(user: &TestUser, argv: &[&str], reset: &dyn Fn()) -> (String, String) {
+    let (our_log, their_log) = (AuditLog::new(), AuditLog::new());
     let mut ours = fixture(user);
     ours.our_helpers_in_usr_bin = true;
-    let theirs = fixture(user);
+    ours.syslog_socket = Some(our_log.path.clone());
+    let mut theirs = fixture(user);
+    theirs.syslog_socket = Some(their_log.path.clone());
+    reset();
     let ours_out = ours.run_as(user, argv);
-    ours_out.assert_code(0);
+    reset();
     let theirs_out = theirs.run_as(user, argv);
+    reset();
+    ours_out.assert_code(0);
     theirs_out.assert_code(0);
+    assert_ours_granted(&our_log.records(), user);
+    let their_records = their_log.records();
+    assert!(
+        !their_records.iter().any(|r| r.contains("granted uid=")),
+        "our helpers ran where shadow's should have: {their_records:?}"
+    );
     (
         normalise_map(&ours_out.stdout_text()),
         normalise_map(&theirs_out.stdout_text()),
+    )
+}
+
+fn with_both_helpers(user: &TestUser, argv: &[&str]) -> (String, String) {
+    with_both_helpers_reset(user, argv, &|| {})
+}
+
+/// The maps of a user with the fixture's two ranges when every range is mapped after root, as
+/// podman, buildah and rootlesskit do.
+fn every_range_after_root(user: &TestUser) -> String {
+    format!(
+        "0 {0} 1\n1 100000 65536\n65537 300000 1000\n0 {1} 1\n1 100000 65536\n65537 300000 1000",
+        user.uid, user.gid
     )
 }
 
@@ -53,13 +136,12 @@ fn util_linux_unshare_map_auto() {
     assert_eq!(ours, shadow);
 }
 
-#[test]
-fn podman_unshare() {
-    if !privileged() {
-        return;
-    }
+/// `TOOL unshare cat /proc/self/uid_map /proc/self/gid_map` (podman, buildah) as carol, with a
+/// private runtime directory, her containers storage removed and her processes (podman's pause
+/// process) killed around each run.
+fn containers_unshare(tool: &str) -> (String, String) {
     let c = carol();
-    let runtime = TempDir::new("podman-runtime");
+    let runtime = TempDir::new("containers-runtime");
     run_ok(
         std::process::Command::new("chown")
             .arg(c.name)
@@ -79,18 +161,17 @@ fn podman_unshare() {
     let mut argv: Vec<&str> = vec!["env"];
     argv.extend(env.iter().map(String::as_str));
     argv.extend([
-        "podman",
+        tool,
         "unshare",
         "cat",
         "/proc/self/uid_map",
         "/proc/self/gid_map",
     ]);
-    let cleanup = || {
-        // podman keeps a pause process per user; take it and the user's storage away.
+    let reset = || {
         let _ = std::process::Command::new("pkill")
             .args(["-KILL", "-u", c.name])
             .status();
-        wait_for(std::time::Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(5), || {
             !std::process::Command::new("pgrep")
                 .args(["-u", c.name])
                 .stdout(std::process::Stdio::null())
@@ -105,27 +186,106 @@ fn podman_unshare() {
         ] {
             let _ = std::fs::remove_dir_all(format!("{home}/{dir}"));
         }
-        let _ = std::fs::remove_dir_all(runtime.path().join("containers"));
-        let _ = std::fs::remove_dir_all(runtime.path().join("libpod"));
+        for dir in ["containers", "libpod", "buildah"] {
+            let _ = std::fs::remove_dir_all(runtime.path().join(dir));
+        }
     };
-    cleanup();
-    let mut ours = fixture(c);
-    ours.our_helpers_in_usr_bin = true;
-    let ours_out = ours.run_as(c, &argv);
-    cleanup();
-    let shadow_out = fixture(c).run_as(c, &argv);
-    cleanup();
-    ours_out.assert_code(0);
-    shadow_out.assert_code(0);
+    with_both_helpers_reset(c, &argv, &reset)
+}
+
+#[test]
+fn podman_unshare() {
+    if !privileged() {
+        return;
+    }
+    let (ours, shadow) = containers_unshare("podman");
     // podman maps every range of the user, after root.
-    let expected_uid = format!("0 {} 1\n1 100000 65536\n65537 300000 1000", c.uid);
-    let expected_gid = format!("0 {} 1\n1 100000 65536\n65537 300000 1000", c.gid);
-    let ours_maps = normalise_map(&ours_out.stdout_text());
-    assert_eq!(
-        ours_maps,
-        format!("{expected_uid}\n{expected_gid}"),
-        "{}",
-        ours_out.stderr_text()
+    assert_eq!(ours, every_range_after_root(carol()));
+    assert_eq!(ours, shadow);
+}
+
+#[test]
+fn buildah_unshare() {
+    if !privileged() {
+        return;
+    }
+    let (ours, shadow) = containers_unshare("buildah");
+    assert_eq!(ours, every_range_after_root(carol()));
+    assert_eq!(ours, shadow);
+}
+
+#[test]
+fn rootlesskit() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let state = TempDir::new("rootlesskit");
+    run_ok(
+        std::process::Command::new("chown")
+            .arg(a.name)
+            .arg(state.path()),
     );
-    assert_eq!(ours_maps, normalise_map(&shadow_out.stdout_text()));
+    // rootlesskit makes the state directory itself, and refuses one that exists.
+    let state_dir = state.path().join("state");
+    let (ours, shadow) = with_both_helpers_reset(
+        a,
+        &[
+            "rootlesskit",
+            "--net=host",
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "cat",
+            "/proc/self/uid_map",
+            "/proc/self/gid_map",
+        ],
+        &|| {
+            let _ = std::fs::remove_dir_all(&state_dir);
+        },
+    );
+    assert_eq!(ours, every_range_after_root(a));
+    assert_eq!(ours, shadow);
+}
+
+#[test]
+fn lxc_usernsexec() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let (ours, shadow) = with_both_helpers(
+        a,
+        &[
+            "lxc-usernsexec",
+            "--",
+            "cat",
+            "/proc/self/uid_map",
+            "/proc/self/gid_map",
+        ],
+    );
+    // lxc maps the user's first range to root (and not the user's own id).
+    assert_eq!(ours, "0 100000 65536\n0 100000 65536");
+    assert_eq!(ours, shadow);
+}
+
+#[test]
+fn mmdebstrap_unshare_helper() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    // mmdebstrap's unshare mode runs newuidmap and newgidmap for itself; --unshare-helper is that mode
+    // without a bootstrap.
+    let (ours, shadow) = with_both_helpers(
+        a,
+        &[
+            "mmdebstrap",
+            "--unshare-helper",
+            "cat",
+            "/proc/self/uid_map",
+            "/proc/self/gid_map",
+        ],
+    );
+    assert_eq!(ours, "0 100000 65536\n0 100000 65536");
+    assert_eq!(ours, shadow);
 }

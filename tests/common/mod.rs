@@ -298,7 +298,9 @@ impl Sandbox {
                 "mkdir -p {t}/realdev\nmount --rbind /dev {t}/realdev\n\
                  mount -t tmpfs -o mode=755 tmpfs /dev\n\
                  for n in null zero full random urandom tty; do touch /dev/$n; mount --bind {t}/realdev/$n /dev/$n; done\n\
-                 ln -s /proc/self/fd /dev/fd\ntouch /dev/log\nmount --bind {sock} /dev/log\n",
+                 ln -s /proc/self/fd /dev/fd\nmkdir -m 1777 /dev/shm\n\
+                 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm\n\
+                 touch /dev/log\nmount --bind {sock} /dev/log\n",
                 t = t.display(),
                 sock = sock.display()
             ));
