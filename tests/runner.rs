@@ -417,6 +417,58 @@ fn helpers_without_privilege_are_reported() {
 }
 
 #[test]
+fn rust_log_traces_the_start_and_nothing_is_logged_without_it() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let rootfs = root.path().to_str().unwrap();
+    let runner = runner();
+    let argv = |log: &'static str| {
+        // `env -u`: a RUST_LOG of whoever runs the tests must not decide the quiet case.
+        let mut argv = vec!["env", "-u", "RUST_LOG"];
+        if !log.is_empty() {
+            argv.push(log);
+        }
+        argv.extend([
+            runner.as_str(),
+            "--rootfs",
+            rootfs,
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        argv
+    };
+    let quiet = ranges().run_as(a, &argv(""));
+    quiet.assert_code(3);
+    assert_eq!(quiet.stderr_text(), "");
+    let traced = ranges().run_as(a, &argv("RUST_LOG=debug"));
+    traced.assert_code(3);
+    let trace = traced.stderr_text();
+    for expected in [
+        "debug: id map: Full {",
+        "debug: clone into new namespaces",
+        // PID 1 says so with its own pid.
+        "unshare-run[1]: debug: mount proc on ",
+        "unshare-run[1]: debug: pivot_root into ",
+        "unshare-run[1]: debug: command [\"sh\", \"-c\", \"exit 3\"] as uid 0 gid 0",
+        "unshare-run[1]: debug: the command ended: exit status 3",
+    ] {
+        assert!(
+            trace.contains(expected),
+            "{expected:?} missing in:\n{trace}"
+        );
+    }
+    assert!(
+        trace.lines().all(|l| l.starts_with("unshare-run[")),
+        "{trace}"
+    );
+}
+
+#[test]
 fn busybox_rootfs_mounts_ids_and_options() {
     if !privileged() {
         return;

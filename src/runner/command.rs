@@ -99,6 +99,12 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
             .map(|d| d.join(OsStr::from_bytes(program)))
             .collect()
     };
+    log::debug!(
+        "command {argv:?} as uid {} gid {} in {}, looked for as {candidates:?}",
+        spec.uid,
+        spec.gid,
+        spec.workdir.as_deref().unwrap_or(Path::new("/")).display()
+    );
     Ok(Prepared {
         candidates: candidates
             .into_iter()

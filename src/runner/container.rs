@@ -125,6 +125,7 @@ pub fn run(
     if spec.net != NetMode::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
+    log::debug!("clone into new namespaces: {flags:?}");
     match sys::clone_into(flags).map_err(clone_error)? {
         Forked::Child => {
             drop(go_write);
@@ -178,8 +179,14 @@ fn holder_namespace(
         return Ok(None);
     };
     if let Some(ns) = holder::join(&socket, uid, plan) {
+        log::debug!("joined the holder at {}", socket.display());
         return Ok(Some(ns));
     }
+    log::debug!(
+        "no holder at {}: starting one (idle {} s)",
+        socket.display(),
+        spec.holder_idle.as_secs()
+    );
     holder::spawn(plan, helpers, &socket, spec.holder_idle).map(Some)
 }
 

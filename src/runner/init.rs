@@ -27,6 +27,7 @@ pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
         .map_err(|e| RunError::sys("starting the command", e))?;
     loop {
         if let Some(code) = reap_all(command)? {
+            log::debug!("the command ended: exit status {code}");
             return Ok(code);
         }
         forward_next_signal(&sfd, command)?;

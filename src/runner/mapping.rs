@@ -351,6 +351,7 @@ pub fn write_maps(pid: i32, plan: &MapPlan, helpers: Option<&Helpers>) -> Result
         MapPlan::Full { uid, gid } => {
             let helpers = helpers.expect("a full plan has helpers");
             let spawn = |helper: &Path, lines: &[IdMapping]| {
+                log::debug!("{} {pid} {}", helper.display(), render(lines).join(" "));
                 Command::new(helper)
                     .arg(pid.to_string())
                     .args(render(lines))

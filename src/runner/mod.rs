@@ -28,6 +28,7 @@ use users::GidWithoutEntry;
 pub const EXIT_RUNNER_ERROR: u8 = 125;
 
 pub fn main(args: &[OsString]) -> u8 {
+    start_debug_log();
     // `unshare-run doctor`; a container command of that name is run with `unshare-run -- doctor`.
     if args.first().is_some_and(|a| a == "doctor") {
         return doctor::main(&args[1..]);
@@ -44,6 +45,26 @@ pub fn main(args: &[OsString]) -> u8 {
         Ok(cli) => exit_status(run(cli)),
         Err(code) => code,
     }
+}
+
+/// RUST_LOG (env_logger's syntax, e.g. `debug`) turns on the trace of what unshare-run does, on
+/// stderr, each line with the process's pid (1 for the container's init). Unset: nothing is set up.
+fn start_debug_log() {
+    use std::io::Write;
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
+    let _ = env_logger::Builder::from_env("RUST_LOG")
+        .format(|out, record| {
+            writeln!(
+                out,
+                "unshare-run[{}]: {}: {}",
+                std::process::id(),
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
+        })
+        .try_init();
 }
 
 /// Parses `args` as `program`'s options. On an error, and for --help and --version, clap's text is
@@ -92,7 +113,10 @@ pub(crate) fn plan_ids(mode: MapMode) -> Result<(MapPlan, Option<mapping::Helper
     let path_var = std::env::var_os("PATH");
     let find = |name: &str| mapping::find_helper(name, exe_dir.as_deref(), path_var.clone());
     match mapping::plan_map(mode, &caller, "/etc/subuid", "/etc/subgid", find) {
-        Ok(planned) => Ok(planned),
+        Ok(planned) => {
+            log::debug!("id map: {:?} (helpers: {:?})", planned.0, planned.1);
+            Ok(planned)
+        }
         Err(why) if mode == MapMode::Auto => {
             eprintln!(
                 "unshare-run: warning: only your own id is mapped (uid 0 inside), so apt, su and chown to other \

@@ -47,11 +47,22 @@ fn mount_fs(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<(), RunError> {
+    log::debug!(
+        "mount {fstype} on {} ({flags:?}{})",
+        target.display(),
+        data.map(|d| format!(", {d}")).unwrap_or_default()
+    );
     mount(Some(fstype), target, Some(fstype), flags, data)
         .map_err(|e| mount_error(fstype, target, e))
 }
 
 fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<(), RunError> {
+    log::debug!(
+        "bind {} to {} ({:?})",
+        source.display(),
+        target.display(),
+        MsFlags::MS_BIND | flags
+    );
     mount(
         Some(source),
         target,
@@ -86,6 +97,11 @@ fn remount_read_only(target: &Path) -> Result<(), RunError> {
             m
         })
         .unwrap_or(MsFlags::empty());
+    log::debug!(
+        "remount {} read-only ({:?})",
+        target.display(),
+        flags | locked
+    );
     mount(
         None::<&str>,
         target,
@@ -566,11 +582,16 @@ fn enter_root(root: &Path) -> Result<(), RunError> {
         .map_err(|e| RunError::sys(format!("cannot enter {}", root.display()), e))?;
     match nix::unistd::pivot_root(".", ".") {
         Ok(()) => {
+            log::debug!("pivot_root into {}, old root detached", root.display());
             // The old root is stacked under the new one at "/": detach it.
             umount2(".", MntFlags::MNT_DETACH)
                 .map_err(|e| RunError::sys("cannot detach the old root", e))?;
         }
         Err(nix::Error::EINVAL) => {
+            log::debug!(
+                "pivot_root refused (EINVAL): {} moved to / and chrooted into",
+                root.display()
+            );
             mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
                 .map_err(|e| RunError::sys("cannot move the root filesystem to /", e))?;
             nix::unistd::chroot(".").map_err(|e| RunError::sys("chroot", e))?;
