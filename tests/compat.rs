@@ -103,6 +103,13 @@ fn with_both_helpers(user: &TestUser, argv: &[&str]) -> (String, String) {
     with_both_helpers_reset(user, argv, &|| {})
 }
 
+/// `client` followed by the command that shows the maps it made.
+fn showing_maps<'a>(client: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = client.to_vec();
+    argv.extend(["cat", "/proc/self/uid_map", "/proc/self/gid_map"]);
+    argv
+}
+
 /// The maps of a user with the fixture's two ranges when every range is mapped after root, as
 /// podman, buildah and rootlesskit do.
 fn every_range_after_root(user: &TestUser) -> String {
@@ -120,14 +127,7 @@ fn util_linux_unshare_map_auto() {
     let a = alice();
     let (ours, shadow) = with_both_helpers(
         a,
-        &[
-            "unshare",
-            "--map-auto",
-            "--map-root-user",
-            "cat",
-            "/proc/self/uid_map",
-            "/proc/self/gid_map",
-        ],
+        &showing_maps(&["unshare", "--map-auto", "--map-root-user"]),
     );
     // util-linux maps root to the caller and the first subordinate block (minus its last id).
     let expected_uid = format!("0 {} 1\n1 100000 65535", a.uid);
@@ -158,15 +158,10 @@ fn containers_unshare(tool: &str) -> (String, String) {
         format!("USER={}", c.name),
         format!("XDG_RUNTIME_DIR={}", runtime.path().display()),
     ];
-    let mut argv: Vec<&str> = vec!["env"];
-    argv.extend(env.iter().map(String::as_str));
-    argv.extend([
-        tool,
-        "unshare",
-        "cat",
-        "/proc/self/uid_map",
-        "/proc/self/gid_map",
-    ]);
+    let mut client: Vec<&str> = vec!["env"];
+    client.extend(env.iter().map(String::as_str));
+    client.extend([tool, "unshare"]);
+    let argv = showing_maps(&client);
     let reset = || {
         let _ = std::process::Command::new("pkill")
             .args(["-KILL", "-u", c.name])
@@ -226,19 +221,16 @@ fn rootlesskit() {
             .arg(a.name)
             .arg(state.path()),
     );
-    // rootlesskit makes the state directory itself, and refuses one that exists.
+    // rootlesskit makes the state directory itself.
     let state_dir = state.path().join("state");
     let (ours, shadow) = with_both_helpers_reset(
         a,
-        &[
+        &showing_maps(&[
             "rootlesskit",
             "--net=host",
             "--state-dir",
             state_dir.to_str().unwrap(),
-            "cat",
-            "/proc/self/uid_map",
-            "/proc/self/gid_map",
-        ],
+        ]),
         &|| {
             let _ = std::fs::remove_dir_all(&state_dir);
         },
@@ -253,16 +245,7 @@ fn lxc_usernsexec() {
         return;
     }
     let a = alice();
-    let (ours, shadow) = with_both_helpers(
-        a,
-        &[
-            "lxc-usernsexec",
-            "--",
-            "cat",
-            "/proc/self/uid_map",
-            "/proc/self/gid_map",
-        ],
-    );
+    let (ours, shadow) = with_both_helpers(a, &showing_maps(&["lxc-usernsexec", "--"]));
     // lxc maps the user's first range to root (and not the user's own id).
     assert_eq!(ours, "0 100000 65536\n0 100000 65536");
     assert_eq!(ours, shadow);
@@ -276,16 +259,7 @@ fn mmdebstrap_unshare_helper() {
     let a = alice();
     // mmdebstrap's unshare mode runs newuidmap and newgidmap for itself; --unshare-helper is that mode
     // without a bootstrap.
-    let (ours, shadow) = with_both_helpers(
-        a,
-        &[
-            "mmdebstrap",
-            "--unshare-helper",
-            "cat",
-            "/proc/self/uid_map",
-            "/proc/self/gid_map",
-        ],
-    );
+    let (ours, shadow) = with_both_helpers(a, &showing_maps(&["mmdebstrap", "--unshare-helper"]));
     assert_eq!(ours, "0 100000 65536\n0 100000 65536");
     assert_eq!(ours, shadow);
 }

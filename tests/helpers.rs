@@ -787,15 +787,7 @@ fn spoofed_argv0_leaves_no_privilege() {
     for program in [i.setuid("unshare-run"), i.fcaps("unshare-run")] {
         let (status, _, _) =
             inspect_blocked_process(&format!("exec {program} --help"), "unshare-run");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}:\t")))
-                .unwrap_or_else(|| panic!("{name} missing in {status}"))
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let field = |name: &str| status_field(&status, name);
         assert_eq!(field("Uid"), format!("{0} {0} {0} {0}", a.uid), "{program}");
         assert_eq!(field("Gid"), format!("{0} {0} {0} {0}", a.gid), "{program}");
         for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
