@@ -72,6 +72,12 @@ fn exit_statuses() {
         argv.extend_from_slice(args);
         let out = ranges().run_as(alice(), &argv);
         out.assert_code(code).assert_stderr_contains(message);
+        // Only a noexec mount gets that hint (/etc/passwd is merely not executable).
+        assert!(
+            !out.stderr_text().contains("noexec"),
+            "{}",
+            out.stderr_text()
+        );
     }
     ranges()
         .run_as(alice(), &[&r, "--rootfs", "/nonexistent", "--", "true"])
@@ -414,6 +420,32 @@ fn helpers_without_privilege_are_reported() {
         .run_as(alice(), &[r, "--map", "full", "--", "true"])
         .assert_code(125)
         .assert_stderr_contains("is neither setuid root");
+}
+
+#[test]
+fn a_root_filesystem_on_a_noexec_mount_is_explained() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let mount = TempDir::new("noexec");
+    // In the sandbox's private mount namespace: a noexec tmpfs holding a copy of the rootfs.
+    let mut sandbox = ranges();
+    sandbox.setup = format!(
+        "mount -t tmpfs -o noexec,mode=0755 tmpfs {m}\ncp -a {r} {m}/root",
+        m = mount.path().display(),
+        r = root.path().display()
+    );
+    let copy = mount.path().join("root");
+    sandbox
+        .run_as(
+            a,
+            &[&runner(), "--rootfs", copy.to_str().unwrap(), "--", "true"],
+        )
+        .assert_code(126)
+        .assert_stderr_contains("true: cannot execute: Permission denied")
+        .assert_stderr_contains("hint: it is on a file system mounted noexec");
 }
 
 #[test]

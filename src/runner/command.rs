@@ -175,15 +175,32 @@ pub fn exec(p: &Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
             // A PATH directory we may not search: the command is not there.
             Errno::EACCES if !exists => continue,
             // Like a shell: remember "found but not executable", keep searching.
-            Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => denied = Some(err),
+            Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => {
+                denied = Some((err, on_noexec_mount(path)));
+            }
             other => fail(EXIT_CANNOT_EXECUTE, format!("{shown}: {}", other.desc())),
         }
     }
     match denied {
-        Some(e) => fail(
+        Some((e, noexec)) => fail(
             EXIT_CANNOT_EXECUTE,
-            format!("{shown}: cannot execute: {}", e.desc()),
+            format!(
+                "{shown}: cannot execute: {}{}",
+                e.desc(),
+                if noexec {
+                    "\n  hint: it is on a file system mounted noexec (as /tmp or /home often are): \
+                     put the root filesystem, or the program, on a mount without noexec"
+                } else {
+                    ""
+                }
+            ),
         ),
         None => fail(EXIT_NOT_FOUND, format!("{shown}: command not found")),
     }
+}
+
+/// Whether `path` is on a mount with noexec (EACCES for every program on it, whatever its mode).
+fn on_noexec_mount(path: &std::ffi::CStr) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC))
 }
