@@ -10,7 +10,9 @@
 #   bwrap         bwrap --unshare-all --share-net --uid 0 --gid 0 --bind R / --proc /proc --dev /dev /bin/true
 #                 (single uid)
 # R is a busybox root filesystem. Targets: unshare-run <= 0.5x unshare and <= 0.75x bwrap.
-# Run as root: bench/runner.sh    Environment: RUNS (default 300), WARMUP (default 30).
+# Run as root: bench/runner.sh    Environment: RUNS (default 300), WARMUP (default 30); STATIC=1 adds
+# "static": the same source linked statically against glibc (not what the packages ship; see
+# docs/benchmarks.md), installed the same way, warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,20 +26,33 @@ cp "$(command -v busybox)" "$root/bin/busybox"
 for a in sh true; do ln -s busybox "$root/bin/$a"; done
 chown -R "$USER_NAME:$USER_NAME" "$root"
 
+extra=()
+if [ "${STATIC:-}" = 1 ]; then
+    RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet \
+        --target x86_64-unknown-linux-gnu --target-dir target/static
+    static=target/static/x86_64-unknown-linux-gnu/release/unshare-run
+    mkdir -m 755 "$work/static"
+    install -m 0755 "$static" "$work/static/unshare-run"
+    install -m 4755 "$static" "$work/static/newuidmap"
+    ln -s newuidmap "$work/static/newgidmap"
+    extra=(-n static "$work/static/unshare-run --rootfs $root -- /bin/true")
+fi
 cmd_ours="$work/bin/unshare-run --rootfs $root -- /bin/true"
 cmd_cold="$work/bin/unshare-run --holder-idle 0 --rootfs $root -- /bin/true"
 cmd_unshare="unshare --map-auto --map-root-user --fork --pid --mount --mount-proc --root=$root /bin/true"
 cmd_bwrap="bwrap --unshare-all --share-net --uid 0 --gid 0 --bind $root / --proc /proc --dev /dev /bin/true"
 as_user \
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/out/result.json" \
-        -n unshare-run "$cmd_ours" -n cold "$cmd_cold" -n unshare "$cmd_unshare" -n bwrap "$cmd_bwrap"
+        -n unshare-run "$cmd_ours" -n cold "$cmd_cold" -n unshare "$cmd_unshare" -n bwrap "$cmd_bwrap" \
+        "${extra[@]}"
 
 python3 - "$work/out/result.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 ms = lambda n: 1000 * r[n]["median"]
-print(f"\nmedians: unshare-run {ms('unshare-run'):.2f} ms (cold {ms('cold'):.2f} ms), unshare {ms('unshare'):.2f} ms, bwrap {ms('bwrap'):.2f} ms")
-for ours in ("unshare-run", "cold"):
+static = f", static {ms('static'):.2f} ms" if "static" in r else ""
+print(f"\nmedians: unshare-run {ms('unshare-run'):.2f} ms (cold {ms('cold'):.2f} ms{static}), unshare {ms('unshare'):.2f} ms, bwrap {ms('bwrap'):.2f} ms")
+for ours in [n for n in ("unshare-run", "cold", "static") if n in r]:
     for peer, target in (("unshare", 0.5), ("bwrap", 0.75)):
         ratio = ms(ours) / ms(peer)
         print(f"{ours} / {peer}: {ratio:.3f} (target <= {target}: {'met' if ratio <= target else 'MISSED'})")
