@@ -970,6 +970,82 @@ mod tests {
         }
     }
 
+    mod adversarial {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Names an attacker would use: a link's name and names below it, parents, absolute names,
+        /// whiteouts, the directory next to the target. Few enough that a link and an entry that
+        /// goes through it often meet in one archive.
+        const NAMES: &[&str] = &[
+            "a",
+            "a/secret",
+            "a/b/c",
+            "b",
+            "..",
+            "../outside/x",
+            "/abs",
+            "./a/../b",
+            ".wh.a",
+            "a/.wh..wh..opq",
+            "a/.wh.secret",
+        ];
+        /// Link targets that point outside, at the root, or at entries inside.
+        const TARGETS: &[&str] = &["../outside", "../outside/secret", "/", "a", "a/b", ""];
+
+        /// (kind, name, link target or content)
+        fn entry() -> impl Strategy<Value = (u8, String, String)> {
+            (
+                prop::sample::select(&[b'0', b'5', b'2', b'1'][..]),
+                prop::sample::select(NAMES),
+                prop::sample::select(TARGETS),
+            )
+                .prop_map(|(kind, name, target)| (kind, name.to_string(), target.to_string()))
+        }
+
+        fn build(entries: &[(u8, String, String)]) -> Vec<u8> {
+            let raw: Vec<Entry<'_>> = entries
+                .iter()
+                .map(|(kind, name, target)| match kind {
+                    b'0' => file(name, target.as_bytes()),
+                    b'5' => dir(name),
+                    b'2' => symlink(name, target),
+                    _ => hard_link(name, target),
+                })
+                .collect();
+            archive(&raw)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            /// Whatever an archive (or a damaged one) holds, extraction either succeeds or stops with
+            /// an error, and nothing outside the target directory appears or changes.
+            #[test]
+            fn nothing_outside_the_target_is_written(
+                layers in prop::collection::vec(prop::collection::vec(entry(), 1..8), 1..3),
+                as_layers in any::<bool>(),
+                damage in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+            ) {
+                let s = Scratch::new("adversarial");
+                let mut archives: Vec<Vec<u8>> = layers.iter().map(|l| build(l)).collect();
+                for (at, byte) in damage {
+                    let first = &mut archives[0];
+                    let i = at.index(first.len());
+                    first[i] = byte;
+                }
+                let _ = s.extract(as_layers, &archives);
+                s.assert_outside_untouched();
+                let mut beside: Vec<_> = fs::read_dir(&s.0)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect();
+                beside.sort();
+                prop_assert_eq!(beside, ["outside", "target"]);
+            }
+        }
+    }
+
     fn refused(result: Result<Summary, ExtractError>) -> String {
         let err = result.expect_err("the archive must be refused");
         assert!(matches!(err.problem, Problem::Unsafe(_)), "{err}");
