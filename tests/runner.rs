@@ -449,7 +449,7 @@ fn a_root_filesystem_on_a_noexec_mount_is_explained() {
 }
 
 #[test]
-fn rust_log_traces_the_start_and_nothing_is_logged_without_it() {
+fn unshare_run_log_traces_the_start_and_nothing_is_logged_without_it() {
     if !privileged() {
         return;
     }
@@ -458,8 +458,9 @@ fn rust_log_traces_the_start_and_nothing_is_logged_without_it() {
     let rootfs = root.path().to_str().unwrap();
     let runner = runner();
     let argv = |log: &'static str| {
-        // `env -u`: a RUST_LOG of whoever runs the tests must not decide the quiet case.
-        let mut argv = vec!["env", "-u", "RUST_LOG"];
+        // `env -u`: the variable of whoever runs the tests must not decide the quiet case; RUST_LOG
+        // (a Rust command's own) must not turn the trace on.
+        let mut argv = vec!["env", "-u", "UNSHARE_RUN_LOG", "RUST_LOG=debug"];
         if !log.is_empty() {
             argv.push(log);
         }
@@ -477,7 +478,7 @@ fn rust_log_traces_the_start_and_nothing_is_logged_without_it() {
     let quiet = ranges().run_as(a, &argv(""));
     quiet.assert_code(3);
     assert_eq!(quiet.stderr_text(), "");
-    let traced = ranges().run_as(a, &argv("RUST_LOG=debug"));
+    let traced = ranges().run_as(a, &argv("UNSHARE_RUN_LOG=debug"));
     traced.assert_code(3);
     let trace = traced.stderr_text();
     for expected in [

@@ -54,7 +54,7 @@ unshare-run images                             list stored images (images rm NAM
 unshare-run doctor                             what to fix when containers will not start\n\n\
 Exit status: the command's status; 128+N when it was killed by signal N; 125 when unshare-run itself \
 failed; 126 when the command cannot be executed; 127 when it was not found.\n\n\
-Debugging: RUST_LOG=debug unshare-run ... prints on stderr what unshare-run does (the id map, the \
+Debugging: UNSHARE_RUN_LOG=debug unshare-run ... prints on stderr what unshare-run does (the id map, the \
 holder, every mount, the switch to the root filesystem, the command and how it ended); lines from \
 the container's init show pid 1.",
     after_long_help = None::<&str>

@@ -47,14 +47,18 @@ pub fn main(args: &[OsString]) -> u8 {
     }
 }
 
-/// RUST_LOG (env_logger's syntax, e.g. `debug`) turns on the trace of what unshare-run does, on
-/// stderr, each line with the process's pid (1 for the container's init). Unset: nothing is set up.
+/// UNSHARE_RUN_LOG (env_logger's syntax, e.g. `debug`) turns on the trace of what unshare-run does,
+/// on stderr, each line with the process's pid (1 for the container's init). Unset: nothing is set up.
+/// Not RUST_LOG: in host mode the command inherits the environment, and a Rust program run in the
+/// container would take RUST_LOG as its own.
+const LOG_VARIABLE: &str = "UNSHARE_RUN_LOG";
+
 fn start_debug_log() {
     use std::io::Write;
-    if std::env::var_os("RUST_LOG").is_none() {
+    if std::env::var_os(LOG_VARIABLE).is_none() {
         return;
     }
-    let _ = env_logger::Builder::from_env("RUST_LOG")
+    let _ = env_logger::Builder::from_env(LOG_VARIABLE)
         .format(|out, record| {
             writeln!(
                 out,
