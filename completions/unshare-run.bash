@@ -23,7 +23,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -w -e -p -h -V --rootfs --name --ephemeral --overlay --entrypoint --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version"
+            opts="-u -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

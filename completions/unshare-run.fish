@@ -19,5 +19,6 @@ complete -c unshare-run -s p -l publish -d 'Publish a container port on the host
 complete -c unshare-run -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
 complete -c unshare-run -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
 complete -c unshare-run -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
+complete -c unshare-run -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
 complete -c unshare-run -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -s V -l version -d 'Print version'

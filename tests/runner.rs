@@ -423,6 +423,63 @@ fn helpers_without_privilege_are_reported() {
 }
 
 #[test]
+fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let rw = TempDir::new("read-only-bind");
+    run_ok(
+        std::process::Command::new("chown")
+            .arg(format!("{}:{}", a.uid, a.gid))
+            .arg(rw.path()),
+    );
+    let bind = format!("{}:/mnt/rw", rw.path().display());
+    let script = "touch /new 2>&1; touch /data/new 2>/dev/null || echo data-refused; \
+        touch /tmp/t && touch /dev/shm/s && touch /mnt/rw/f && echo scratch-ok";
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--read-only",
+            "--bind",
+            &bind,
+            "--rootfs",
+            root.path().to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        "touch: /new: Read-only file system\ndata-refused\nscratch-ok\n"
+    );
+    assert!(!root.path().join("new").exists());
+    assert!(!root.path().join("data/new").exists());
+    assert!(rw.path().join("f").exists());
+    // Writes either go nowhere or to a layer: not both.
+    ranges()
+        .run_as(
+            a,
+            &[
+                &runner(),
+                "--read-only",
+                "--ephemeral",
+                "--rootfs",
+                root.path().to_str().unwrap(),
+                "--",
+                "true",
+            ],
+        )
+        .assert_code(125)
+        .assert_stderr_contains("'--read-only' cannot be used with '--ephemeral'");
+}
+
+#[test]
 fn a_root_filesystem_on_a_noexec_mount_is_explained() {
     if !privileged() {
         return;

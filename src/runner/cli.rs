@@ -75,6 +75,11 @@ pub struct Cli {
     #[arg(long, requires = "rootfs", conflicts_with = "overlay")]
     pub ephemeral: bool,
 
+    /// Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs
+    /// and --bind mounts stay writable.
+    #[arg(long, requires = "rootfs", conflicts_with_all = ["ephemeral", "overlay"])]
+    pub read_only: bool,
+
     /// Keep the container's writes in DIR instead of the root filesystem; later runs with the same
     /// DIR see them (overlayfs).
     #[arg(long, value_name = "DIR", requires = "rootfs")]

@@ -68,6 +68,8 @@ pub struct ContainerSpec {
     pub holder_idle: std::time::Duration,
     /// Writes go to an overlay instead of the root filesystem.
     pub overlay: Option<rootfs::Overlay>,
+    /// The root filesystem is mounted read-only (its submounts keep their own flags).
+    pub read_only_root: bool,
     /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
     /// them and their directory).
     pub generated: Option<Generated>,

@@ -272,6 +272,7 @@ fn container_spec(
             (false, Some(dir)) => Some(rootfs::Overlay::Persistent(absolute(&dir)?)),
             (false, None) => None,
         },
+        read_only_root: cli.read_only,
         setgroups_allowed: matches!(plan, MapPlan::Full { .. }),
         publish: cli.publish,
         holder_idle: std::time::Duration::from_secs(cli.holder_idle),

@@ -374,6 +374,10 @@ fn setup_root(spec: &ContainerSpec, root: &Path) -> Result<(), RunError> {
     )?;
     network_files(spec, &tree)?;
     user_mounts(spec, &tree)?;
+    // Last: the mount points above had to be made in it first.
+    if spec.read_only_root {
+        remount_read_only(root)?;
+    }
     enter_root(root)
 }
 
