@@ -142,11 +142,7 @@ fn util_linux_unshare_map_auto() {
 fn containers_unshare(tool: &str) -> (String, String) {
     let c = carol();
     let runtime = TempDir::new("containers-runtime");
-    run_ok(
-        std::process::Command::new("chown")
-            .arg(c.name)
-            .arg(runtime.path()),
-    );
+    give_to(c, runtime.path());
     std::fs::set_permissions(
         runtime.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
@@ -216,11 +212,7 @@ fn rootlesskit() {
     }
     let a = alice();
     let state = TempDir::new("rootlesskit");
-    run_ok(
-        std::process::Command::new("chown")
-            .arg(a.name)
-            .arg(state.path()),
-    );
+    give_to(a, state.path());
     // rootlesskit makes the state directory itself.
     let state_dir = state.path().join("state");
     let (ours, shadow) = with_both_helpers_reset(

@@ -430,11 +430,7 @@ fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable
     let a = alice();
     let root = busybox_rootfs(a);
     let rw = TempDir::new("read-only-bind");
-    run_ok(
-        std::process::Command::new("chown")
-            .arg(format!("{}:{}", a.uid, a.gid))
-            .arg(rw.path()),
-    );
+    give_to(a, rw.path());
     let bind = format!("{}:/mnt/rw", rw.path().display());
     let script = "touch /new 2>&1; touch /data/new 2>/dev/null || echo data-refused; \
         touch /tmp/t && touch /dev/shm/s && touch /mnt/rw/f && echo scratch-ok";
@@ -568,11 +564,7 @@ fn busybox_rootfs_mounts_ids_and_options() {
     let rw = TempDir::new("bind-rw");
     let ro = TempDir::new("bind-ro");
     for d in [&rw, &ro] {
-        run_ok(
-            std::process::Command::new("chown")
-                .arg(format!("{}:{}", a.uid, a.gid))
-                .arg(d.path()),
-        );
+        give_to(a, d.path());
     }
     std::fs::write(ro.path().join("file"), "read-only content\n").unwrap();
     let rootfs = root.path().to_str().unwrap();

@@ -550,6 +550,15 @@ pub fn busybox_rootfs(user: &TestUser) -> TempDir {
     dir
 }
 
+/// Makes `path` (not what is below it) owned by `user` and the user's group.
+pub fn give_to(user: &TestUser, path: &Path) {
+    run_ok(
+        Command::new("chown")
+            .arg(format!("{}:{}", user.uid, user.gid))
+            .arg(path),
+    );
+}
+
 /// Writes `content` to a fresh root-owned 0644 file in `dir`.
 pub fn write_file(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
     let path = dir.path().join(name);
@@ -693,11 +702,7 @@ pub fn processes_of(user: &TestUser, pattern: &str) -> bool {
 pub fn extract_bookworm(user: &TestUser, map: &str, dir: &TempDir) -> (Output, String) {
     let rootfs = dir.path().join("rootfs");
     fs::create_dir(&rootfs).unwrap();
-    run_ok(
-        Command::new("chown")
-            .arg(format!("{}:{}", user.uid, user.gid))
-            .arg(&rootfs),
-    );
+    give_to(user, &rootfs);
     let tarball = bookworm_tarball();
     let rootfs = rootfs.to_str().unwrap().to_string();
     let out = Sandbox::both(&[&format!("{}:100000:65536", user.name)]).run_as(
