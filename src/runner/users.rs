@@ -19,8 +19,12 @@ pub fn read_account_file(path: &Path) -> String {
         .custom_flags(libc::O_NONBLOCK)
         .open(path);
     if let Ok(file) = opened
-        && file.metadata().is_ok_and(|m| m.is_file())
+        && let Ok(meta) = file.metadata()
+        && meta.is_file()
     {
+        // Sized from the start: read_to_string through `take` has no size hint and would read a
+        // small file in eight growing reads.
+        text.reserve(meta.len().min(MAX_ACCOUNT_FILE) as usize + 1);
         let _ = file.take(MAX_ACCOUNT_FILE).read_to_string(&mut text);
     }
     text
