@@ -99,7 +99,7 @@ pub fn join(socket: &Path, uid: u32, plan: &MapPlan) -> Option<OwnedFd> {
     let proc = format!("/proc/{}", peer.pid());
     let ns = std::fs::File::open(format!("{proc}/ns/user")).ok()?;
     let same = |file: &str, want: &str| {
-        std::fs::read_to_string(format!("{proc}/{file}"))
+        read_map_file(&format!("{proc}/{file}"))
             .is_ok_and(|have| normalise_map(&have) == normalise_map(want))
     };
     if !(same("uid_map", &uid_map) && same("gid_map", &gid_map)) {
@@ -107,6 +107,17 @@ pub fn join(socket: &Path, uid: u32, plan: &MapPlan) -> Option<OwnedFd> {
     }
     drop(stream);
     Some(ns.into())
+}
+
+/// A /proc map file (at most 340 lines of ~33 bytes), in two reads: its size shows as 0, so a plain
+/// read_to_string would ask for the size and then start with 32-byte reads.
+fn read_map_file(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(16 * 1024);
+    std::fs::File::open(path)?
+        .take(1 << 20)
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// A map file's lines with the kernel's column padding taken out.
