@@ -476,6 +476,64 @@ fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable
 }
 
 #[test]
+fn a_directory_bound_at_tmp_keeps_its_mode_on_the_host() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let private = TempDir::new("private-tmp");
+    give_to(a, private.path());
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bind = format!("{}:/tmp", private.path().display());
+    let rootfs = root.path().to_str().unwrap();
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--bind",
+            &bind,
+            "--rootfs",
+            rootfs,
+            "--",
+            "stat",
+            "-c",
+            "%a",
+            "/tmp",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "700\n");
+    let mode = std::fs::metadata(private.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o700, "the host's directory was changed");
+    // A tmpfs of the container's own at /tmp is 1777, as /tmp must be; others 0755.
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/scratch",
+            "--rootfs",
+            rootfs,
+            "--",
+            "stat",
+            "-c",
+            "%a",
+            "/tmp",
+            "/scratch",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "1777\n755\n");
+}
+
+#[test]
 fn a_root_filesystem_on_a_noexec_mount_is_explained() {
     if !privileged() {
         return;

@@ -569,11 +569,18 @@ fn user_mounts(spec: &ContainerSpec, root: &Root<'_>) -> Result<(), RunError> {
     }
     for dir in &spec.tmpfs {
         let target = mount_point(root, dir, Make::Dir(0o755))?;
+        // The mode is the mount's own: nothing is changed after the mount (a --bind at the same
+        // place would pass a chmod on to the host's directory).
+        let mode = if dir == Path::new("/tmp") {
+            "mode=1777"
+        } else {
+            "mode=0755"
+        };
         mount_fs(
             "tmpfs",
             &target,
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=0755"),
+            Some(mode),
         )?;
     }
     Ok(())
@@ -608,8 +615,6 @@ fn enter_root(root: &Path) -> Result<(), RunError> {
         }
     }
     std::env::set_current_dir("/").map_err(|e| RunError::sys("chdir /", e))?;
-    // Keep the mode of /tmp right even if the rootfs shipped a 0755 directory under the tmpfs.
-    let _ = fs::set_permissions("/tmp", fs::Permissions::from_mode(0o1777));
     Ok(())
 }
 
