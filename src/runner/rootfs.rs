@@ -199,6 +199,19 @@ fn existing_in_root(root: &Root<'_>, inside: &Path) -> Result<Option<PathBuf>, R
     }
 }
 
+/// Whether `path`, found to exist when we tried to make it, was made meanwhile by another start on
+/// the same root filesystem as what we wanted (a directory, or a regular file for a file mount point):
+/// then it serves. Not a link: links are only ever followed by resolution in the root.
+fn made_meanwhile(path: &Path, want_file: bool) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| {
+        if want_file {
+            m.file_type().is_file()
+        } else {
+            m.file_type().is_dir()
+        }
+    })
+}
+
 /// The host path of the mount point `inside` of `root` (see `existing_in_root`), made if missing:
 /// missing directories 0755, the last component as `make` says. Only components that did not exist
 /// are made, each by its own name in a directory already resolved, so nothing is made through a
@@ -223,6 +236,7 @@ fn mount_point(root: &Root<'_>, inside: &Path, make: Make) -> Result<PathBuf, Ru
     };
     for (index, name) in components.iter().enumerate().skip(existing) {
         base.push(name);
+        let want_file = matches!(make, Make::File) && index + 1 == components.len();
         let made = match make {
             Make::File if index + 1 == components.len() => fs::OpenOptions::new()
                 .write(true)
@@ -235,6 +249,9 @@ fn mount_point(root: &Root<'_>, inside: &Path, make: Make) -> Result<PathBuf, Ru
             _ => fs::DirBuilder::new().mode(0o755).create(&base),
         };
         if let Err(e) = made {
+            if e.kind() == std::io::ErrorKind::AlreadyExists && made_meanwhile(&base, want_file) {
+                continue;
+            }
             let dangling = fs::symlink_metadata(&base).is_ok_and(|m| m.file_type().is_symlink());
             if dangling {
                 return Err(RunError::new(format!(
@@ -620,7 +637,25 @@ fn enter_root(root: &Path) -> Result<(), RunError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{unescape_mountinfo, visible_mount_points};
+    use super::{made_meanwhile, unescape_mountinfo, visible_mount_points};
+
+    #[test]
+    fn a_mount_point_made_meanwhile_serves_only_if_it_is_of_the_wanted_kind() {
+        let dir = std::env::temp_dir().join(format!("urt-made-meanwhile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        std::fs::write(dir.join("f"), "").unwrap();
+        std::os::unix::fs::symlink("d", dir.join("link-to-d")).unwrap();
+        std::os::unix::fs::symlink("f", dir.join("link-to-f")).unwrap();
+        assert!(made_meanwhile(&dir.join("d"), false));
+        assert!(made_meanwhile(&dir.join("f"), true));
+        assert!(!made_meanwhile(&dir.join("d"), true));
+        assert!(!made_meanwhile(&dir.join("f"), false));
+        assert!(!made_meanwhile(&dir.join("link-to-d"), false));
+        assert!(!made_meanwhile(&dir.join("link-to-f"), true));
+        assert!(!made_meanwhile(&dir.join("missing"), false));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn mountinfo_mount_points_are_decoded_outermost_first() {
