@@ -370,7 +370,7 @@ fn without_ranges_auto_warns_and_full_explains() {
 }
 
 #[test]
-fn root_without_ranges_maps_itself() {
+fn root_maps_itself_and_with_ranges_gets_the_full_map() {
     if !privileged() {
         return;
     }
@@ -394,6 +394,25 @@ fn root_without_ranges_maps_itself() {
         .assert_stderr_contains("warning: only your own id is mapped")
         .assert_stderr_contains("fix: run: usermod --add-subuids");
     assert_eq!(normalise_map(&out.stdout_text()), "0 0 1\n0 0 1");
+    // With ranges of its own, root gets them through the helpers like anyone else.
+    let out = Sandbox::both(&["root:200000:65536"]).run_as(
+        &root,
+        &[
+            &runner(),
+            "--holder-idle",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/uid_map /proc/self/gid_map",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        "0 0 1\n1 200000 65536\n0 0 1\n1 200000 65536"
+    );
+    assert_eq!(out.stderr_text(), "");
 }
 
 #[test]
