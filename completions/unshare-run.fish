@@ -11,7 +11,7 @@ none\t'A new network namespace with only the loopback interface, up'
 pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"
 complete -c unshare-run -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
 complete -c unshare-run -l hostname -d 'Hostname inside the container' -r
-complete -c unshare-run -s w -l workdir -d 'Working directory of the command inside the container' -r -F
+complete -c unshare-run -s w -l workdir -d 'Working directory of the command inside the container; with --rootfs it is made if missing' -r -F
 complete -c unshare-run -s e -l env -d 'Set an environment variable (repeatable)' -r
 complete -c unshare-run -l bind -d 'Bind-mount host path SRC at DST inside (repeatable)' -r
 complete -c unshare-run -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r

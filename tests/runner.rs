@@ -495,6 +495,53 @@ fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable
 }
 
 #[test]
+fn a_missing_working_directory_is_made_in_a_root_filesystem_but_not_on_the_host() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let rootfs = root.path().to_str().unwrap();
+    let out = ranges().run_as(
+        a,
+        &[
+            &runner(),
+            "-w",
+            "/new/deep",
+            "--rootfs",
+            rootfs,
+            "--",
+            "pwd",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "/new/deep\n");
+    assert!(root.path().join("new/deep").is_dir());
+    ranges()
+        .run_as(
+            a,
+            &[
+                &runner(),
+                "--read-only",
+                "-w",
+                "/other",
+                "--rootfs",
+                rootfs,
+                "--",
+                "pwd",
+            ],
+        )
+        .assert_code(125)
+        .assert_stderr_contains("cannot make the working directory /other: Read-only file system");
+    let host_dir = "/urt-no-such-working-directory";
+    ranges()
+        .run_as(a, &[&runner(), "-w", host_dir, "--", "pwd"])
+        .assert_code(125)
+        .assert_stderr_contains("cannot change to the working directory");
+    assert!(!std::path::Path::new(host_dir).exists());
+}
+
+#[test]
 fn a_directory_bound_at_tmp_keeps_its_mode_on_the_host() {
     if !privileged() {
         return;

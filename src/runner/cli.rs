@@ -107,7 +107,7 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", value_parser = parse_hostname)]
     pub hostname: Option<String>,
 
-    /// Working directory of the command inside the container.
+    /// Working directory of the command inside the container; with --rootfs it is made if missing.
     #[arg(short = 'w', long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
 

@@ -44,6 +44,7 @@ fn usable_shell(shell: &str) -> bool {
 }
 
 pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
+    make_working_directory(spec)?;
     let entry = passwd_entry(spec.uid);
     let mut env: Vec<(OsString, OsString)> = Vec::new();
     if spec.rootfs.is_some() {
@@ -124,6 +125,30 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
         gid: spec.gid,
         workdir: spec.workdir.clone(),
     })
+}
+
+/// With a root filesystem, a missing working directory is made (0755, owned by root inside), as podman
+/// and docker do. This runs after the switch to the root filesystem, so nothing outside it can be
+/// reached. In host mode a missing one stays an error: nothing is made on the host.
+fn make_working_directory(spec: &ContainerSpec) -> Result<(), RunError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let (Some(_), Some(dir)) = (&spec.rootfs, &spec.workdir) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    log::debug!("making the working directory {}", dir.display());
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| {
+            RunError::sys(
+                format!("cannot make the working directory {}", dir.display()),
+                e,
+            )
+        })
 }
 
 /// In the command's process: become the requested user and exec. Never returns. `ignored` are the
