@@ -785,18 +785,13 @@ fn files_that_are_not_root_filesystems_are_refused_clearly() {
         fs::write(&path, content).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let out = store.run(&["--rootfs", path.to_str().unwrap(), "--", "true"]);
-        out.assert_code(125);
-        assert!(
-            out.stderr_text().contains(expected),
-            "{}",
-            out.stderr_text()
-        );
+        out.assert_code(125).assert_stderr_contains(expected);
         // `images import` says what it takes, not what --rootfs takes.
-        let out = store.run(&["images", "import", path.to_str().unwrap()]);
-        out.assert_code(125);
-        let stderr = out.stderr_text();
-        assert!(stderr.contains(expected), "{stderr}");
-        assert!(stderr.contains("hint: images import takes"), "{stderr}");
+        store
+            .run(&["images", "import", path.to_str().unwrap()])
+            .assert_code(125)
+            .assert_stderr_contains(expected)
+            .assert_stderr_contains("hint: images import takes");
     }
     let out = store.run(&["images", "import", "/nonexistent/image.tar"]);
     out.assert_code(125);
@@ -823,12 +818,7 @@ fn files_that_are_not_root_filesystems_are_refused_clearly() {
         "--",
         "true",
     ]);
-    out.assert_code(125);
-    assert!(
-        out.stderr_text().contains("used in place"),
-        "{}",
-        out.stderr_text()
-    );
+    out.assert_code(125).assert_stderr_contains("used in place");
 }
 
 #[test]

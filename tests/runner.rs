@@ -22,23 +22,27 @@ fn runner() -> String {
     install().runner()
 }
 
+/// `unshare-run ARGS...` as alice, with her ranges from `ranges()`.
+fn as_alice(args: &[&str]) -> std::process::Output {
+    let runner = runner();
+    let mut argv = vec![runner.as_str()];
+    argv.extend_from_slice(args);
+    ranges().run_as(alice(), &argv)
+}
+
 #[test]
 fn host_mode_maps_every_range_after_the_caller() {
     if !privileged() {
         return;
     }
     let a = alice();
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--",
-            "cat",
-            "/proc/self/uid_map",
-            "/proc/self/gid_map",
-            "/proc/self/setgroups",
-        ],
-    );
+    let out = as_alice(&[
+        "--",
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+        "/proc/self/setgroups",
+    ]);
     out.assert_code(0);
     assert_eq!(
         normalise_map(&out.stdout_text()),
@@ -55,7 +59,6 @@ fn exit_statuses() {
     if !privileged() {
         return;
     }
-    let r = runner();
     for (args, code, message) in [
         (&["true"][..], 0, ""),
         (&["sh", "-c", "exit 7"], 7, ""),
@@ -68,9 +71,9 @@ fn exit_statuses() {
         (&["sh", "-c", "kill -TERM $$"], 143, ""),
         (&["sh", "-c", "kill -KILL $$"], 137, ""),
     ] {
-        let mut argv = vec![r.as_str(), "--"];
+        let mut argv = vec!["--"];
         argv.extend_from_slice(args);
-        let out = ranges().run_as(alice(), &argv);
+        let out = as_alice(&argv);
         out.assert_code(code).assert_stderr_contains(message);
         // Only a noexec mount gets that hint (/etc/passwd is merely not executable).
         assert!(
@@ -79,15 +82,11 @@ fn exit_statuses() {
             out.stderr_text()
         );
     }
-    ranges()
-        .run_as(alice(), &[&r, "--rootfs", "/nonexistent", "--", "true"])
+    as_alice(&["--rootfs", "/nonexistent", "--", "true"])
         .assert_code(125)
         .assert_stderr_contains("root filesystem /nonexistent");
-    ranges()
-        .run_as(alice(), &[&r, "--map", "half", "--", "true"])
-        .assert_code(125);
-    ranges()
-        .run_as(alice(), &[&r, "--rootfs", "/", "--", "true"])
+    as_alice(&["--map", "half", "--", "true"]).assert_code(125);
+    as_alice(&["--rootfs", "/", "--", "true"])
         .assert_code(125)
         .assert_stderr_contains("leave out --rootfs to run on the host's filesystem");
 }
@@ -118,7 +117,7 @@ fn orphaned_grandchildren_are_reaped() {
     }
     // The subshell exits at once, so its `sleep` is re-parented to PID 1, which must reap it.
     let script = "(sleep 0.2 &); sleep 1; ps -eo stat=,comm=";
-    let out = ranges().run_as(alice(), &[&runner(), "--", "sh", "-c", script]);
+    let out = as_alice(&["--", "sh", "-c", script]);
     out.assert_code(0);
     let ps = out.stdout_text();
     assert!(
@@ -179,10 +178,7 @@ fn a_root_filesystem_we_cannot_write_gets_its_mount_points_from_ephemeral() {
     std::fs::copy(busybox(), root.join("bin/busybox")).unwrap();
     std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
     let rootfs = root.to_str().unwrap();
-    let out = ranges().run_as(
-        alice(),
-        &[&runner(), "--rootfs", rootfs, "--", "sh", "-c", "true"],
-    );
+    let out = as_alice(&["--rootfs", rootfs, "--", "sh", "-c", "true"]);
     out.assert_code(125);
     let err = out.stderr_text();
     assert!(
@@ -232,24 +228,9 @@ fn links_in_a_root_filesystem_cannot_lead_mount_points_out_of_it() {
             .arg(root),
     );
     let rootfs = root.to_str().unwrap();
-    let out = ranges().run_as(
-        alice(),
-        &[
-            &runner(),
-            "--rootfs",
-            rootfs,
-            "--tmpfs",
-            "/out/t",
-            "--",
-            "true",
-        ],
-    );
-    out.assert_code(125);
-    assert!(
-        out.stderr_text().contains("is a symbolic link to nothing"),
-        "{}",
-        out.stderr_text()
-    );
+    let out = as_alice(&["--rootfs", rootfs, "--tmpfs", "/out/t", "--", "true"]);
+    out.assert_code(125)
+        .assert_stderr_contains("is a symbolic link to nothing");
     let argv = [
         &runner(),
         "--rootfs",
@@ -343,28 +324,20 @@ fn without_ranges_auto_warns_and_full_explains() {
             a.name
         ));
     // Single maps on request, even with ranges.
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--map",
-            "current",
-            "--",
-            "sh",
-            "-c",
-            "id -u; cat /proc/self/uid_map",
-        ],
-    );
+    let out = as_alice(&[
+        "--map",
+        "current",
+        "--",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map",
+    ]);
     out.assert_code(0);
     assert_eq!(
         normalise_map(&out.stdout_text()),
         format!("{0}\n{0} {0} 1", a.uid)
     );
-    ranges()
-        .run_as(
-            a,
-            &[&runner(), "--map", "root", "--user", "5", "--", "true"],
-        )
+    as_alice(&["--map", "root", "--user", "5", "--", "true"])
         .assert_code(125)
         .assert_stderr_contains("uid 5 is not mapped");
 }
@@ -453,21 +426,17 @@ fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable
     let bind = format!("{}:/mnt/rw", rw.path().display());
     let script = "touch /new 2>&1; touch /data/new 2>/dev/null || echo data-refused; \
         touch /tmp/t && touch /dev/shm/s && touch /mnt/rw/f && echo scratch-ok";
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--read-only",
-            "--bind",
-            &bind,
-            "--rootfs",
-            root.path().to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let out = as_alice(&[
+        "--read-only",
+        "--bind",
+        &bind,
+        "--rootfs",
+        root.path().to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
     out.assert_code(0);
     assert_eq!(
         out.stdout_text(),
@@ -477,21 +446,16 @@ fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable
     assert!(!root.path().join("data/new").exists());
     assert!(rw.path().join("f").exists());
     // Writes either go nowhere or to a layer: not both.
-    ranges()
-        .run_as(
-            a,
-            &[
-                &runner(),
-                "--read-only",
-                "--ephemeral",
-                "--rootfs",
-                root.path().to_str().unwrap(),
-                "--",
-                "true",
-            ],
-        )
-        .assert_code(125)
-        .assert_stderr_contains("'--read-only' cannot be used with '--ephemeral'");
+    as_alice(&[
+        "--read-only",
+        "--ephemeral",
+        "--rootfs",
+        root.path().to_str().unwrap(),
+        "--",
+        "true",
+    ])
+    .assert_code(125)
+    .assert_stderr_contains("'--read-only' cannot be used with '--ephemeral'");
 }
 
 #[test]
@@ -502,40 +466,23 @@ fn a_missing_working_directory_is_made_in_a_root_filesystem_but_not_on_the_host(
     let a = alice();
     let root = busybox_rootfs(a);
     let rootfs = root.path().to_str().unwrap();
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "-w",
-            "/new/deep",
-            "--rootfs",
-            rootfs,
-            "--",
-            "pwd",
-        ],
-    );
+    let out = as_alice(&["-w", "/new/deep", "--rootfs", rootfs, "--", "pwd"]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "/new/deep\n");
     assert!(root.path().join("new/deep").is_dir());
-    ranges()
-        .run_as(
-            a,
-            &[
-                &runner(),
-                "--read-only",
-                "-w",
-                "/other",
-                "--rootfs",
-                rootfs,
-                "--",
-                "pwd",
-            ],
-        )
-        .assert_code(125)
-        .assert_stderr_contains("cannot make the working directory /other: Read-only file system");
+    as_alice(&[
+        "--read-only",
+        "-w",
+        "/other",
+        "--rootfs",
+        rootfs,
+        "--",
+        "pwd",
+    ])
+    .assert_code(125)
+    .assert_stderr_contains("cannot make the working directory /other: Read-only file system");
     let host_dir = "/urt-no-such-working-directory";
-    ranges()
-        .run_as(a, &[&runner(), "-w", host_dir, "--", "pwd"])
+    as_alice(&["-w", host_dir, "--", "pwd"])
         .assert_code(125)
         .assert_stderr_contains("cannot change to the working directory");
     assert!(!std::path::Path::new(host_dir).exists());
@@ -554,21 +501,9 @@ fn a_directory_bound_at_tmp_keeps_its_mode_on_the_host() {
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let bind = format!("{}:/tmp", private.path().display());
     let rootfs = root.path().to_str().unwrap();
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--bind",
-            &bind,
-            "--rootfs",
-            rootfs,
-            "--",
-            "stat",
-            "-c",
-            "%a",
-            "/tmp",
-        ],
-    );
+    let out = as_alice(&[
+        "--bind", &bind, "--rootfs", rootfs, "--", "stat", "-c", "%a", "/tmp",
+    ]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "700\n");
     let mode = std::fs::metadata(private.path())
@@ -577,24 +512,10 @@ fn a_directory_bound_at_tmp_keeps_its_mode_on_the_host() {
         .mode();
     assert_eq!(mode & 0o7777, 0o700, "the host's directory was changed");
     // A tmpfs of the container's own at /tmp is 1777, as /tmp must be; others 0755.
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--tmpfs",
-            "/tmp",
-            "--tmpfs",
-            "/scratch",
-            "--rootfs",
-            rootfs,
-            "--",
-            "stat",
-            "-c",
-            "%a",
-            "/tmp",
-            "/scratch",
-        ],
-    );
+    let out = as_alice(&[
+        "--tmpfs", "/tmp", "--tmpfs", "/scratch", "--rootfs", rootfs, "--", "stat", "-c", "%a",
+        "/tmp", "/scratch",
+    ]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "1777\n755\n");
 }
@@ -700,30 +621,26 @@ fn busybox_rootfs_mounts_ids_and_options() {
         test -c /dev/null && test -L /dev/ptmx && test -d /dev/pts && echo dev-ok; \
         touch /tmp/x && chown 1000:1000 /tmp/x && stat -c %u:%g /tmp/x; readlink /proc/1/exe >/dev/null; \
         echo pid=$$; test -e /old_root || echo old-root-gone";
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--rootfs",
-            rootfs,
-            "--hostname",
-            "box",
-            "-w",
-            "/data",
-            "-e",
-            "FOO=bar",
-            "--tmpfs",
-            "/scratch",
-            "--bind",
-            &bind_rw,
-            "--ro-bind",
-            &bind_ro,
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-    );
+    let out = as_alice(&[
+        "--rootfs",
+        rootfs,
+        "--hostname",
+        "box",
+        "-w",
+        "/data",
+        "-e",
+        "FOO=bar",
+        "--tmpfs",
+        "/scratch",
+        "--bind",
+        &bind_rw,
+        "--ro-bind",
+        &bind_ro,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
     out.assert_code(0);
     assert_eq!(
         out.stdout_text(),
@@ -749,36 +666,28 @@ fn busybox_rootfs_mounts_ids_and_options() {
     let out = sandbox.run_as(a, &[&runner(), "--", "env"]);
     assert!(out.stdout_text().contains("LEAKED=yes"));
     // --user, with and without a group; the home directory comes from the rootfs's passwd.
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--rootfs",
-            rootfs,
-            "--user",
-            "1000",
-            "--",
-            "sh",
-            "-c",
-            "id -u; id -g; echo $HOME",
-        ],
-    );
+    let out = as_alice(&[
+        "--rootfs",
+        rootfs,
+        "--user",
+        "1000",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; echo $HOME",
+    ]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "1000\n1000\n/home/user\n");
-    let out = ranges().run_as(
-        a,
-        &[
-            &runner(),
-            "--rootfs",
-            rootfs,
-            "-u",
-            "65534:5",
-            "--",
-            "sh",
-            "-c",
-            "id -u; id -g",
-        ],
-    );
+    let out = as_alice(&[
+        "--rootfs",
+        rootfs,
+        "-u",
+        "65534:5",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ]);
     assert_eq!(out.stdout_text(), "65534\n5\n");
     // Names, from the rootfs's /etc/passwd and /etc/group (not the host's).
     let as_user = |user: &str| {
@@ -807,12 +716,7 @@ fn busybox_rootfs_mounts_ids_and_options() {
         unknown.stderr_text()
     );
     // The rootfs's /bin/not-executable exists without an x bit.
-    ranges()
-        .run_as(
-            a,
-            &[&runner(), "--rootfs", rootfs, "--", "/bin/not-executable"],
-        )
-        .assert_code(126);
+    as_alice(&["--rootfs", rootfs, "--", "/bin/not-executable"]).assert_code(126);
 }
 
 #[test]
@@ -821,44 +725,36 @@ fn net_none_has_only_loopback_up() {
         return;
     }
     let root = busybox_rootfs(alice());
-    let out = ranges().run_as(
-        alice(),
-        &[
-            &runner(),
-            "--rootfs",
-            root.path().to_str().unwrap(),
-            "--net",
-            "none",
-            "--",
-            "ip",
-            "-o",
-            "link",
-        ],
-    );
+    let out = as_alice(&[
+        "--rootfs",
+        root.path().to_str().unwrap(),
+        "--net",
+        "none",
+        "--",
+        "ip",
+        "-o",
+        "link",
+    ]);
     out.assert_code(0);
     let links = out.stdout_text();
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
     // Nothing outside is reachable, and trying fails at once rather than timing out.
     let started = std::time::Instant::now();
-    let out = ranges().run_as(
-        alice(),
-        &[
-            &runner(),
-            "--rootfs",
-            root.path().to_str().unwrap(),
-            "--net",
-            "none",
-            "--",
-            "wget",
-            "-q",
-            "-T",
-            "20",
-            "-O",
-            "/dev/null",
-            "http://deb.debian.org/",
-        ],
-    );
+    let out = as_alice(&[
+        "--rootfs",
+        root.path().to_str().unwrap(),
+        "--net",
+        "none",
+        "--",
+        "wget",
+        "-q",
+        "-T",
+        "20",
+        "-O",
+        "/dev/null",
+        "http://deb.debian.org/",
+    ]);
     assert_ne!(out.code(), 0, "the mirror was reachable without a network");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
