@@ -236,17 +236,20 @@ fn mount_point(root: &Root<'_>, inside: &Path, make: Make) -> Result<PathBuf, Ru
     };
     for (index, name) in components.iter().enumerate().skip(existing) {
         base.push(name);
-        let want_file = matches!(make, Make::File) && index + 1 == components.len();
-        let made = match make {
-            Make::File if index + 1 == components.len() => fs::OpenOptions::new()
+        // Parents are directories; the last component is what `make` says.
+        let here = if index + 1 == components.len() {
+            make
+        } else {
+            Make::Dir(0o755)
+        };
+        let want_file = matches!(here, Make::File);
+        let made = match here {
+            Make::File => fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&base)
                 .map(drop),
-            Make::Dir(mode) if index + 1 == components.len() => {
-                fs::DirBuilder::new().mode(mode).create(&base)
-            }
-            _ => fs::DirBuilder::new().mode(0o755).create(&base),
+            Make::Dir(mode) => fs::DirBuilder::new().mode(mode).create(&base),
         };
         if let Err(e) = made {
             if e.kind() == std::io::ErrorKind::AlreadyExists && made_meanwhile(&base, want_file) {
