@@ -151,7 +151,12 @@ fn run(cli: cli::Cli) -> Result<u8, RunError> {
                 plan: &plan,
                 helpers: helpers.as_ref(),
             };
-            Some(image::resolve(rootfs, cli.name.as_deref(), &ids)?)
+            Some(image::resolve(
+                rootfs,
+                cli.name.as_deref(),
+                &ids,
+                image::ROOTFS_HINT,
+            )?)
         }
     };
     // Held until the container has ended: `images rm` refuses an image in use.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::store::{ImageRecord, Store};
-use super::{IMPORT_HINT, MappedIds, ROOTFS_HINT, open_store, resolve};
+use super::{IMPORT_HINT, MappedIds, open_store, resolve};
 use crate::runner::EXIT_RUNNER_ERROR;
 use crate::runner::error::RunError;
 use crate::runner::mapping::MapMode;
@@ -79,12 +79,7 @@ fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(
         plan: &plan,
         helpers: helpers.as_ref(),
     };
-    let resolved = resolve(file, name, &ids).map_err(|mut e| {
-        if e.hint.as_deref() == Some(ROOTFS_HINT) {
-            e.hint = Some(IMPORT_HINT.into());
-        }
-        e
-    })?;
+    let resolved = resolve(file, name, &ids, IMPORT_HINT)?;
     match resolved
         .rootfs
         .strip_prefix(store.images())

@@ -55,15 +55,22 @@ pub struct MappedIds<'a> {
     pub helpers: Option<&'a Helpers>,
 }
 
-const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
+/// What the source of a root filesystem may be, said when it cannot be used: for --rootfs, and for
+/// `unshare-run images import`.
+pub(crate) const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
      Docker archive), an OCI layout directory, or a stored image's name (see `unshare-run images`)";
-/// `ROOTFS_HINT` for `unshare-run images import`.
-const IMPORT_HINT: &str = "images import takes an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
+pub(crate) const IMPORT_HINT: &str = "images import takes an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
      Docker archive) or an OCI layout directory";
 
 /// What `--rootfs ARG` names, importing it first if it is an image file not yet stored. `name`
-/// (`--name`) names the stored image.
-pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Resolved, RunError> {
+/// (`--name`) names the stored image; `hint` (ROOTFS_HINT or IMPORT_HINT) goes with the errors of a
+/// source that cannot be used.
+pub fn resolve(
+    arg: &Path,
+    name: Option<&str>,
+    ids: &MappedIds<'_>,
+    hint: &'static str,
+) -> Result<Resolved, RunError> {
     if let Some(name) = name
         && !store::is_valid_name(name)
     {
@@ -74,12 +81,11 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
     let meta = match fs::metadata(arg) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return stored_by_reference(arg, name);
+            return stored_by_reference(arg, name, hint);
         }
         Err(e) => {
             return Err(
-                RunError::sys(format!("root filesystem {}", arg.display()), e)
-                    .with_hint(ROOTFS_HINT),
+                RunError::sys(format!("root filesystem {}", arg.display()), e).with_hint(hint),
             );
         }
     };
@@ -101,7 +107,7 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
         }
         let files = oci::DirectoryFiles(&canonical);
         let image =
-            oci::read_image(&files, oci::Layout::Oci).map_err(|e| not_importable(arg, e))?;
+            oci::read_image(&files, oci::Layout::Oci).map_err(|e| not_importable(arg, e, hint))?;
         let source = ImportSource::Image {
             image,
             kind: "OCI layout",
@@ -115,7 +121,7 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
     let n = file
         .read_at(&mut head, 0)
         .map_err(|e| RunError::sys(format!("cannot read {}", arg.display()), e))?;
-    let compression = format::sniff(&head[..n]).map_err(|why| not_importable(arg, why))?;
+    let compression = format::sniff(&head[..n]).map_err(|why| not_importable(arg, why, hint))?;
     let store = open_store()?;
     let key = store::source_key(&meta);
     if let Some(digest) = store.source(&key) {
@@ -123,13 +129,13 @@ pub fn resolve(arg: &Path, name: Option<&str>, ids: &MappedIds<'_>) -> Result<Re
     }
     let files = if compression == Compression::None {
         oci::ArchiveFiles::index(&file, &canonical.to_string_lossy())
-            .map_err(|e| not_importable(arg, format!("the tar archive is damaged: {e}")))?
+            .map_err(|e| not_importable(arg, format!("the tar archive is damaged: {e}"), hint))?
     } else {
         None
     };
     let source = match files.as_ref().and_then(|f| Some((f, oci::detect(f)?))) {
         Some((files, layout)) => ImportSource::Image {
-            image: oci::read_image(files, layout).map_err(|e| not_importable(arg, e))?,
+            image: oci::read_image(files, layout).map_err(|e| not_importable(arg, e, hint))?,
             kind: layout.name(),
             archive: Some(&file),
         },
@@ -147,12 +153,12 @@ fn open_store() -> Result<Store, RunError> {
     Store::for_caller().map_err(|e| RunError::new(format!("cannot find the image store: {e}")))
 }
 
-fn not_importable(arg: &Path, why: impl std::fmt::Display) -> RunError {
+fn not_importable(arg: &Path, why: impl std::fmt::Display, hint: &'static str) -> RunError {
     RunError::new(format!(
         "cannot use {} as a root filesystem: {why}",
         arg.display()
     ))
-    .with_hint(ROOTFS_HINT)
+    .with_hint(hint)
 }
 
 fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, RunError> {
@@ -176,13 +182,17 @@ fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, R
 }
 
 /// `--rootfs NAME` for something that is not a path.
-fn stored_by_reference(arg: &Path, name: Option<&str>) -> Result<Resolved, RunError> {
+fn stored_by_reference(
+    arg: &Path,
+    name: Option<&str>,
+    hint: &'static str,
+) -> Result<Resolved, RunError> {
     let missing = || {
         RunError::new(format!(
             "root filesystem {}: no such file, directory or stored image",
             arg.display()
         ))
-        .with_hint(ROOTFS_HINT)
+        .with_hint(hint)
     };
     let Some(reference) = arg.to_str().filter(|r| !r.contains('/')) else {
         return Err(missing());
