@@ -43,6 +43,9 @@ fn usable_shell(shell: &str) -> bool {
         && Path::new(shell).exists()
 }
 
+/// In PID 1, after the switch to the root filesystem: makes a missing working directory, then works
+/// out everything the exec needs (argv, environment, the paths to try), so that the command's process
+/// only switches ids, changes directory and execs.
 pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
     make_working_directory(spec)?;
     let entry = passwd_entry(spec.uid);
