@@ -1,6 +1,7 @@
 # Sourced by the benchmarks (run as root). bench_setup PACKAGE...: installs what is missing, makes the
 # unprivileged user urt-bench, builds, and installs a copy in $work/bin (unshare-run, and the helpers
-# setuid next to it) with a fixture range in $work/subid; removes all of it, and the user's processes,
+# setuid next to it; BINARY=FILE installs that build instead, e.g. the musl one of scripts/build-musl.sh)
+# with a fixture range in $work/subid; removes all of it, and the user's processes,
 # on exit. as_user CMD...: runs CMD as urt-bench with the fixture bind-mounted over /etc/subuid and
 # /etc/subgid in a private mount namespace (the machine's files are never edited), HOME=/tmp.
 USER_NAME=urt-bench
@@ -20,8 +21,9 @@ bench_setup() {
     chmod 755 "$work"
     mkdir -m 755 "$work/bin"
     install -d -m 0755 -o "$USER_NAME" "$work/out"
-    install -m 0755 target/release/unshare-run "$work/bin/unshare-run"
-    install -m 4755 target/release/unshare-run "$work/bin/newuidmap"
+    local bin=${BINARY:-target/release/unshare-run}
+    install -m 0755 "$bin" "$work/bin/unshare-run"
+    install -m 4755 "$bin" "$work/bin/newuidmap"
     ln -s newuidmap "$work/bin/newgidmap"
     printf '%s:100000:65536\n' "$USER_NAME" > "$work/subid"
     chmod 644 "$work/subid"

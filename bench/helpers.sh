@@ -2,7 +2,8 @@
 # Benchmark of the newuidmap helpers (docs/benchmarks.md, "Helpers"; method: DESIGN.md section 7).
 #
 # Run as root from anywhere:  bench/helpers.sh [extra idmap_bench options, e.g. --iterations 400]
-# Environment: ITERATIONS (default 400), WARMUP (default 10).
+# Environment: ITERATIONS (default 400), WARMUP (default 10); HELPER_BINARY: measure that build as
+# "ours" instead of target/release/unshare-run (e.g. the musl build of scripts/build-musl.sh).
 #
 # Measures in ONE interleaved run (examples/idmap_bench.rs does the timing):
 #   ours-2      our newuidmap (setuid copy of target/release/unshare-run), 2-line /etc/subuid
@@ -79,7 +80,7 @@ trap 'exit 143' TERM
 tmp=$(mktemp -d /tmp/urt-bench.XXXXXXXX)
 chmod 0755 "$tmp"
 # The helper must be named newuidmap (applet chosen by argv[0] basename); setuid root like shadow's.
-install -o root -g root -m 4755 target/release/unshare-run "$tmp/newuidmap"
+install -o root -g root -m 4755 "${HELPER_BINARY:-target/release/unshare-run}" "$tmp/newuidmap"
 # The worker runs as urt-bench and re-executes the driver, so the driver must be reachable by it.
 install -o root -g root -m 0755 target/release/examples/idmap_bench "$tmp/idmap_bench"
 

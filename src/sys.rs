@@ -11,13 +11,23 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::unistd::Pid;
 
-/// The process entry point (see main.rs). std reads the arguments itself (glibc hands them to its
-/// init function), so argc/argv are not needed here.
+/// The process entry point (see main.rs). The arguments come from argc/argv, not std::env::args:
+/// std fills those from an init function to which glibc passes argc/argv but musl does not, so with
+/// this entry point a musl build would see no arguments at all (and dispatch on an empty argv[0]).
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     use std::io::Write;
-    let status = crate::applets::dispatch(std::env::args_os().collect());
+    use std::os::unix::ffi::OsStrExt;
+    let count = usize::try_from(argc).unwrap_or(0);
+    let args = (0..count)
+        .map(|i| {
+            // SAFETY: the C runtime passes argc valid, NUL-terminated strings in argv[0..argc].
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned()
+        })
+        .collect();
+    let status = crate::applets::dispatch(args);
     // Without Rust's runtime nothing flushes stdout at exit.
     let _ = std::io::stdout().flush();
     libc::c_int::from(status)
@@ -172,8 +182,8 @@ pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
         }
     }
     // SAFETY: closes every descriptor from 3 up; nothing in this process uses them after this point
-    // (the /dev/null above is among them).
-    unsafe { libc::close_range(3, libc::c_uint::MAX, 0) };
+    // (the /dev/null above is among them). The raw system call: musl has no close_range wrapper.
+    unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
     let to_c = |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes());
     let (Ok(path), Ok(argv)) = (
         to_c(exe.as_os_str()),
@@ -202,14 +212,15 @@ pub fn bring_up_loopback() -> io::Result<()> {
     for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: the request is a valid ifreq naming "lo"; the kernel writes only into it.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+    // SAFETY: the request is a valid ifreq naming "lo"; the kernel writes only into it. (The request
+    // number's type differs between glibc and musl, hence the casts.)
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) } < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: SIOCGIFFLAGS filled in the flags member of the union.
     unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: as above.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -100,7 +100,7 @@ fn unprivileged_or_nosuid_helpers_fail() {
     let dir = TempDir::new("doctor-plain");
     for applet in ["unshare-run", "newuidmap", "newgidmap"] {
         let dest = dir.path().join(applet);
-        std::fs::copy(env!("CARGO_BIN_EXE_unshare-run"), &dest).unwrap();
+        std::fs::copy(built_binary(), &dest).unwrap();
         std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
     }
@@ -164,7 +164,7 @@ fn unprivileged_or_nosuid_helpers_fail() {
         "mount -t tmpfs -o nosuid,mode=755 tmpfs {m}\n\
          install -m 0755 {bin} {m}/unshare-run\ninstall -m 4755 {bin} {m}/newuidmap\nln -s newuidmap {m}/newgidmap\n",
         m = mnt.path().display(),
-        bin = env!("CARGO_BIN_EXE_unshare-run"),
+        bin = built_binary().display(),
     );
     let out = doctor(&sandbox, mnt.path().join("unshare-run").to_str().unwrap());
     out.assert_code(1);

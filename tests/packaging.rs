@@ -15,7 +15,7 @@ fn stage(layout: &str, dest: &Path) {
         Command::new(script)
             .arg(layout)
             .arg(dest)
-            .arg(env!("CARGO_BIN_EXE_unshare-run")),
+            .arg(built_binary()),
     );
 }
 

@@ -397,7 +397,7 @@ fn helpers_without_privilege_are_reported() {
     let dir = TempDir::new("unprivileged-helpers");
     for applet in ["unshare-run", "newuidmap", "newgidmap"] {
         let dest = dir.path().join(applet);
-        std::fs::copy(env!("CARGO_BIN_EXE_unshare-run"), &dest).unwrap();
+        std::fs::copy(built_binary(), &dest).unwrap();
         std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
     }

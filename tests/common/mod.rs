@@ -160,10 +160,19 @@ impl Install {
     }
 }
 
+/// The unshare-run binary under test: the one cargo built, or the file UNSHARE_RUN_TEST_BINARY names
+/// (to run the same tests against another build of the same source, e.g. the musl one:
+/// docs/testing.md).
+pub fn built_binary() -> PathBuf {
+    std::env::var_os("UNSHARE_RUN_TEST_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_unshare-run")))
+}
+
 pub fn install() -> &'static Install {
     static INSTALL: OnceLock<Install> = OnceLock::new();
     INSTALL.get_or_init(|| {
-        let built = Path::new(env!("CARGO_BIN_EXE_unshare-run"));
+        let built = &built_binary();
         let setuid_dir = scratch_root().join("setuid");
         let fcaps_dir = scratch_root().join("fcaps");
         let runner_dir = scratch_root().join("runner");

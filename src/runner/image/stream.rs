@@ -219,6 +219,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_of_many_chunks_arrives_whole_and_in_order() {
+        // More chunks than may be in flight, the last one short.
+        let content: Vec<u8> = (0..(CHUNKS_IN_FLIGHT + 5) * CHUNK + 17)
+            .map(|i| (i / 7 % 253) as u8)
+            .collect();
+        let file = temp_file(&content);
+        let progress = Progress::hidden(content.len() as u64);
+        let region = Region {
+            file: &file,
+            offset: 0,
+            len: content.len() as u64,
+        };
+        let (seen, digest) = pipelined(region, Compression::None, &progress, |r| {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).map(|_| all)
+        })
+        .unwrap();
+        assert!(seen.unwrap() == content, "the stream differs from the file");
+        assert_eq!(hex(&digest.unwrap()), sha256_hex(&content));
+    }
+
+    #[test]
     fn decompression_errors_reach_the_consumer() {
         let file = temp_file(&[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7]);
         let progress = Progress::hidden(11);
