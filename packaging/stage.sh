@@ -11,6 +11,8 @@
 #         /usr/bin/newuidmap on Fedora; a symlink cannot carry a different capability).
 # local:  like debian, under PREFIX (default /usr/local).
 # All: man pages (gzipped) and bash/zsh/fish completions. BINARY defaults to target/release/unshare-run.
+# RUNNER_BINARY (default BINARY): the build installed as unshare-run; the helpers are always BINARY
+# (scripts/runner-binary.sh chooses: the musl build when there is one, see README).
 # Modes that need root (owner root, setuid, capabilities) are applied only when run as root; the
 # package tools apply them from their own file lists otherwise.
 set -eu
@@ -20,7 +22,10 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 bin=${3:-$src/target/release/unshare-run}
 prefix=/usr
 [ "$layout" = local ] && prefix=${4:-/usr/local}
-[ -x "$bin" ] || { echo "stage.sh: $bin missing: cargo build --release first" >&2; exit 1; }
+runner=${RUNNER_BINARY:-$bin}
+for b in "$bin" "$runner"; do
+    [ -x "$b" ] || { echo "stage.sh: $b missing: cargo build --release first" >&2; exit 1; }
+done
 as_root=false
 [ "$(id -u)" = 0 ] && as_root=true
 
@@ -29,7 +34,7 @@ install_file() { # mode source target
     if $as_root; then chown root:root "$dest$3"; fi
 }
 
-install_file 0755 "$bin" "$prefix/bin/unshare-run"
+install_file 0755 "$runner" "$prefix/bin/unshare-run"
 case "$layout" in
 debian | local)
     install_file 0755 "$bin" "$prefix/bin/newuidmap"

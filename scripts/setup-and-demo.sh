@@ -20,12 +20,21 @@ done
 echo "== building"
 cargo build --release --quiet
 bin=target/release/unshare-run
+# unshare-run itself: the musl build, which starts containers ~0.5 ms faster (README, "Why the runner
+# is linked against musl"); it needs musl-gcc and Rust's musl target. Without them, the glibc build.
+command -v musl-gcc >/dev/null || { apt-get update -qq; apt-get install -y -qq musl-tools >/dev/null; } || true
+if command -v rustup >/dev/null; then timeout 300 rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1 || true; fi
+runner=$(scripts/runner-binary.sh "$bin")
 
 echo "== installing into $PREFIX (packaging/stage.sh: the packages' file list and modes)"
 # unshare-run 0755, newuidmap 4755 root, newgidmap a link to it (the applet is chosen by name),
 # man pages and shell completions.
-packaging/stage.sh local / "$bin" "$PREFIX"
+RUNNER_BINARY=$runner packaging/stage.sh local / "$bin" "$PREFIX"
 ls -l "$PREFIX/bin/unshare-run" "$PREFIX/bin/newuidmap" "$PREFIX/bin/newgidmap"
+case $runner in
+*-linux-musl/*) echo "unshare-run is the musl build; the helpers are the glibc build" ;;
+*) echo "unshare-run and the helpers are the glibc build" ;;
+esac
 
 # Who shows the demo: the user who ran sudo if they have ranges, otherwise a demo user whose range
 # exists only inside a private mount namespace (the machine's /etc/subuid is not edited).

@@ -54,6 +54,48 @@ fn host_mode_maps_every_range_after_the_caller() {
     assert_eq!(out.stderr_text(), "");
 }
 
+/// A user that only an NSS source knows, as with LDAP or sssd (here libnss-extrausers, configured only
+/// in the sandbox's /etc): the runner must still find the ranges listed under the name. A runner
+/// linked against musl finds the name only through `getent`.
+#[test]
+fn a_caller_known_only_to_nss_gets_the_ranges_listed_under_its_name() {
+    if !privileged() {
+        return;
+    }
+    let user = TestUser {
+        name: "urt-nss-only",
+        uid: 4321,
+        gid: 4321,
+    };
+    let mut sandbox = Sandbox::both(&["urt-nss-only:500000:65536"]);
+    sandbox.setup = "mount -t tmpfs -o mode=755 tmpfs /var/lib/extrausers\n\
+        echo 'urt-nss-only:x:4321:4321::/tmp:/bin/sh' > /var/lib/extrausers/passwd\n\
+        echo 'urt-nss-only:x:4321:' > /var/lib/extrausers/group\n\
+        sed -i 's/^passwd:.*/passwd: files extrausers/; s/^group:.*/group: files extrausers/' \
+        /etc/nsswitch.conf\n\
+        ! grep -q '^urt-nss-only:' /etc/passwd"
+        .into();
+    let runner = runner();
+    let out = sandbox.run_as(
+        &user,
+        &[
+            &runner,
+            "--holder-idle",
+            "0",
+            "--map",
+            "full",
+            "--",
+            "cat",
+            "/proc/self/uid_map",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        "0 4321 1\n1 500000 65536"
+    );
+}
+
 #[test]
 fn exit_statuses() {
     if !privileged() {

@@ -127,6 +127,24 @@ pub fn name_in_etc_passwd(uid: u32) -> Option<String> {
     name_in_passwd(&read_account_file(Path::new("/etc/passwd")), uid)
 }
 
+/// The caller's name as `getent passwd UID` prints it: the last resort after /etc/passwd and the C
+/// library's own lookup. The packaged unshare-run is linked statically against musl (README, "Why the
+/// runner is linked against musl"), whose lookup knows only /etc/passwd and nscd; getent is glibc's,
+/// with every NSS source the machine configures (LDAP, sssd, systemd-userdb), so such users still
+/// find their /etc/subuid lines by name. Runs only for a caller that neither lookup knows.
+pub fn name_from_getent(uid: u32) -> Option<String> {
+    let out = std::process::Command::new("getent")
+        .args(["passwd", &uid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    name_in_passwd(std::str::from_utf8(&out.stdout).ok()?, uid)
+}
+
 fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
     passwd_entries(passwd)
         .find(|e| e.uid == uid && !e.name.is_empty())

@@ -169,6 +169,15 @@ pub fn built_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_unshare-run")))
 }
 
+/// The build that runs as `unshare-run` in the runner tests (`install().runner()`, beside the helpers
+/// of `built_binary()`): UNSHARE_RUN_TEST_RUNNER, else the same build. tests/run sets it to the musl
+/// build when there is one, as the packages ship it (README, "Why the runner is linked against musl").
+pub fn runner_binary() -> PathBuf {
+    std::env::var_os("UNSHARE_RUN_TEST_RUNNER")
+        .map(PathBuf::from)
+        .unwrap_or_else(built_binary)
+}
+
 pub fn install() -> &'static Install {
     static INSTALL: OnceLock<Install> = OnceLock::new();
     INSTALL.get_or_init(|| {
@@ -196,9 +205,12 @@ pub fn install() -> &'static Install {
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).unwrap();
             run_ok(Command::new("setcap").arg(caps).arg(&dest));
         }
-        for (applet, mode) in [("unshare-run", 0o755), ("newuidmap", 0o4755)] {
+        for (applet, mode, source) in [
+            ("unshare-run", 0o755, &runner_binary()),
+            ("newuidmap", 0o4755, built),
+        ] {
             let dest = runner_dir.join(applet);
-            fs::copy(built, &dest).unwrap();
+            fs::copy(source, &dest).unwrap();
             fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).unwrap();
         }
         std::os::unix::fs::symlink("newuidmap", runner_dir.join("newgidmap")).unwrap();
