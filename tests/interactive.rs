@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 
-/// A private tmux server with one session running `command`; killed on drop.
+/// A private tmux server with one session running `command`; killed on drop. Its socket is in the
+/// scratch directory, which tests/run removes (tmux's own socket directory would keep it).
 struct Tmux {
     socket: String,
 }
@@ -17,9 +18,12 @@ impl Tmux {
     fn start(command: &str) -> Tmux {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let socket = format!("urt-{}-{n}", std::process::id());
+        let socket = scratch_root()
+            .join(format!("tmux-{n}"))
+            .to_string_lossy()
+            .into_owned();
         run_ok(Command::new("tmux").args([
-            "-L",
+            "-S",
             &socket,
             "new-session",
             "-d",
@@ -35,13 +39,13 @@ impl Tmux {
     fn send(&self, keys: &[&str]) {
         run_ok(
             Command::new("tmux")
-                .args(["-L", &self.socket, "send-keys"])
+                .args(["-S", &self.socket, "send-keys"])
                 .args(keys),
         );
     }
 
     fn screen(&self) -> String {
-        let out = run_ok(Command::new("tmux").args(["-L", &self.socket, "capture-pane", "-p"]));
+        let out = run_ok(Command::new("tmux").args(["-S", &self.socket, "capture-pane", "-p"]));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -55,7 +59,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .args(["-S", &self.socket, "kill-server"])
             .status();
     }
 }
