@@ -94,18 +94,10 @@ pub(crate) fn exit_status(result: Result<u8, RunError>) -> u8 {
 
 fn current_caller() -> Caller {
     let uid = nix::unistd::getuid();
-    let name = users::name_in_etc_passwd(uid.as_raw())
-        .or_else(|| {
-            nix::unistd::User::from_uid(uid)
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-        })
-        .or_else(|| users::name_from_getent(uid.as_raw()));
     Caller {
         uid: uid.as_raw(),
         gid: nix::unistd::getgid().as_raw(),
-        name,
+        name: users::caller_name(uid.as_raw()),
     }
 }
 

@@ -118,21 +118,27 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
     Ok((uid, gid))
 }
 
-/// The caller's name in the host's /etc/passwd. Looked up before NSS (which serves users of LDAP and
-/// the like), because the first NSS lookup of a process costs more than a tenth of a warm start (nscd
-/// probes, nsswitch.conf). The runner decides nothing privileged with the name: it only picks the
-/// lines of /etc/subuid and /etc/subgid to ask the helpers for, and the helpers look the caller up
-/// themselves.
-pub fn name_in_etc_passwd(uid: u32) -> Option<String> {
+/// The caller's name, to pick its lines of /etc/subuid and /etc/subgid to ask the helpers for; the
+/// runner decides nothing privileged with it (the helpers look the caller up themselves). In order:
+/// - the host's /etc/passwd, read directly: the first NSS lookup of a process costs more than a
+///   tenth of a warm start (nscd probes, nsswitch.conf);
+/// - the C library's lookup (NSS with glibc; with musl only /etc/passwd and nscd);
+/// - `getent passwd UID`, glibc's NSS in its own process: the packaged unshare-run is the musl build
+///   (README, "Why the runner is linked against musl"), and users that only LDAP, sssd or
+///   systemd-userdb know must still find their lines by name. Runs only for a caller that neither
+///   lookup knows.
+pub fn caller_name(uid: u32) -> Option<String> {
     name_in_passwd(&read_account_file(Path::new("/etc/passwd")), uid)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
+        .or_else(|| name_from_getent(uid))
 }
 
-/// The caller's name as `getent passwd UID` prints it: the last resort after /etc/passwd and the C
-/// library's own lookup. The packaged unshare-run is linked statically against musl (README, "Why the
-/// runner is linked against musl"), whose lookup knows only /etc/passwd and nscd; getent is glibc's,
-/// with every NSS source the machine configures (LDAP, sssd, systemd-userdb), so such users still
-/// find their /etc/subuid lines by name. Runs only for a caller that neither lookup knows.
-pub fn name_from_getent(uid: u32) -> Option<String> {
+fn name_from_getent(uid: u32) -> Option<String> {
     let out = std::process::Command::new("getent")
         .args(["passwd", &uid.to_string()])
         .stdin(std::process::Stdio::null())
