@@ -19,14 +19,20 @@ bench_setup() {
     work=$(mktemp -d /tmp/unshare-run-bench.XXXXXX)
     trap 'pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$uid"' EXIT
     chmod 755 "$work"
-    mkdir -m 755 "$work/bin"
     install -d -m 0755 -o "$USER_NAME" "$work/out"
     local bin=${BINARY:-target/release/unshare-run}
-    install -m 0755 "$bin" "$work/bin/unshare-run"
-    install -m 4755 "$bin" "$work/bin/newuidmap"
-    ln -s newuidmap "$work/bin/newgidmap"
+    install_as "$work/bin" "$bin" "$bin"
     printf '%s:100000:65536\n' "$USER_NAME" > "$work/subid"
     chmod 644 "$work/subid"
+}
+
+# install_as DIR RUNNER HELPER: a fresh DIR with RUNNER as unshare-run (0755) and HELPER as the setuid
+# newuidmap, newgidmap a link to it: the packages' layout.
+install_as() {
+    mkdir -m 755 "$1"
+    install -m 0755 "$2" "$1/unshare-run"
+    install -m 4755 "$3" "$1/newuidmap"
+    ln -s newuidmap "$1/newgidmap"
 }
 
 as_user() {

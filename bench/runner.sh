@@ -29,24 +29,15 @@ for a in sh true; do ln -s busybox "$root/bin/$a"; done
 chown -R "$USER_NAME:$USER_NAME" "$root"
 
 # Installed as the packages install it: unshare-run and, beside it, the glibc helpers.
-install_as() { # DIR RUNNER
-    mkdir -m 755 "$1"
-    install -m 0755 "$2" "$1/unshare-run"
-    install -m 4755 "$work/bin/newuidmap" "$1/newuidmap"
-    ln -s newuidmap "$1/newgidmap"
-}
 shipped=$(scripts/runner-binary.sh "$work/bin/unshare-run")
-case $shipped in
-*-linux-musl/*) echo "unshare-run: the musl build" ;;
-*) echo "unshare-run: the glibc build (no musl build could be made)" ;;
-esac
-install_as "$work/shipped" "$shipped"
+install_as "$work/shipped" "$shipped" "$work/bin/newuidmap"
 
 extra=()
 if [ "${STATIC:-}" = 1 ]; then
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet \
         --target x86_64-unknown-linux-gnu --target-dir target/static
-    install_as "$work/static" target/static/x86_64-unknown-linux-gnu/release/unshare-run
+    static=target/static/x86_64-unknown-linux-gnu/release/unshare-run
+    install_as "$work/static" "$static" "$static"
     extra=(-n static "$work/static/unshare-run --rootfs $root -- /bin/true")
 fi
 cmd_ours="$work/shipped/unshare-run --rootfs $root -- /bin/true"
@@ -63,8 +54,8 @@ python3 - "$work/out/result.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 ms = lambda n: 1000 * r[n]["median"]
-others = "".join(f", {n} {ms(n):.2f} ms" for n in ("cold", "glibc", "static") if n in r)
-print(f"\nmedians: unshare-run {ms('unshare-run'):.2f} ms ({others[2:]}), unshare {ms('unshare'):.2f} ms, bwrap {ms('bwrap'):.2f} ms")
+others = ", ".join(f"{n} {ms(n):.2f} ms" for n in ("cold", "glibc", "static") if n in r)
+print(f"\nmedians: unshare-run {ms('unshare-run'):.2f} ms ({others}), unshare {ms('unshare'):.2f} ms, bwrap {ms('bwrap'):.2f} ms")
 for ours in [n for n in ("unshare-run", "cold", "glibc", "static") if n in r]:
     for peer, target in (("unshare", 0.5), ("bwrap", 0.75)):
         ratio = ms(ours) / ms(peer)

@@ -31,10 +31,6 @@ echo "== installing into $PREFIX (packaging/stage.sh: the packages' file list an
 # man pages and shell completions.
 RUNNER_BINARY=$runner packaging/stage.sh local / "$bin" "$PREFIX"
 ls -l "$PREFIX/bin/unshare-run" "$PREFIX/bin/newuidmap" "$PREFIX/bin/newgidmap"
-case $runner in
-*-linux-musl/*) echo "unshare-run is the musl build; the helpers are the glibc build" ;;
-*) echo "unshare-run and the helpers are the glibc build" ;;
-esac
 
 # Who shows the demo: the user who ran sudo if they have ranges, otherwise a demo user whose range
 # exists only inside a private mount namespace (the machine's /etc/subuid is not edited).
