@@ -3,12 +3,10 @@
 //! and see the same maps as with shadow's. Our helpers' audit records (caught on a private /dev/log)
 //! show that the client really ran ours.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use common::*;
+use unshare_run_test_support::*;
 
 /// A private /dev/log for a sandbox: the syslog records our helpers send there.
 struct AuditLog {

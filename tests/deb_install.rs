@@ -2,11 +2,9 @@
 //! installed into a fresh Debian root filesystem, where a new user runs a container with the full map
 //! using only the installed files.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use unshare_run_test_support::*;
 
 #[test]
 fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {

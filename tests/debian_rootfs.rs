@@ -3,9 +3,7 @@
 //! with the full map, and fail with a single-id map in the ways DESIGN.md section 5 describes.
 //! Needs the Debian mirror (apt sources of this machine) and root for debootstrap.
 
-mod common;
-
-use common::*;
+use unshare_run_test_support::*;
 
 fn ranges_for(user: &TestUser) -> Sandbox {
     Sandbox::both(&[&format!("{}:100000:65536", user.name)])

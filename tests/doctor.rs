@@ -2,9 +2,7 @@
 //! can be arranged without changing the machine (the sysctl and AppArmor gates are unit-tested in
 //! src/runner/doctor.rs).
 
-mod common;
-
-use common::*;
+use unshare_run_test_support::*;
 
 fn doctor(sandbox: &Sandbox, runner: &str) -> std::process::Output {
     sandbox.run_as(alice(), &[runner, "doctor"])

@@ -1,9 +1,7 @@
 //! newuidmap/newgidmap installed setuid-root and with file capabilities, run by an unprivileged test
 //! user against real user namespaces. Each test fails if the check it names is removed.
 
-mod common;
-
-use common::*;
+use unshare_run_test_support::*;
 
 /// Both supported installs of a helper applet.
 fn installs(applet: &str) -> [(&'static str, String); 2] {

@@ -4,13 +4,11 @@
 //! own; an idle holder exits; `--holder-idle 0` turns holders off. Each test uses a range of its own,
 //! so that holders of other tests never serve it.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use unshare_run_test_support::*;
 
 /// A sandbox with `range` for alice and the helpers' syslog captured.
 struct Logged {

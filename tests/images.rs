@@ -3,15 +3,13 @@
 //! `images` command, crafted archives that try to write outside the store, and a killed import.
 //! The test user has the full map; each test has its own store (XDG_DATA_HOME).
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use unshare_run_test_support::*;
 
 const APT_HELLO: &str = "apt-get update -q && apt-get install -y -q hello && hello";
 

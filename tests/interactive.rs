@@ -1,12 +1,10 @@
 //! Terminals: the interactive shell gets a controlling terminal and job control; ^C reaches the
 //! foreground command once; the terminal is given back when the container ends. Driven through tmux.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use unshare_run_test_support::*;
 
 /// A private tmux server with one session running `command`; killed on drop. Its socket is in the
 /// scratch directory, which tests/run removes (tmux's own socket directory would keep it).

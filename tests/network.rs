@@ -3,12 +3,10 @@
 //! pasta needs /dev/net/tun usable by the user: it is 0600 on these machines, so the set-up makes it
 //! 0666, the mode distributions ship.
 
-mod common;
-
 use std::io::{BufRead, Read};
 use std::time::{Duration, Instant};
 
-use common::*;
+use unshare_run_test_support::*;
 
 fn tun_usable_by_users() {
     run_ok(std::process::Command::new("chmod").args(["0666", "/dev/net/tun"]));

@@ -1,13 +1,11 @@
 //! packaging/stage.sh, the one file list both packages use: layouts, owners and modes; and a container
 //! started from a staged RPM layout finds its helpers in /usr/libexec/unshare-run.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use unshare_run_test_support::*;
 
 fn stage(layout: &str, dest: &Path) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/stage.sh");

@@ -1,11 +1,9 @@
 //! The RPM (packaging/build-rpm.sh with Debian's rpmbuild): file list, modes and file capabilities, as
 //! `rpm -qlvp` and `rpm -qp --filecaps` report them.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use unshare_run_test_support::*;
 
 #[test]
 fn rpm_file_list_modes_and_capabilities() {

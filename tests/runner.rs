@@ -1,13 +1,11 @@
 //! unshare-run as an unprivileged test user: maps, exit statuses, signals, init duties, fallbacks and
 //! a busybox root filesystem.
 
-mod common;
-
 use std::io::BufRead;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use unshare_run_test_support::*;
 
 fn ranges() -> Sandbox {
     let a = alice();

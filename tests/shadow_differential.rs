@@ -2,9 +2,7 @@
 //! fixtures and requests must reach the same decision and leave the same uid_map/gid_map/setgroups,
 //! except in the documented cases where ours is deliberately stricter or accepts more.
 
-mod common;
-
-use common::*;
+use unshare_run_test_support::*;
 
 const SHADOW_NEWUIDMAP: &str = "/usr/bin/newuidmap";
 const SHADOW_NEWGIDMAP: &str = "/usr/bin/newgidmap";

@@ -1,11 +1,11 @@
-//! Shared set-up for the privileged integration tests.
+//! Shared set-up of the integration tests (tests/*.rs), one library that every test binary links
+//! instead of compiling a copy of it.
 //!
-//! They run as root (in CI they must: `CI=true` turns a missing root into a failure, not a skip) and:
+//! The privileged tests run as root (in CI they must: `CI=true` turns a missing root into a failure, not a skip) and:
 //! - create their own unprivileged users (`urt-alice`, `urt-bob`) without subordinate ranges;
 //! - install copies of the built binary setuid-root and with file capabilities under /tmp;
 //! - run every helper in a private mount namespace whose /etc is an overlay, so fixture subuid/subgid
 //!   files (or their absence, or a symlink) are seen there and the machine's real files never change.
-#![allow(dead_code)]
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -163,10 +163,42 @@ impl Install {
 /// The unshare-run binary under test: the one cargo built, or the file UNSHARE_RUN_TEST_BINARY names
 /// (to run the same tests against another build of the same source, e.g. the musl one:
 /// docs/testing.md).
+///
+/// A library has no `env!("CARGO_BIN_EXE_unshare-run")` (cargo sets it only where it compiles an
+/// integration test), so the build is found at run time: from `CARGO_BIN_EXE_unshare-run` in the
+/// environment, which `cargo test` sets since cargo 1.94, else beside the running test executable,
+/// as cargo lays them out: the test in `target/<profile>/deps/`, the package's binaries in
+/// `target/<profile>/` (cargo builds them for every integration test).
 pub fn built_binary() -> PathBuf {
-    std::env::var_os("UNSHARE_RUN_TEST_BINARY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_unshare-run")))
+    if let Some(file) = std::env::var_os("UNSHARE_RUN_TEST_BINARY") {
+        return PathBuf::from(file);
+    }
+    if let Some(file) = std::env::var_os("CARGO_BIN_EXE_unshare-run") {
+        return PathBuf::from(file);
+    }
+    let test = std::env::current_exe().expect("the test executable's path");
+    let deps = test.parent().filter(|d| d.ends_with("deps"));
+    let built = deps
+        .and_then(Path::parent)
+        .map(|dir| dir.join("unshare-run"));
+    match built {
+        Some(file) if file.is_file() => file,
+        _ => panic!(
+            "no unshare-run beside the test executable {} (cargo builds it in target/<profile>/, \
+             the test in target/<profile>/deps/); run the test with cargo test, or name the build \
+             with UNSHARE_RUN_TEST_BINARY=FILE",
+            test.display()
+        ),
+    }
+}
+
+/// The repository's top directory (packaging scripts, man pages, completions). This crate is
+/// tests/support in it.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests/support lies two levels below the repository")
 }
 
 /// The build that runs as `unshare-run` in the runner tests (`install().runner()`, beside the helpers
@@ -663,9 +695,7 @@ pub fn user_dir(user: &TestUser, label: &str) -> TempDir {
 /// Runs packaging/`script` with `out` as its output directory; returns the package file whose name
 /// satisfies `is_package`.
 pub fn build_package(script: &str, out: &TempDir, is_package: impl Fn(&str) -> bool) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("packaging")
-        .join(script);
+    let path = repo_root().join("packaging").join(script);
     run_ok(Command::new(path).arg(out.path()));
     std::fs::read_dir(out.path())
         .unwrap()
@@ -742,4 +772,19 @@ pub fn extract_bookworm(user: &TestUser, map: &str, dir: &TempDir) -> (Output, S
         ],
     );
     (out, rootfs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_root_is_the_repository_of_unshare_run() {
+        let manifest = fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("\nname = \"unshare-run\"\n"),
+            "{manifest}"
+        );
+        assert!(repo_root().join("packaging/stage.sh").is_file());
+    }
 }
