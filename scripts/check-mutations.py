@@ -94,10 +94,12 @@ def main():
         os.makedirs(os.path.dirname(os.path.join(src, f)) or ".", exist_ok=True)
         shutil.copy2(os.path.join(repo, f), os.path.join(src, f))
     env = dict(os.environ, CARGO_TARGET_DIR=target)
+    # As tests/run: the privileged tests are #[ignore]d for a plain `cargo test`; here they all run.
+    test_command = ["cargo", "test", "--workspace", "--no-fail-fast", "--", "--include-ignored"]
     survivors = []
     try:
         subprocess.check_call(["cargo", "test", "--workspace", "--no-run", "-q"], cwd=src, env=env)
-        base = subprocess.run(["cargo", "test", "--workspace", "--no-fail-fast"], cwd=src, env=env,
+        base = subprocess.run(test_command, cwd=src, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if base.returncode != 0:
             print("BASELINE FAILED: the unmutated tree must pass first", flush=True)
@@ -115,7 +117,7 @@ def main():
                 continue
             open(full, "w").write(original.replace(old, new))
             try:
-                r = subprocess.run(["cargo", "test", "--workspace", "--no-fail-fast"], cwd=src, env=env,
+                r = subprocess.run(test_command, cwd=src, env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             finally:
                 open(full, "w").write(original)

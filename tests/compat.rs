@@ -118,10 +118,9 @@ fn every_range_after_root(user: &TestUser) -> String {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn util_linux_unshare_map_auto() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let (ours, shadow) = with_both_helpers(
         a,
@@ -183,10 +182,9 @@ fn containers_unshare(tool: &str) -> (String, String) {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn podman_unshare() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let (ours, shadow) = containers_unshare("podman");
     // podman maps every range of the user, after root.
     assert_eq!(ours, every_range_after_root(carol()));
@@ -194,20 +192,18 @@ fn podman_unshare() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn buildah_unshare() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let (ours, shadow) = containers_unshare("buildah");
     assert_eq!(ours, every_range_after_root(carol()));
     assert_eq!(ours, shadow);
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn rootlesskit() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let state = TempDir::new("rootlesskit");
     give_to(a, state.path());
@@ -230,10 +226,9 @@ fn rootlesskit() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn lxc_usernsexec() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let (ours, shadow) = with_both_helpers(a, &showing_maps(&["lxc-usernsexec", "--"]));
     // lxc maps the user's first range to root (and not the user's own id).
@@ -242,10 +237,9 @@ fn lxc_usernsexec() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn mmdebstrap_unshare_helper() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     // mmdebstrap's unshare mode runs newuidmap and newgidmap for itself; --unshare-helper is that mode
     // without a bootstrap.

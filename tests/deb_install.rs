@@ -7,10 +7,9 @@ use std::process::Command;
 use unshare_run_test_support::*;
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let out = TempDir::new("deb-out");
     let deb = build_package("build-deb.sh", &out, |name| {
         name.starts_with("unshare-run_") && name.ends_with(".deb")

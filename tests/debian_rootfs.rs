@@ -10,10 +10,9 @@ fn ranges_for(user: &TestUser) -> Sandbox {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn apt_su_and_dpkg_work_in_a_debian_rootfs() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let dir = TempDir::new("debian");
     let (tar, rootfs) = extract_bookworm(a, "auto", &dir);
@@ -62,10 +61,9 @@ fn apt_su_and_dpkg_work_in_a_debian_rootfs() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_single_id_map_breaks_tar_and_apt() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let dir = TempDir::new("debian-single");
     // tar cannot give files to any id but 0.

@@ -13,10 +13,9 @@ fn with_lines(lines: &[String]) -> Sandbox {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn healthy_set_up_passes() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let out = doctor(
         &with_lines(&[format!("{}:100000:65536", a.name)]),
@@ -45,10 +44,9 @@ fn healthy_set_up_passes() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn range_problems_fail_with_the_fix() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let cases = [
         (
@@ -88,10 +86,9 @@ fn range_problems_fail_with_the_fix() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn unprivileged_or_nosuid_helpers_fail() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let ranges = [format!("{}:100000:65536", a.name)];
     // Helpers without their setuid bit next to the runner.
@@ -174,10 +171,9 @@ fn unprivileged_or_nosuid_helpers_fail() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn no_new_privs_fails_and_tun_only_warns() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let mut sandbox = with_lines(&[format!("{}:100000:65536", a.name)]);
     sandbox.no_new_privs = true;

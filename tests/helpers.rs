@@ -18,10 +18,9 @@ fn standard() -> Sandbox {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn full_range_is_written_by_both_installs() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     for (install, uidmap) in installs("newuidmap") {
         let t = Target::spawn(alice());
         let p = t.pid_arg();
@@ -50,10 +49,9 @@ fn full_range_is_written_by_both_installs() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn bad_pids_are_refused() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let helper = install().setuid("newuidmap");
     for pid in ["0", "-5", "abc", "12x", "", " 1", "99999999999"] {
         standard()
@@ -69,10 +67,9 @@ fn bad_pids_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn argument_count_must_be_target_plus_triplets() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let t = Target::spawn(alice());
     let p = t.pid_arg();
     let helper = install().setuid("newuidmap");
@@ -93,10 +90,9 @@ fn argument_count_must_be_target_plus_triplets() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn target_of_another_user_is_refused() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let t = Target::spawn(bob());
     standard()
         .run_as(
@@ -115,10 +111,9 @@ fn target_of_another_user_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn target_with_another_gid_is_refused() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // The target runs with bob's group as its gid; the caller is plain alice.
     let t = Target::spawn_with_gid(alice(), bob().gid);
     standard()
@@ -155,10 +150,9 @@ fn target_with_another_gid_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn malformed_numbers_are_refused() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let helper = install().setuid("newuidmap");
     let t = Target::spawn(alice());
     let p = t.pid_arg();
@@ -182,10 +176,9 @@ fn malformed_numbers_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn range_must_lie_within_an_entry() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let helper = install().setuid("newuidmap");
     let t = Target::spawn(alice());
     standard()
@@ -207,10 +200,9 @@ fn range_must_lie_within_an_entry() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn adjacent_entries_combine_and_numeric_uids_count() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let sandbox = Sandbox::both(&[
         &format!("{}:100000:1000", a.name),
@@ -248,10 +240,9 @@ fn adjacent_entries_combine_and_numeric_uids_count() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn another_users_entry_grants_nothing() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let t = Target::spawn(alice());
     standard()
         .run_as(
@@ -270,10 +261,9 @@ fn another_users_entry_grants_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn count_zero_entry_grants_nothing() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // shadow <= 4.19 treated `user:0:0` as covering every id, root included.
     let sandbox = Sandbox::both(&[&format!("{}:0:0", alice().name)]);
     for request in [["0", "0", "1"], ["0", "100000", "65536"]] {
@@ -296,10 +286,9 @@ fn count_zero_entry_grants_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn malformed_lines_around_a_valid_one_are_skipped() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let n = alice().name;
     let sandbox = Sandbox::new(
         Fixture::Content(format!(
@@ -332,10 +321,9 @@ fn malformed_lines_around_a_valid_one_are_skipped() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn symlinked_or_untrusted_subuid_is_refused() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let line = format!("{}\n", alice_range());
     let cases = [
         (
@@ -379,10 +367,9 @@ fn symlinked_or_untrusted_subuid_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn missing_subuid_allows_only_own_ids() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let sandbox = Sandbox::new(Fixture::Missing, Fixture::Missing);
     let t = Target::spawn(alice());
     sandbox
@@ -409,10 +396,9 @@ fn missing_subuid_allows_only_own_ids() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn own_gid_map_denies_setgroups_and_subgid_map_keeps_it() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let g = alice().gid.to_string();
     for (install, gidmap) in installs("newgidmap") {
         let own = Target::spawn(alice());
@@ -443,10 +429,9 @@ fn own_gid_map_denies_setgroups_and_subgid_map_keeps_it() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn own_uid_map_needs_no_subuid_entry() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice().uid.to_string();
     for (install, uidmap) in installs("newuidmap") {
         let t = Target::spawn(alice());
@@ -463,10 +448,9 @@ fn own_uid_map_needs_no_subuid_entry() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn second_write_gets_the_kernels_error() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     for (install, uidmap) in installs("newuidmap") {
         let t = Target::spawn(alice());
         let p = t.pid_arg();
@@ -482,10 +466,9 @@ fn second_write_gets_the_kernels_error() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn overlapping_triplets_are_refused() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let t = Target::spawn(alice());
     let p = t.pid_arg();
     let helper = install().setuid("newuidmap");
@@ -504,10 +487,9 @@ fn overlapping_triplets_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn fd_target_accepts_proc_dir_and_pidfd_and_refuses_others() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let helper = install().setuid("newuidmap");
     // A /proc/<pid> directory descriptor, opened by the caller's shell.
     let t = Target::spawn(alice());
@@ -554,10 +536,9 @@ fn fd_target_accepts_proc_dir_and_pidfd_and_refuses_others() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn closed_standard_fds_are_opened() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // A helper (setuid, so glibc also does this for it: /dev/full for stdin, /dev/null for the others).
     let script = format!("exec {} --help 0<&- 2>&-", install().setuid("newuidmap"));
     let (_, _, fds) = inspect_blocked_process(&script, "newuidmap");
@@ -583,10 +564,9 @@ fn closed_standard_fds_are_opened() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn closed_standard_fds_cannot_receive_the_map() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let helper = install().setuid("newuidmap");
     let t = Target::spawn(alice());
     let script = format!("exec {helper} {} 0 100000 65536 0<&- 1>&- 2>&-", t.pid);
@@ -604,10 +584,9 @@ fn closed_standard_fds_cannot_receive_the_map() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn environment_changes_nothing() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("preload");
     let marker = dir.path().join("preload-ran");
     let so = dir.path().join("evil.so");
@@ -748,10 +727,9 @@ fn inspect_blocked_process_with(
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn helper_disables_core_dumps_and_ignores_the_callers_file_size_limit() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let script = format!(
         "ulimit -S -c 1000; ulimit -S -f 1; exec {} --help",
         install().setuid("newuidmap")
@@ -775,10 +753,9 @@ fn helper_disables_core_dumps_and_ignores_the_callers_file_size_limit() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn spoofed_argv0_leaves_no_privilege() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let i = install();
     let a = alice();
     // The newuidmap copies, run under the name unshare-run: the setuid copy and the cap_setuid=ep copy.
@@ -806,10 +783,9 @@ fn status_field(status: &str, name: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_real_root_caller_keeps_its_capabilities_unless_root_is_unprivileged() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let i = install();
     // Root's own capabilities were not granted by our setuid bit or file capabilities: kept, whichever
     // copy root runs (mapping uid 0 into a user namespace needs CAP_SETFCAP).
@@ -846,10 +822,9 @@ fn a_real_root_caller_keeps_its_capabilities_unless_root_is_unprivileged() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn unknown_applet_names_exit_2() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("names");
     let link = dir.path().join("newuidmap2");
     std::os::unix::fs::symlink(install().setuid("newuidmap"), &link).unwrap();
@@ -860,10 +835,9 @@ fn unknown_applet_names_exit_2() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn decisions_are_logged_to_syslog_and_missing_syslog_changes_nothing() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use std::os::unix::net::UnixDatagram;
     let dir = TempDir::new("syslog");
     let sock_path = dir.path().join("log.sock");
@@ -930,10 +904,9 @@ fn decisions_are_logged_to_syslog_and_missing_syslog_changes_nothing() {
 /// The write happens after the switch to the caller's uid, with CAP_SETUID as the only capability:
 /// watched from outside with strace (run by root, so the setuid exec keeps its privilege).
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn map_is_written_as_the_caller_with_one_capability() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let t = Target::spawn(a);
     let dir = TempDir::new("strace");

@@ -83,10 +83,9 @@ fn holders_with_idle(idle: &str) -> Vec<(u32, String)> {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn later_containers_join_the_holder_and_run_no_helper() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let first = Logged::new("300000:65536");
     let full = normalise_map(&format!("0 {} 1\n1 300000 65536\n", alice().uid));
     let (map, logged) = first.uid_map(&["--holder-idle", "37"]);
@@ -157,10 +156,9 @@ fn later_containers_join_the_holder_and_run_no_helper() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn an_idle_holder_exits_and_removes_its_socket() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let logged = Logged::new("500000:65536");
     logged.uid_map(&["--holder-idle", "1"]);
     let holders = holders_with_idle("1");
@@ -175,10 +173,9 @@ fn an_idle_holder_exits_and_removes_its_socket() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn holders_can_be_turned_off() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let logged = Logged::new("600000:65536");
     for _ in 0..2 {
         let (map, helpers) = logged.uid_map(&["--holder-idle", "0"]);
@@ -197,10 +194,9 @@ fn holders_can_be_turned_off() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_runtime_directory_that_others_can_write_is_not_used() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // bob's holder directory made by someone else, writable by everyone: every start runs the helpers.
     let b = bob();
     let dir = std::path::PathBuf::from(format!("/tmp/unshare-run-{}", b.uid));

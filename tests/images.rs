@@ -83,10 +83,9 @@ fn text(out: &Output) -> String {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_tarball_is_imported_once_and_runs_apt() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let store = Store::new();
     let tarball = bookworm_tarball();
     let tarball = tarball.to_str().unwrap();
@@ -123,10 +122,9 @@ fn a_tarball_is_imported_once_and_runs_apt() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn ephemeral_runs_leave_the_stored_image_unchanged() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let store = Store::new();
     let tarball = bookworm_tarball_compressed("zstd");
     let tarball = tarball.to_str().unwrap();
@@ -160,10 +158,9 @@ fn ephemeral_runs_leave_the_stored_image_unchanged() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn an_overlay_directory_keeps_the_writes_for_later_runs() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let store = Store::new();
     let overlay = user_dir(alice(), "overlay");
     let overlay_arg = overlay.path().to_str().unwrap();
@@ -242,10 +239,9 @@ impl BuiltImage {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn oci_and_docker_images_apply_their_layers_and_config() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let image = BuiltImage::build();
     let check = "pwd; echo $URT_LAYERED; test ! -e /etc/motd && echo motd-gone; ls /var/cache/apt; \
                  cat /opt/added; test -x /usr/bin/apt-get && echo base-layer; id -u; id -g";
@@ -392,10 +388,9 @@ fn oci_layout(dir: &Path, layer: &[u8]) {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn crafted_archives_fail_and_write_nothing_outside_the_store() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use raw::*;
     let work = user_dir(alice(), "crafted");
     // What the archives aim at: a directory of alice's next to the store.
@@ -512,10 +507,9 @@ fn crafted_archives_fail_and_write_nothing_outside_the_store() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_killed_import_leaves_nothing_that_a_later_run_uses() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let store = Store::new();
     // A name of its own, so that its processes are told from other tests' (pgrep -f).
     let scratch = TempDir::new("killed");
@@ -585,10 +579,9 @@ fn a_killed_import_leaves_nothing_that_a_later_run_uses() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn images_are_named_listed_and_removed() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use raw::*;
     let work = TempDir::new("small-image");
     let small = work.path().join("small.tar");
@@ -739,10 +732,9 @@ fn images_are_named_listed_and_removed() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn progress_is_shown_on_a_terminal_only() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let tarball = bookworm_tarball_compressed("zstd");
     let runner = install().runner();
     let command = format!("{runner} --rootfs {} -- true", tarball.display());
@@ -769,10 +761,9 @@ fn progress_is_shown_on_a_terminal_only() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn files_that_are_not_root_filesystems_are_refused_clearly() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let work = TempDir::new("not-images");
     let store = Store::new();
     for (name, content, expected) in [
@@ -820,10 +811,9 @@ fn files_that_are_not_root_filesystems_are_refused_clearly() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn concurrent_imports_of_one_file_store_one_image() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let store = Store::new();
     let tarball = bookworm_tarball_compressed("zstd");
     let runner = install().runner();
@@ -857,10 +847,9 @@ fn concurrent_imports_of_one_file_store_one_image() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn without_subordinate_ids_an_import_keeps_what_it_can_and_says_so() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use raw::*;
     let work = TempDir::new("single-map-import");
     let archive_path = work.path().join("owned.tar");

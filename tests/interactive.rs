@@ -100,10 +100,9 @@ fn sandbox() -> Sandbox {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn interactive_shell_has_a_tty_and_job_control() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("tmux-shell");
     let tmux = Tmux::start(&runner_command_line(&sandbox(), &[], &dir));
     // bash's prompt for root ends in "#" (tmux drops the trailing space).
@@ -131,10 +130,9 @@ fn interactive_shell_has_a_tty_and_job_control() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn ctrl_c_stops_a_foreground_command_once() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("tmux-ctrl-c");
     // The trap counts INTs: a signal forwarded on top of the terminal's would be counted twice.
     let script = "n=0; trap 'n=$((n+1))' INT; echo ready; sleep 1; echo ints=$n";

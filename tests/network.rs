@@ -22,10 +22,9 @@ fn pasta_running_for(user: &TestUser) -> bool {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn pasta_network_resolves_names_and_the_hostname() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     tun_usable_by_users();
     let script = "ip -o link | cut -d' ' -f2; cat /etc/resolv.conf; getent hosts deb.debian.org >/dev/null && echo dns-ok; getent hosts box";
     let out = sandbox().run_as(
@@ -63,10 +62,9 @@ fn pasta_network_resolves_names_and_the_hostname() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn published_tcp_and_udp_ports_reach_the_container() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     tun_usable_by_users();
     let server = "import socket\n\
         t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
@@ -128,10 +126,9 @@ fn published_tcp_and_udp_ports_reach_the_container() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn sigkill_of_unshare_run_leaves_no_pasta() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     tun_usable_by_users();
     let dir = TempDir::new("pasta-kill");
     let (mut child, _out) = start_runner(
@@ -159,10 +156,9 @@ fn sigkill_of_unshare_run_leaves_no_pasta() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn publish_needs_pasta() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     sandbox()
         .run_as(
             alice(),
@@ -173,10 +169,9 @@ fn publish_needs_pasta() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn apt_update_through_pasta_in_a_debian_rootfs() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     tun_usable_by_users();
     let a = alice();
     let dir = TempDir::new("pasta-debian");
@@ -209,10 +204,9 @@ fn apt_update_through_pasta_in_a_debian_rootfs() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn missing_pasta_or_unusable_tun_say_what_to_do() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let runner = install().runner();
     // No pasta in PATH.
     sandbox()

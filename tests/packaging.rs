@@ -36,10 +36,9 @@ fn assert_docs(root: &Path, zsh_dir: &str) {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn debian_layout() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("stage-debian");
     stage("debian", dir.path());
     let bin = dir.path().join("usr/bin");
@@ -56,10 +55,9 @@ fn debian_layout() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn rpm_layout_runs_a_full_map_container() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("stage-rpm");
     stage("rpm", dir.path());
     let libexec = dir.path().join("usr/libexec/unshare-run");

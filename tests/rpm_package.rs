@@ -6,10 +6,9 @@ use std::process::Command;
 use unshare_run_test_support::*;
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn rpm_file_list_modes_and_capabilities() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let out = TempDir::new("rpm-out");
     let rpm = build_package("build-rpm.sh", &out, |name| name.ends_with(".rpm"));
     let list =

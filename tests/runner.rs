@@ -29,10 +29,9 @@ fn as_alice(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn host_mode_maps_every_range_after_the_caller() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let out = as_alice(&[
         "--",
@@ -56,10 +55,9 @@ fn host_mode_maps_every_range_after_the_caller() {
 /// in the sandbox's /etc): the runner must still find the ranges listed under the name. A runner
 /// linked against musl finds the name only through `getent`.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_caller_known_only_to_nss_gets_the_ranges_listed_under_its_name() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let user = TestUser {
         name: "urt-nss-only",
         uid: 4321,
@@ -95,10 +93,9 @@ fn a_caller_known_only_to_nss_gets_the_ranges_listed_under_its_name() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn exit_statuses() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     for (args, code, message) in [
         (&["true"][..], 0, ""),
         (&["sh", "-c", "exit 7"], 7, ""),
@@ -132,10 +129,9 @@ fn exit_statuses() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn sigterm_sent_to_unshare_run_reaches_the_command() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("sigterm");
     let script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done";
     let (mut child, mut out) = start_runner(&ranges(), &["--", "sh", "-c", script], &dir);
@@ -151,10 +147,9 @@ fn sigterm_sent_to_unshare_run_reaches_the_command() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn orphaned_grandchildren_are_reaped() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // The subshell exits at once, so its `sleep` is re-parented to PID 1, which must reap it.
     let script = "(sleep 0.2 &); sleep 1; ps -eo stat=,comm=";
     let out = as_alice(&["--", "sh", "-c", script]);
@@ -168,10 +163,9 @@ fn orphaned_grandchildren_are_reaped() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn nothing_of_the_container_is_left_when_unshare_run_returns() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use std::os::fd::AsFd;
     // A process left behind keeps the caller's stdout open, and takes a while to die (512 MiB of
     // memory to free). When unshare-run returns it must be gone, and PID 1 must hold no copy of the
@@ -206,10 +200,9 @@ fn nothing_of_the_container_is_left_when_unshare_run_returns() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_root_filesystem_we_cannot_write_gets_its_mount_points_from_ephemeral() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // Owned by root (the test process), without /proc, /dev, /sys or /tmp: unshare-run may not
     // create them there, and says what to do.
     let dir = TempDir::new("foreign-root");
@@ -242,10 +235,9 @@ fn a_root_filesystem_we_cannot_write_gets_its_mount_points_from_ephemeral() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn links_in_a_root_filesystem_cannot_lead_mount_points_out_of_it() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // An image's links to host directories that alice can write: unshare-run must neither make
     // mount points there (nor the resolver files it binds) nor mount there; inside the root
     // filesystem the same links lead to what the container sees.
@@ -299,10 +291,9 @@ fn links_in_a_root_filesystem_cannot_lead_mount_points_out_of_it() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn sigkill_of_unshare_run_kills_the_whole_container() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let host_mounts = || std::fs::read_to_string("/proc/1/mountinfo").unwrap();
     let before = host_mounts();
     let dir = TempDir::new("sigkill");
@@ -338,10 +329,9 @@ fn sigkill_of_unshare_run_kills_the_whole_container() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn without_ranges_auto_warns_and_full_explains() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let none = Sandbox::new(Fixture::Missing, Fixture::Missing);
     let a = alice();
     let out = none.run_as(a, &[&runner(), "--", "cat", "/proc/self/uid_map"]);
@@ -383,10 +373,9 @@ fn without_ranges_auto_warns_and_full_explains() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn root_maps_itself_and_with_ranges_gets_the_full_map() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // Mapping uid 0 needs CAP_SETFCAP (Linux 5.12 and later): the capabilities root had are kept.
     let root = TestUser {
         name: "root",
@@ -429,10 +418,9 @@ fn root_maps_itself_and_with_ranges_gets_the_full_map() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn helpers_without_privilege_are_reported() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // A runner whose neighbouring helpers lost their setuid bit: they are found first and refused.
     let dir = TempDir::new("unprivileged-helpers");
     for applet in ["unshare-run", "newuidmap", "newgidmap"] {
@@ -455,10 +443,9 @@ fn helpers_without_privilege_are_reported() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let root = busybox_rootfs(a);
     let rw = TempDir::new("read-only-bind");
@@ -499,10 +486,9 @@ fn read_only_keeps_the_root_filesystem_unchanged_and_the_scratch_mounts_writable
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_missing_working_directory_is_made_in_a_root_filesystem_but_not_on_the_host() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let root = busybox_rootfs(a);
     let rootfs = root.path().to_str().unwrap();
@@ -529,10 +515,9 @@ fn a_missing_working_directory_is_made_in_a_root_filesystem_but_not_on_the_host(
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_directory_bound_at_tmp_keeps_its_mode_on_the_host() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use std::os::unix::fs::PermissionsExt;
     let a = alice();
     let root = busybox_rootfs(a);
@@ -561,10 +546,9 @@ fn a_directory_bound_at_tmp_keeps_its_mode_on_the_host() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_root_filesystem_on_a_noexec_mount_is_explained() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let root = busybox_rootfs(a);
     let mount = TempDir::new("noexec");
@@ -587,10 +571,9 @@ fn a_root_filesystem_on_a_noexec_mount_is_explained() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn unshare_run_log_traces_the_start_and_nothing_is_logged_without_it() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let root = busybox_rootfs(a);
     let rootfs = root.path().to_str().unwrap();
@@ -640,10 +623,9 @@ fn unshare_run_log_traces_the_start_and_nothing_is_logged_without_it() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn busybox_rootfs_mounts_ids_and_options() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let root = busybox_rootfs(a);
     let rw = TempDir::new("bind-rw");
@@ -760,10 +742,9 @@ fn busybox_rootfs_mounts_ids_and_options() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn net_none_has_only_loopback_up() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let root = busybox_rootfs(alice());
     let out = as_alice(&[
         "--rootfs",
@@ -804,10 +785,9 @@ fn net_none_has_only_loopback_up() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn commands_get_the_callers_signal_dispositions() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // Rust's runtime ignores SIGPIPE; a command must not inherit that (yes | head would complain), nor
     // anything else the caller did not ignore, nor lose what it did: the test harness's children
     // start with glibc's internal signals 32 and 33 ignored, and a thread in unshare-run would give 33
@@ -837,10 +817,9 @@ fn commands_get_the_callers_signal_dispositions() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn signals_the_caller_ignored_stay_ignored() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // As under nohup (SIGHUP) or as a background job of a non-interactive shell (SIGINT, SIGQUIT).
     let r = runner();
     let script = format!(
@@ -855,10 +834,9 @@ fn signals_the_caller_ignored_stay_ignored() {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn without_pivot_root_the_root_is_moved_and_chrooted_into() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     // pivot_root fails when the current root is not a mount point: here, a chroot into a plain
     // directory. A chrooted process may not create a user namespace, but it may join one, so a holder
     // made outside first lets the container start; PID 1 then takes the MS_MOVE + chroot way.

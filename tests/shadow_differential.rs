@@ -261,10 +261,9 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn same_decisions_and_maps_as_shadow() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     assert!(
         std::path::Path::new(SHADOW_NEWUIDMAP).exists(),
         "shadow's helpers are missing: apt-get install uidmap"
@@ -298,10 +297,9 @@ fn same_decisions_and_maps_as_shadow() {
 
 /// A symlinked /etc/subuid is refused by both; a world-writable or user-owned one only by ours.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn untrusted_subuid_files() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let line = format!("{}:100000:65536\n", alice().name);
     for (fixture, shadow_grants) in [
         (Fixture::Symlink(line.clone()), false),
@@ -339,10 +337,9 @@ fn untrusted_subuid_files() {
 
 /// A real pidfd: shadow cannot take one, ours can.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn ours_accepts_a_pidfd_that_shadow_refuses() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     use std::os::fd::AsRawFd;
     let sandbox = Sandbox::both(&[&format!("{}:100000:65536", alice().name)]);
     for (helper, should_work) in [

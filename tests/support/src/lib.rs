@@ -1,7 +1,9 @@
 //! Shared set-up of the integration tests (tests/*.rs), one library that every test binary links
 //! instead of compiling a copy of it.
 //!
-//! The privileged tests run as root (in CI they must: `CI=true` turns a missing root into a failure, not a skip) and:
+//! Two tiers (docs/testing.md): tests that need no root, and privileged tests, marked
+//! `#[ignore = "needs root: sudo tests/run"]`, which `tests/run` runs as root with `--include-ignored`
+//! and which start with `require_root()`. The privileged ones:
 //! - create their own unprivileged users (`urt-alice`, `urt-bob`) without subordinate ranges;
 //! - install copies of the built binary setuid-root and with file capabilities under /tmp;
 //! - run every helper in a private mount namespace whose /etc is an overlay, so fixture subuid/subgid
@@ -20,16 +22,20 @@ use std::time::{Duration, Instant};
 /// run and swept at the next start if a run was killed.
 const TMP_PREFIX: &str = "/tmp/unshare-run-tests.";
 
-/// True when privileged tests can run. Without root: a skip notice, or a failure under CI=true.
-pub fn privileged() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("privileged tests must run as root in CI");
-    }
-    eprintln!("SKIPPED: needs root (run the test suite as root, see README)");
-    false
+/// What every privileged test says: `#[ignore = "needs root: sudo tests/run"]`, so that `cargo test`
+/// lists it as ignored and `tests/run` (`--include-ignored`, as root) runs it. (An attribute takes
+/// only a literal; a unit test below keeps the copies equal.)
+pub const NEEDS_ROOT: &str = "needs root: sudo tests/run";
+
+/// The first statement of every privileged test (and of the set-up only they use: test users,
+/// installs). Run without root anyway (`--include-ignored` as a normal user), the test fails here and
+/// says why, rather than passing without having tested anything.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: it creates test users, setuid copies and mounts ({NEEDS_ROOT}; \
+         without --include-ignored, cargo test lists it as ignored)"
+    );
 }
 
 #[derive(Debug)]
@@ -40,6 +46,7 @@ pub struct TestUser {
 }
 
 fn ensure_user(name: &'static str) -> TestUser {
+    require_root();
     // Another test binary may be creating the same user right now.
     let lock = fs::File::create("/tmp/unshare-run-tests.users.lock").unwrap();
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
@@ -213,6 +220,7 @@ pub fn runner_binary() -> PathBuf {
 pub fn install() -> &'static Install {
     static INSTALL: OnceLock<Install> = OnceLock::new();
     INSTALL.get_or_init(|| {
+        require_root();
         let built = &built_binary();
         let setuid_dir = scratch_root().join("setuid");
         let fcaps_dir = scratch_root().join("fcaps");
@@ -786,5 +794,54 @@ mod tests {
             "{manifest}"
         );
         assert!(repo_root().join("packaging/stage.sh").is_file());
+    }
+
+    /// Every privileged test is ignored with NEEDS_ROOT and starts with `require_root()`, and every
+    /// test ignored for it is one: a test that needs root cannot pass for a normal user without being
+    /// listed as ignored, and no test is ignored without saying why.
+    #[test]
+    fn privileged_tests_are_ignored_with_the_reason_and_check_for_root() {
+        let ignore_root = format!("#[ignore = \"{NEEDS_ROOT}\"]");
+        let mut privileged = 0;
+        let mut files = 0;
+        for entry in fs::read_dir(repo_root().join("tests")).unwrap().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            files += 1;
+            let text = fs::read_to_string(&path).unwrap();
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let place = format!("{}:{}", path.display(), i + 1);
+                if line.starts_with("#[ignore") {
+                    assert!(
+                        line.starts_with("#[ignore = \""),
+                        "{place}: #[ignore] without a reason"
+                    );
+                }
+                if *line != "#[test]" {
+                    continue;
+                }
+                let attributes: Vec<&str> = lines[i + 1..]
+                    .iter()
+                    .take_while(|l| l.starts_with("#["))
+                    .copied()
+                    .collect();
+                let first_statement = lines.get(i + attributes.len() + 2).copied();
+                let ignored = attributes.contains(&ignore_root.as_str());
+                let checks = first_statement == Some("require_root();");
+                assert_eq!(
+                    ignored, checks,
+                    "{place}: a test ignored with {ignore_root:?} must start with require_root(), \
+                     and one that starts with it must be ignored so"
+                );
+                privileged += usize::from(ignored);
+            }
+        }
+        assert!(
+            files > 10 && privileged > 80,
+            "{files} files, {privileged} privileged tests"
+        );
     }
 }
