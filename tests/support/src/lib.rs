@@ -33,8 +33,8 @@ pub const NEEDS_ROOT: &str = "needs root: sudo tests/run";
 pub fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
-        "this test needs root: it creates test users, setuid copies and mounts ({NEEDS_ROOT}; \
-         without --include-ignored, cargo test lists it as ignored)"
+        "this test needs root (it creates test users, setuid copies and mounts): run the suite with \
+         sudo tests/run; without --include-ignored, cargo test lists the test as ignored"
     );
 }
 
