@@ -1,7 +1,8 @@
 //! Shared set-up of the integration tests (tests/*.rs), one library that every test binary links
 //! instead of compiling a copy of it.
 //!
-//! Two tiers (docs/testing.md): tests that need no root, and privileged tests, marked
+//! Two tiers (docs/testing.md): tests that need no root (tests/single_id.rs runs unshare-run with
+//! single-id maps as whoever runs the tests), and privileged tests, marked
 //! `#[ignore = "needs root: sudo tests/run"]`, which `tests/run` runs as root with `--include-ignored`
 //! and which start with `require_root()`. The privileged ones:
 //! - create their own unprivileged users (`urt-alice`, `urt-bob`) without subordinate ranges;
