@@ -16,6 +16,21 @@ _unshare__run() {
             ",$1")
                 cmd="unshare__run"
                 ;;
+            unshare__run,doctor)
+                cmd="unshare__run__subcmd__doctor"
+                ;;
+            unshare__run,images)
+                cmd="unshare__run__subcmd__images"
+                ;;
+            unshare__run__subcmd__images,import)
+                cmd="unshare__run__subcmd__images__subcmd__import"
+                ;;
+            unshare__run__subcmd__images,list)
+                cmd="unshare__run__subcmd__images__subcmd__list"
+                ;;
+            unshare__run__subcmd__images,rm)
+                cmd="unshare__run__subcmd__images__subcmd__rm"
+                ;;
             *)
                 ;;
         esac
@@ -23,7 +38,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version"
+            opts="-u -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -105,6 +120,80 @@ _unshare__run() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__doctor)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__images)
+            opts="-h --help list import rm"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__images__subcmd__import)
+            opts="-h --name --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__images__subcmd__list)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__images__subcmd__rm)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

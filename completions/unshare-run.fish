@@ -1,24 +1,61 @@
-complete -c unshare-run -l rootfs -d 'Run inside this root filesystem instead of the host\'s: a directory, an image file (tar, tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, or a stored image\'s name or digest' -r -F
-complete -c unshare-run -l name -d 'Name the image imported from --rootfs FILE, for later use as --rootfs NAME' -r
-complete -c unshare-run -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
-complete -c unshare-run -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
-complete -c unshare-run -l map -d 'Which ids to map inside the container' -r -f -a "auto\t'The full subordinate map when you have ranges and working helpers, else a single-id map and a warning saying why'
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_unshare_run_global_optspecs
+    string join \n rootfs= name= ephemeral read-only overlay= entrypoint= map= net= u/user= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+end
+
+function __fish_unshare_run_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_unshare_run_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_unshare_run_using_subcommand
+    set -l cmd (__fish_unshare_run_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rootfs -d 'Run inside this root filesystem instead of the host\'s: a directory, an image file (tar, tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, or a stored image\'s name or digest' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the image imported from --rootfs FILE, for later use as --rootfs NAME' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l map -d 'Which ids to map inside the container' -r -f -a "auto\t'The full subordinate map when you have ranges and working helpers, else a single-id map and a warning saying why'
 full\t'The full subordinate map, or exit 125 saying what to fix'
 root\t'A single-id map: you are uid 0 inside'
 current\t'A single-id map that keeps your uid inside'"
-complete -c unshare-run -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
 none\t'A new network namespace with only the loopback interface, up'
 pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"
-complete -c unshare-run -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
-complete -c unshare-run -l hostname -d 'Hostname inside the container' -r
-complete -c unshare-run -s w -l workdir -d 'Working directory of the command inside the container; with --rootfs it is made if missing' -r -F
-complete -c unshare-run -s e -l env -d 'Set an environment variable (repeatable)' -r
-complete -c unshare-run -l bind -d 'Bind-mount host path SRC at DST inside (repeatable)' -r
-complete -c unshare-run -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r
-complete -c unshare-run -s p -l publish -d 'Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; needs --net pasta)' -r
-complete -c unshare-run -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
-complete -c unshare-run -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
-complete -c unshare-run -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
-complete -c unshare-run -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
-complete -c unshare-run -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c unshare-run -s V -l version -d 'Print version'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l hostname -d 'Hostname inside the container' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s w -l workdir -d 'Working directory of the command inside the container; with --rootfs it is made if missing' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s e -l env -d 'Set an environment variable (repeatable)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l bind -d 'Bind-mount host path SRC at DST inside (repeatable)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s p -l publish -d 'Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; needs --net pasta)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s V -l version -d 'Print version'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "doctor" -d 'Check that you can start containers with your full id map here, and say what to fix'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "images" -d 'List, import and remove the images in your image store'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -f -a "list" -d 'List stored images (the default)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -f -a "import" -d 'Import an image file (or OCI layout directory) without running anything'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -f -a "rm" -d 'Remove stored images, by name, digest or unique digest prefix'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -l name -d 'Name the stored image' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'

@@ -44,7 +44,7 @@ pub const APPLETS: &[Applet] = &[
 /// Exit status when an unknown name is used.
 const EXIT_UNKNOWN_APPLET: u8 = 2;
 /// Exit status when privilege cannot be dropped (the runner's "own error" status).
-const EXIT_PRIVILEGE_DROP_FAILED: u8 = 125;
+const EXIT_PRIVILEGE_DROP_FAILED: u8 = crate::runner::RUNNER_ERROR;
 /// Exit status of a helper that cannot harden itself (the helpers' only failure status).
 const EXIT_HELPER_FAILED: u8 = 1;
 

@@ -19,6 +19,11 @@ pub struct IdMapping {
 }
 
 impl IdMapping {
+    /// inside, outside, count: a line of a map file, or a triplet of the helpers' arguments.
+    pub fn fields(&self) -> [u32; 3] {
+        [self.inside, self.outside, self.count]
+    }
+
     pub fn outside_interval(&self) -> IdInterval {
         IdInterval {
             start: u64::from(self.outside),
@@ -146,15 +151,21 @@ fn check_no_overlap(mappings: &[IdMapping]) -> Result<(), MapError> {
 
 /// The text written to uid_map/gid_map, in one piece.
 pub fn render_map(mappings: &[IdMapping]) -> Result<Vec<u8>, MapError> {
+    let text = map_text(mappings);
+    if text.len() > MAX_MAP_BYTES {
+        return Err(MapError::TooLong(text.len()));
+    }
+    Ok(text.into_bytes())
+}
+
+/// The text of a map file: "inside outside count\n" per line (as written; the kernel pads what it shows).
+pub fn map_text(mappings: &[IdMapping]) -> String {
     let mut text = String::with_capacity(mappings.len() * 24);
     for m in mappings {
         use fmt::Write;
         let _ = writeln!(text, "{} {} {}", m.inside, m.outside, m.count);
     }
-    if text.len() > MAX_MAP_BYTES {
-        return Err(MapError::TooLong(text.len()));
-    }
-    Ok(text.into_bytes())
+    text
 }
 
 #[cfg(test)]

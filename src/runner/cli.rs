@@ -1,4 +1,5 @@
-//! The runner's command line. The same definition generates the man page and completions.
+//! The container run's command line. The same definition makes the man page and completions
+//! (`commands`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -252,76 +253,6 @@ fn parse_container_path(s: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-
-    /// man/unshare-run.1 is generated from this definition: `UPDATE_MAN=1 cargo test man_page` rewrites it.
-    #[test]
-    fn man_page_is_current() {
-        let mut page = Vec::new();
-        clap_mangen::Man::new(Cli::command())
-            .render(&mut page)
-            .unwrap();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/man/unshare-run.1");
-        if std::env::var_os("UPDATE_MAN").is_some() {
-            std::fs::write(path, &page).unwrap();
-        }
-        let checked_in = std::fs::read(path).unwrap_or_default();
-        assert!(
-            checked_in == page,
-            "man/unshare-run.1 is stale: run UPDATE_MAN=1 cargo test man_page"
-        );
-        // `unshare-run images` and its subcommands: one page each.
-        let generated = std::env::temp_dir().join(format!("urt-man-{}", std::process::id()));
-        std::fs::create_dir_all(&generated).unwrap();
-        let images =
-            crate::runner::image::commands::ImagesCli::command().name("unshare-run-images");
-        clap_mangen::generate_to(images, &generated).unwrap();
-        let man_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/man");
-        for page in std::fs::read_dir(&generated).unwrap() {
-            let page = page.unwrap();
-            let fresh = std::fs::read(page.path()).unwrap();
-            let path = std::path::Path::new(man_dir).join(page.file_name());
-            if std::env::var_os("UPDATE_MAN").is_some() {
-                std::fs::write(&path, &fresh).unwrap();
-            }
-            assert!(
-                std::fs::read(&path).unwrap_or_default() == fresh,
-                "{} is stale: run UPDATE_MAN=1 cargo test man_page",
-                path.display()
-            );
-        }
-        std::fs::remove_dir_all(&generated).unwrap();
-    }
-
-    /// completions/ is generated from this definition: `UPDATE_COMPLETIONS=1 cargo test completions`.
-    #[test]
-    fn completions_are_current() {
-        use clap_complete::Shell;
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/completions");
-        for (shell, file) in [
-            (Shell::Bash, "unshare-run.bash"),
-            (Shell::Zsh, "_unshare-run"),
-            (Shell::Fish, "unshare-run.fish"),
-        ] {
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "unshare-run", &mut script);
-            let path = format!("{dir}/{file}");
-            if std::env::var_os("UPDATE_COMPLETIONS").is_some() {
-                std::fs::create_dir_all(dir).unwrap();
-                std::fs::write(&path, &script).unwrap();
-            }
-            let checked_in = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                checked_in == script,
-                "{path} is stale: run UPDATE_COMPLETIONS=1 cargo test completions"
-            );
-        }
-    }
-
-    #[test]
-    fn definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
 
     #[test]
     fn parses_options_and_command() {

@@ -8,11 +8,10 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
-use super::container::ContainerSpec;
 use super::error::RunError;
+use super::exit;
+use super::spec::ContainerSpec;
 
-pub const EXIT_CANNOT_EXECUTE: i32 = 126;
-pub const EXIT_NOT_FOUND: i32 = 127;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Everything exec needs, computed before the command's process starts: mistakes are reported as
@@ -154,43 +153,31 @@ fn make_working_directory(spec: &ContainerSpec) -> Result<(), RunError> {
         })
 }
 
-/// In the command's process: become the requested user and exec. Never returns. `ignored` are the
-/// signals the caller of unshare-run ignored (nohup's SIGHUP, a background job's SIGINT): PID 1's
-/// handlers for them would turn into the default action at exec, so they are ignored again. The
-/// process shares PID 1's memory (sys::spawn_sharing_memory) but has its own signal handlers,
-/// credentials, working directory and descriptors, which are all this changes.
-pub fn exec(p: &Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
+/// In the command's process: become the requested user and exec. Returns only if that failed, with
+/// the error to report (its status is 125, 126 or 127). `ignored` are the signals the caller of
+/// unshare-run ignored (nohup's SIGHUP, a background job's SIGINT): PID 1's handlers for them would
+/// turn into the default action at exec, so they are ignored again. The process shares PID 1's memory
+/// (sys::spawn_sharing_memory) but has its own signal handlers, credentials, working directory and
+/// descriptors, which are all this changes.
+pub fn exec(p: &Prepared, ignored: &[nix::sys::signal::Signal]) -> RunError {
     for &signal in ignored {
         let _ = crate::sys::ignore(signal);
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    let fail = |code: i32, message: String| -> ! {
-        eprintln!("unshare-run: {message}");
-        crate::sys::exit_now(code)
-    };
-    if let Err(e) = setresgid(
-        Gid::from_raw(p.gid),
-        Gid::from_raw(p.gid),
-        Gid::from_raw(p.gid),
-    ) {
-        fail(125, format!("cannot switch to gid {}: {e}", p.gid));
+    let gid = Gid::from_raw(p.gid);
+    if let Err(e) = setresgid(gid, gid, gid) {
+        return RunError::sys(format!("cannot switch to gid {}", p.gid), e);
     }
-    if let Err(e) = setresuid(
-        Uid::from_raw(p.uid),
-        Uid::from_raw(p.uid),
-        Uid::from_raw(p.uid),
-    ) {
-        fail(125, format!("cannot switch to uid {}: {e}", p.uid));
+    let uid = Uid::from_raw(p.uid);
+    if let Err(e) = setresuid(uid, uid, uid) {
+        return RunError::sys(format!("cannot switch to uid {}", p.uid), e);
     }
     if let Some(dir) = &p.workdir
         && let Err(e) = std::env::set_current_dir(dir)
     {
-        fail(
-            125,
-            format!(
-                "cannot change to the working directory {}: {e}",
-                dir.display()
-            ),
+        return RunError::sys(
+            format!("cannot change to the working directory {}", dir.display()),
+            e,
         );
     }
     let shown = String::from_utf8_lossy(p.argv[0].as_bytes()).into_owned();
@@ -206,24 +193,29 @@ pub fn exec(p: &Prepared, ignored: &[nix::sys::signal::Signal]) -> ! {
             Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => {
                 denied = Some((err, on_noexec_mount(path)));
             }
-            other => fail(EXIT_CANNOT_EXECUTE, format!("{shown}: {}", other.desc())),
+            other => {
+                return RunError::new(format!("{shown}: {}", other.desc()))
+                    .with_status(exit::CANNOT_EXECUTE);
+            }
         }
     }
     match denied {
-        Some((e, noexec)) => fail(
-            EXIT_CANNOT_EXECUTE,
-            format!(
-                "{shown}: cannot execute: {}{}",
-                e.desc(),
-                if noexec {
-                    "\n  hint: it is on a file system mounted noexec (as /tmp or /home often are): \
-                     put the root filesystem, or the program, on a mount without noexec"
-                } else {
-                    ""
-                }
-            ),
-        ),
-        None => fail(EXIT_NOT_FOUND, format!("{shown}: command not found")),
+        Some((e, noexec)) => {
+            let error = RunError {
+                errno: Some(e),
+                ..RunError::new(format!("{shown}: cannot execute: {}", e.desc()))
+            }
+            .with_status(exit::CANNOT_EXECUTE);
+            if noexec {
+                error.with_hint(
+                    "it is on a file system mounted noexec (as /tmp or /home often are): put the \
+                     root filesystem, or the program, on a mount without noexec",
+                )
+            } else {
+                error
+            }
+        }
+        None => RunError::new(format!("{shown}: command not found")).with_status(exit::NOT_FOUND),
     }
 }
 

@@ -4,11 +4,11 @@
 //!
 //! Every decision is a pure function of what was read (unit-tested); `main` only gathers the inputs.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use unshare_run_helpers::subid::{self, IdInterval, SubidOwner};
 
+use super::error::RunError;
 use super::mapping::{self, Caller, HelperPrivilege};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,19 +270,27 @@ fn gather_helper(name: &'static str) -> HelperState {
     }
 }
 
-pub fn main(args: &[OsString]) -> u8 {
-    if let Some(arg) = args.first() {
-        if arg == "--help" || arg == "-h" {
-            println!(
-                "Usage: unshare-run doctor\n\nChecks that you can start containers with the full id map here \
-                 and says what to fix.\nExit status: 0 when a full-map container can start, 1 otherwise."
-            );
-            return 0;
-        }
-        eprintln!("unshare-run: doctor takes no arguments (see unshare-run doctor --help)");
-        return super::EXIT_RUNNER_ERROR;
-    }
-    let caller = super::current_caller();
+/// `unshare-run doctor`'s command line: no arguments.
+pub fn command() -> clap::Command {
+    clap::Command::new("unshare-run doctor")
+        .about("Check that you can start containers with your full id map here, and say what to fix")
+        .long_about(
+            "Check everything a container with your full subordinate id map needs: user namespaces \
+             enabled, newuidmap and newgidmap found and privileged (setuid root or a file capability, \
+             not on a nosuid mount), your ranges in /etc/subuid and /etc/subgid (present, 65536 ids or \
+             more, not containing your own id, not overlapping other users'), no_new_privs not set, and \
+             /dev/net/tun usable for --net pasta. Each check prints one line; a failed one also prints \
+             the exact fix.",
+        )
+        .after_help(
+            "Exit status: 0 when a full-map container can start, 1 otherwise.\n\
+             A host command named doctor runs with: unshare-run -- doctor",
+        )
+}
+
+/// Runs the checks and prints the findings; exit status 0 when a full-map container can start.
+pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
+    let caller = mapping::current_caller();
     let mut findings = check_user_namespaces(&UsernsState {
         max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
         unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
@@ -325,10 +333,10 @@ pub fn main(args: &[OsString]) -> u8 {
         println!(
             "A container would run with a single-id map (or not at all): fix the lines marked FAIL."
         );
-        1
+        Ok(1)
     } else {
         println!("A container with your full id map can start.");
-        0
+        Ok(0)
     }
 }
 

@@ -1,13 +1,36 @@
-//! The runner's own failures: a message, what to do about it, and exit status 125.
+//! The runner's own failures: a message, what to do about it, the errno of the system call that
+//! failed (when one did), and the exit status (125, or 126/127 when the command cannot be run).
+//! A child of a start sends its failure to the parent (`channel`), which prints it once.
 
 use std::fmt;
+
+use nix::errno::Errno;
+
+use super::exit;
 
 #[derive(Debug)]
 pub struct RunError {
     pub message: String,
     pub hint: Option<String>,
-    /// The message was printed already (by a child process that did the work).
-    pub reported: bool,
+    pub errno: Option<Errno>,
+    pub status: u8,
+}
+
+/// An error of a system call: it says what happened and carries its errno.
+pub trait SysError: fmt::Display {
+    fn errno(&self) -> Option<Errno>;
+}
+
+impl SysError for Errno {
+    fn errno(&self) -> Option<Errno> {
+        Some(*self)
+    }
+}
+
+impl SysError for std::io::Error {
+    fn errno(&self) -> Option<Errno> {
+        self.raw_os_error().map(Errno::from_raw)
+    }
 }
 
 impl RunError {
@@ -15,16 +38,16 @@ impl RunError {
         RunError {
             message: message.into(),
             hint: None,
-            reported: false,
+            errno: None,
+            status: exit::RUNNER_ERROR,
         }
     }
 
-    /// A failure whose message a child process printed.
-    pub fn reported() -> RunError {
+    /// `context: error` for a failed system call, keeping its errno.
+    pub fn sys(context: impl fmt::Display, error: impl SysError) -> RunError {
         RunError {
-            message: String::new(),
-            hint: None,
-            reported: true,
+            errno: error.errno(),
+            ..RunError::new(format!("{context}: {error}"))
         }
     }
 
@@ -33,9 +56,9 @@ impl RunError {
         self
     }
 
-    /// `context: error` for system call failures.
-    pub fn sys(context: impl fmt::Display, error: impl fmt::Display) -> RunError {
-        RunError::new(format!("{context}: {error}"))
+    pub fn with_status(mut self, status: u8) -> RunError {
+        self.status = status;
+        self
     }
 }
 

@@ -24,8 +24,10 @@ use nix::sched::CloneFlags;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 
 use super::error::RunError;
-use super::mapping::{Helpers, MapPlan, render, write_maps};
-use crate::sys::{self, Forked};
+use super::exit;
+use super::mapping::MapPlan;
+use super::userns::{self, Lifetime, UserNamespace};
+use crate::sys;
 
 /// The argument that makes unshare-run a holder (not a documented interface).
 pub const SERVE_ARG: &str = "--serve-as-holder";
@@ -50,24 +52,10 @@ fn runtime_dir(uid: u32) -> Option<PathBuf> {
     private.then_some(dir)
 }
 
-/// The map files' text for `plan` as a process outside the namespace reads them: (uid_map, gid_map).
-fn map_texts(plan: &MapPlan) -> Option<(String, String)> {
-    let MapPlan::Full { uid, gid } = plan else {
-        return None;
-    };
-    let text = |lines: &[unshare_run_helpers::idmap::IdMapping]| {
-        render(lines)
-            .chunks(3)
-            .map(|f| format!("{} {} {}\n", f[0], f[1], f[2]))
-            .collect::<String>()
-    };
-    Some((text(uid), text(gid)))
-}
-
 /// The socket of the holder for `plan` (full maps only). The name carries the protocol's version and
 /// a digest of the map.
 pub fn socket_path(uid: u32, plan: &MapPlan) -> Option<PathBuf> {
-    let (uid_map, gid_map) = map_texts(plan)?;
+    let (uid_map, gid_map) = plan.full_map_texts()?;
     let digest = fnv1a64(&[uid_map.as_bytes(), b"--\n", gid_map.as_bytes()]);
     Some(runtime_dir(uid)?.join(format!("holder-v1-{digest:016x}.sock")))
 }
@@ -87,7 +75,7 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
 /// The user namespace of a live holder at `socket` whose map is `plan`'s, or None (no holder, not
 /// the caller's, or another map).
 pub fn join(socket: &Path, uid: u32, plan: &MapPlan) -> Option<OwnedFd> {
-    let (uid_map, gid_map) = map_texts(plan)?;
+    let (uid_map, gid_map) = plan.full_map_texts()?;
     let stream = UnixStream::connect(socket).ok()?;
     let peer = getsockopt(&stream, PeerCredentials).ok()?;
     if peer.uid() != uid || peer.pid() <= 0 {
@@ -130,24 +118,14 @@ fn normalise_map(text: &str) -> String {
 
 /// Makes a holder for `plan`: a process in a new user namespace mapped by the helpers, which then
 /// serves at `socket`. Returns its user namespace.
-pub fn spawn(
-    plan: &MapPlan,
-    helpers: Option<&Helpers>,
-    socket: &Path,
-    idle: Duration,
-) -> Result<OwnedFd, RunError> {
-    let (go_read, go_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| RunError::sys("pipe", e))?;
-    match sys::clone_into(CloneFlags::CLONE_NEWUSER)
-        .map_err(|e| RunError::sys("cannot create a user namespace", e))?
-    {
-        Forked::Child => {
-            drop(go_write);
-            if !super::container::await_start(go_read) {
-                sys::exit_now(1);
-            }
+pub fn spawn(plan: &MapPlan, socket: &Path, idle: Duration) -> Result<OwnedFd, RunError> {
+    let mut child = userns::spawn(
+        CloneFlags::empty(),
+        UserNamespace::New(plan),
+        Lifetime::Outlives,
+        |_| {
             // A fresh program, so that ps and pgrep show what this is, not the container's command.
-            let exe = std::path::Path::new("/proc/self/exe");
+            let exe = Path::new("/proc/self/exe");
             let args: [OsString; 4] = [
                 "unshare-run".into(),
                 SERVE_ARG.into(),
@@ -155,50 +133,64 @@ pub fn spawn(
                 idle.as_secs().to_string().into(),
             ];
             let _ = sys::detach_and_exec(exe, &args);
-            sys::exit_now(1)
-        }
-        Forked::Parent(child) => {
-            drop(go_read);
-            if let Err(e) = write_maps(child.as_raw(), plan, helpers) {
-                super::container::kill_and_reap(child);
-                return Err(e);
-            }
-            // Our child, not yet reaped: the pid is its own.
-            let ns = std::fs::File::open(format!("/proc/{}/ns/user", child.as_raw()))
-                .map_err(|e| RunError::sys("cannot open the holder's namespace", e))?;
-            super::container::send_start(go_write)
-                .map_err(|e| RunError::sys("starting the holder", e))?;
-            Ok(ns.into())
-        }
-    }
+            exit::RUNNER_ERROR
+        },
+    )?;
+    // Our child, not yet reaped: the pid is its own.
+    let ns = std::fs::File::open(format!("/proc/{}/ns/user", child.pid().as_raw()))
+        .map_err(|e| RunError::sys("cannot open the holder's namespace", e))?;
+    child.start()?;
+    child.release();
+    Ok(ns.into())
 }
 
-/// The holder itself (`unshare-run --serve-as-holder SOCKET IDLE_SECONDS`): serves until IDLE passes
-/// without a client. Returns the exit status.
-pub fn serve(args: &[OsString]) -> u8 {
-    let (Some(socket), Some(idle)) = (args.first(), args.get(1)) else {
-        return 2;
+/// `unshare-run --serve-as-holder SOCKET IDLE_SECONDS`, which unshare-run runs in the holder.
+pub fn command() -> clap::Command {
+    clap::Command::new(SERVE_ARG)
+        .about(
+            "Serve warm starts: keep this user namespace until IDLE_SECONDS pass without a start",
+        )
+        .arg(
+            clap::Arg::new("socket")
+                .required(true)
+                .value_parser(clap::value_parser!(PathBuf)),
+        )
+        .arg(
+            clap::Arg::new("idle")
+                .required(true)
+                .value_parser(clap::value_parser!(u64)),
+        )
+}
+
+pub fn main(args: &clap::ArgMatches) -> Result<u8, RunError> {
+    let (Some(socket), Some(&idle)) = (args.get_one::<PathBuf>("socket"), args.get_one("idle"))
+    else {
+        return Err(RunError::new("the holder needs SOCKET and IDLE_SECONDS"));
     };
-    let socket = PathBuf::from(socket);
-    let Some(idle) = idle.to_str().and_then(|s| s.parse::<u64>().ok()) else {
-        return 2;
-    };
-    let listener = match UnixListener::bind(&socket) {
+    serve(socket, idle)
+}
+
+/// The holder itself: serves until `idle` seconds pass without a client.
+fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
+    let listener = match UnixListener::bind(socket) {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             // Another holder answers there: it is enough. A dead one's socket is replaced.
-            if UnixStream::connect(&socket).is_ok() {
-                return 0;
+            if UnixStream::connect(socket).is_ok() {
+                return Ok(0);
             }
-            let _ = std::fs::remove_file(&socket);
-            match UnixListener::bind(&socket) {
-                Ok(listener) => listener,
-                Err(_) => return 1,
-            }
+            let _ = std::fs::remove_file(socket);
+            UnixListener::bind(socket)
+                .map_err(|e| RunError::sys(format!("cannot listen at {}", socket.display()), e))?
         }
-        Err(_) => return 1,
+        Err(e) => {
+            return Err(RunError::sys(
+                format!("cannot listen at {}", socket.display()),
+                e,
+            ));
+        }
     };
-    let bound = std::fs::metadata(&socket).map(|m| m.ino()).ok();
+    let bound = std::fs::metadata(socket).map(|m| m.ino()).ok();
     let idle_ms = idle.saturating_mul(1000).min(i32::MAX as u64) as i32;
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
@@ -222,10 +214,10 @@ pub fn serve(args: &[OsString]) -> u8 {
         );
     }
     // Only our own socket: a newer holder may have replaced it.
-    if bound.is_some() && std::fs::metadata(&socket).map(|m| m.ino()).ok() == bound {
-        let _ = std::fs::remove_file(&socket);
+    if bound.is_some() && std::fs::metadata(socket).map(|m| m.ino()).ok() == bound {
+        let _ = std::fs::remove_file(socket);
     }
-    0
+    Ok(0)
 }
 
 #[cfg(test)]
@@ -249,12 +241,16 @@ mod tests {
         MapPlan::Full {
             uid: lines.clone(),
             gid: lines,
+            helpers: crate::runner::mapping::Helpers {
+                newuidmap: "/x/newuidmap".into(),
+                newgidmap: "/x/newgidmap".into(),
+            },
         }
     }
 
     #[test]
     fn the_map_text_is_what_the_kernel_shows_without_padding() {
-        let (uid_map, _) = map_texts(&plan(100_000)).unwrap();
+        let (uid_map, _) = plan(100_000).full_map_texts().unwrap();
         assert_eq!(uid_map, "0 1000 1\n1 100000 65536\n");
         let kernel = "         0       1000          1\n         1     100000      65536\n";
         assert_eq!(normalise_map(kernel), normalise_map(&uid_map));
@@ -266,7 +262,8 @@ mod tests {
             inside_uid: 0,
             inside_gid: 0,
         };
-        assert!(map_texts(&single).is_none());
+        assert!(single.full_map_texts().is_none());
+        assert!(socket_path(1000, &single).is_none());
     }
 
     #[test]
@@ -276,7 +273,7 @@ mod tests {
         assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(&[b"foo", b"bar"]), fnv1a64(&[b"foobar"]));
         let digest = |outside| {
-            let (uid_map, gid_map) = map_texts(&plan(outside)).unwrap();
+            let (uid_map, gid_map) = plan(outside).full_map_texts().unwrap();
             fnv1a64(&[uid_map.as_bytes(), b"--\n", gid_map.as_bytes()])
         };
         assert_ne!(digest(100_000), digest(200_000));

@@ -1,20 +1,57 @@
-//! PID 1 of the container: starts the command, reaps every process that ends up as its child, passes
-//! signals that processes send it on to the command, and exits with the command's status. When it
-//! exits, the kernel kills whatever is left in the pid namespace.
+//! PID 1 of the container: sets the container up (groups, hostname, loopback, the filesystem), starts
+//! the command, then serves as its init: reaps every process that ends up as its child, passes signals
+//! that processes send it on to the command, and exits with the command's status. When it exits, the
+//! kernel kills whatever is left in the pid namespace.
 
 use nix::errno::Errno;
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 
-use super::command;
-use super::container::{ContainerSpec, FORWARDED_SIGNALS, exit_code, forward_next_signal};
+use super::channel::Channel;
+use super::cli::NetMode;
 use super::error::RunError;
+use super::spec::ContainerSpec;
+use super::{command, exit, rootfs, signals};
 use crate::sys;
 
-pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
+/// PID 1, once started by the parent. Returns the status to exit with. A failure before the command
+/// runs (set-up, or the command cannot be executed) goes to the parent through `channel`, which is
+/// closed once the command runs: the container keeps nothing of the parent's.
+pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
+    let (command, sfd) = match setup(spec).and_then(|()| start_command(spec, signals)) {
+        Ok(started) => started,
+        Err(e) => return channel.fail(e),
+    };
+    drop(channel);
+    match serve(command, &sfd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unshare-run: {e}");
+            exit::RUNNER_ERROR
+        }
+    }
+}
+
+fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+    if spec.setgroups_allowed {
+        // Unmapped supplementary groups would show up as nogroup inside.
+        nix::unistd::setgroups(&[]).map_err(|e| RunError::sys("setgroups", e))?;
+    }
+    if let Some(name) = &spec.hostname {
+        nix::unistd::sethostname(name).map_err(|e| RunError::sys("sethostname", e))?;
+    }
+    if spec.net == NetMode::None {
+        sys::bring_up_loopback().map_err(|e| RunError::sys("bringing up lo", e))?;
+    }
+    rootfs::setup(spec)
+}
+
+/// Starts the command; its pid and the signalfd on which PID 1 reads what to forward.
+fn start_command(spec: &ContainerSpec, signals: &SigSet) -> Result<(Pid, SignalFd), RunError> {
     let mut ignored_by_caller = Vec::new();
-    for signal in FORWARDED_SIGNALS {
+    for signal in signals::FORWARDED {
         // PID 1 only receives signals it has a handler for; they stay blocked and arrive on the fd.
         if sys::install_noop_handler(signal).map_err(|e| RunError::sys("sigaction", e))? {
             ignored_by_caller.push(signal);
@@ -23,26 +60,41 @@ pub fn run(spec: &ContainerSpec, signals: &SigSet) -> Result<u8, RunError> {
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| RunError::sys("signalfd", e))?;
     let prepared = command::prepare(spec)?;
-    let command = sys::spawn_sharing_memory(&mut || command::exec(&prepared, &ignored_by_caller))
-        .map_err(|e| RunError::sys("starting the command", e))?;
+    // The command's process shares this memory until it execs: where it failed is left here.
+    let mut failed = None;
+    let command = sys::spawn_sharing_memory(&mut || {
+        let error = command::exec(&prepared, &ignored_by_caller);
+        let status = error.status;
+        failed = Some(error);
+        libc::c_int::from(status)
+    })
+    .map_err(|e| RunError::sys("starting the command", e))?;
+    match failed {
+        Some(error) => Err(error),
+        None => Ok((command, sfd)),
+    }
+}
+
+/// init's loop, until the command has exited: its status.
+fn serve(command: Pid, sfd: &SignalFd) -> Result<u8, RunError> {
     loop {
         if let Some(code) = reap_all(command)? {
             log::debug!("the command ended: exit status {code}");
             return Ok(code);
         }
-        forward_next_signal(&sfd, command)?;
+        signals::forward_next(sfd, command)?;
     }
 }
 
 /// Collects every exited child; the command's status once it has exited.
-fn reap_all(command: nix::unistd::Pid) -> Result<Option<u8>, RunError> {
+fn reap_all(command: Pid) -> Result<Option<u8>, RunError> {
     let mut status = None;
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return Ok(status),
             Ok(ws) => {
                 if ws.pid() == Some(command)
-                    && let Some(code) = exit_code(ws)
+                    && let Some(code) = exit::of_process(ws)
                 {
                     status = Some(code);
                 }

@@ -1,18 +1,20 @@
 //! Which id map the container gets, and who writes it.
 //!
 //! The pure part (`plan_map`) turns the caller's ids and subordinate ranges into the lines of a map and is
-//! unit-tested; `write_maps` applies a plan to a new user namespace, through newuidmap/newgidmap for a
-//! full map or directly for a single-id map.
+//! unit-tested; `plan_for_caller` gathers its inputs (and warns when it falls back to a single-id map);
+//! `write_maps` applies a plan to a new user namespace, through newuidmap/newgidmap for a full map or
+//! directly for a single-id map.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use unshare_run_helpers::idmap::{IdMapping, MAX_MAP_LINES};
+use unshare_run_helpers::idmap::{IdMapping, MAX_MAP_LINES, map_text};
 use unshare_run_helpers::subid::{self, IdInterval, SubidOwner};
 
 use super::error::RunError;
+use super::users;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum MapMode {
@@ -38,13 +40,63 @@ pub struct Caller {
 /// The maps to write, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapPlan {
-    /// Through the helpers: inside 0 is the caller, inside 1.. every subordinate range in file order.
+    /// Written by the helpers. The first line of each map is the caller's own id (inside 0 for the
+    /// full map), then every subordinate range in file order.
     Full {
         uid: Vec<IdMapping>,
         gid: Vec<IdMapping>,
+        helpers: Helpers,
     },
     /// Written by us (no privilege needed): one id, setgroups denied.
     Single { inside_uid: u32, inside_gid: u32 },
+}
+
+impl MapPlan {
+    /// Whether setgroups(2) works inside: only where the helpers granted subordinate groups.
+    pub fn allows_setgroups(&self) -> bool {
+        matches!(self, MapPlan::Full { .. })
+    }
+
+    /// The ids that the caller's own ids are inside: the command's default user.
+    pub fn caller_inside(&self) -> (u32, u32) {
+        match self {
+            MapPlan::Full { uid, gid, .. } => (
+                uid.first().map_or(0, |m| m.inside),
+                gid.first().map_or(0, |m| m.inside),
+            ),
+            MapPlan::Single {
+                inside_uid,
+                inside_gid,
+            } => (*inside_uid, *inside_gid),
+        }
+    }
+
+    /// Whether `id` (a uid, else a gid) exists inside.
+    pub fn is_mapped(&self, id: u32, uid: bool) -> bool {
+        match self {
+            MapPlan::Full {
+                uid: uids,
+                gid: gids,
+                ..
+            } => (if uid { uids } else { gids }).iter().any(|m| {
+                let inside = m.inside_interval();
+                (inside.start..inside.end).contains(&u64::from(id))
+            }),
+            MapPlan::Single {
+                inside_uid,
+                inside_gid,
+            } => id == if uid { *inside_uid } else { *inside_gid },
+        }
+    }
+
+    /// The text of the uid_map and gid_map files of a namespace made with a full plan, as a process
+    /// outside it reads them (without the kernel's padding).
+    pub fn full_map_texts(&self) -> Option<(String, String)> {
+        match self {
+            MapPlan::Full { uid, gid, .. } => Some((map_text(uid), map_text(gid))),
+            MapPlan::Single { .. } => None,
+        }
+    }
 }
 
 /// Inside 0 = `own`, then each range in order at inside 1, 2, ... with no id wasted. Parts of ranges
@@ -153,25 +205,19 @@ pub fn plan_map(
     subuid_path: &str,
     subgid_path: &str,
     find_helper: impl Fn(&str) -> Result<PathBuf, NoFullMap>,
-) -> Result<(MapPlan, Option<Helpers>), NoFullMap> {
+) -> Result<MapPlan, NoFullMap> {
     match mode {
         MapMode::Root => {
-            return Ok((
-                MapPlan::Single {
-                    inside_uid: 0,
-                    inside_gid: 0,
-                },
-                None,
-            ));
+            return Ok(MapPlan::Single {
+                inside_uid: 0,
+                inside_gid: 0,
+            });
         }
         MapMode::Current => {
-            return Ok((
-                MapPlan::Single {
-                    inside_uid: caller.uid,
-                    inside_gid: caller.gid,
-                },
-                None,
-            ));
+            return Ok(MapPlan::Single {
+                inside_uid: caller.uid,
+                inside_gid: caller.gid,
+            });
         }
         MapMode::Auto | MapMode::Full => {}
     }
@@ -203,11 +249,53 @@ pub fn plan_map(
         newuidmap: find_helper("newuidmap")?,
         newgidmap: find_helper("newgidmap")?,
     };
-    let plan = MapPlan::Full {
+    Ok(MapPlan::Full {
         uid: full_map(caller.uid, &uid_ranges),
         gid: full_map(caller.gid, &gid_ranges),
-    };
-    Ok((plan, Some(helpers)))
+        helpers,
+    })
+}
+
+/// The caller as the kernel and /etc/passwd see them.
+pub fn current_caller() -> Caller {
+    let uid = nix::unistd::getuid();
+    Caller {
+        uid: uid.as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        name: users::caller_name(uid.as_raw()),
+    }
+}
+
+/// The id map for `mode` for this process's caller: with `MapMode::Auto` and no usable subordinate
+/// ids, a single-id map and one warning that says why and what to fix.
+pub fn plan_for_caller(mode: MapMode) -> Result<MapPlan, RunError> {
+    let caller = current_caller();
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let path_var = std::env::var_os("PATH");
+    let find = |name: &str| find_helper(name, exe_dir.as_deref(), path_var.clone());
+    match plan_map(mode, &caller, "/etc/subuid", "/etc/subgid", find) {
+        Ok(plan) => {
+            log::debug!("id map: {plan:?}");
+            Ok(plan)
+        }
+        Err(why) if mode == MapMode::Auto => {
+            eprintln!(
+                "unshare-run: warning: only your own id is mapped (uid 0 inside), so apt, su and chown to other \
+                 ids will fail: {}\n  fix: {}",
+                why.reason, why.fix
+            );
+            Ok(MapPlan::Single {
+                inside_uid: 0,
+                inside_gid: 0,
+            })
+        }
+        Err(why) => Err(
+            RunError::new(format!("cannot set up the full id map: {}", why.reason))
+                .with_hint(why.fix),
+        ),
+    }
 }
 
 /// A helper next to the unshare-run executable, else the first in PATH; it must be privileged
@@ -331,40 +419,34 @@ pub fn file_capability_grants(value: &[u8], cap: u32) -> bool {
     permitted.is_some_and(|p| p & (1 << (cap % 32)) != 0)
 }
 
-/// The text of a map file.
-pub fn render(lines: &[IdMapping]) -> Vec<String> {
+/// The helper's arguments for `lines`: inside, outside and count of each line.
+fn helper_arguments(lines: &[IdMapping]) -> Vec<String> {
     lines
         .iter()
-        .flat_map(|m| {
-            [
-                m.inside.to_string(),
-                m.outside.to_string(),
-                m.count.to_string(),
-            ]
-        })
+        .flat_map(|m| m.fields().map(|field| field.to_string()))
         .collect()
 }
 
 /// Writes the plan's maps for process `pid` (a child in a fresh user namespace we own).
-pub fn write_maps(pid: i32, plan: &MapPlan, helpers: Option<&Helpers>) -> Result<(), RunError> {
+pub fn write_maps(pid: i32, plan: &MapPlan) -> Result<(), RunError> {
     match plan {
-        MapPlan::Full { uid, gid } => {
-            let helpers = helpers.expect("a full plan has helpers");
+        MapPlan::Full { uid, gid, helpers } => {
             let spawn = |helper: &Path, lines: &[IdMapping]| {
-                log::debug!("{} {pid} {}", helper.display(), render(lines).join(" "));
+                let arguments = helper_arguments(lines);
+                log::debug!("{} {pid} {}", helper.display(), arguments.join(" "));
                 Command::new(helper)
                     .arg(pid.to_string())
-                    .args(render(lines))
+                    .args(arguments)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())
                     .spawn()
-                    .map_err(|e| RunError::new(format!("cannot run {}: {e}", helper.display())))
+                    .map_err(|e| RunError::sys(format!("cannot run {}", helper.display()), e))
             };
             let outcome = |helper: &Path, child: std::process::Child| {
                 let out = child
                     .wait_with_output()
-                    .map_err(|e| RunError::new(format!("waiting for {}: {e}", helper.display())))?;
+                    .map_err(|e| RunError::sys(format!("waiting for {}", helper.display()), e))?;
                 if out.status.success() {
                     return Ok(());
                 }
@@ -394,16 +476,21 @@ pub fn write_maps(pid: i32, plan: &MapPlan, helpers: Option<&Helpers>) -> Result
             inside_uid,
             inside_gid,
         } => {
-            let caller_uid = nix::unistd::getuid().as_raw();
-            let caller_gid = nix::unistd::getgid().as_raw();
+            let own = |inside: u32, outside: u32| {
+                map_text(&[IdMapping {
+                    inside,
+                    outside,
+                    count: 1,
+                }])
+            };
             let proc = format!("/proc/{pid}");
             let write = |file: &str, text: String| {
                 std::fs::write(format!("{proc}/{file}"), text)
-                    .map_err(|e| RunError::new(format!("cannot write {proc}/{file}: {e}")))
+                    .map_err(|e| RunError::sys(format!("cannot write {proc}/{file}"), e))
             };
-            write("uid_map", format!("{inside_uid} {caller_uid} 1\n"))?;
+            write("uid_map", own(*inside_uid, nix::unistd::getuid().as_raw()))?;
             write("setgroups", "deny\n".into())?;
-            write("gid_map", format!("{inside_gid} {caller_gid} 1\n"))
+            write("gid_map", own(*inside_gid, nix::unistd::getgid().as_raw()))
         }
     }
 }
@@ -500,16 +587,26 @@ mod tests {
         let scratch = Scratch::new("plans");
         let sub = scratch.file("sub", "alice:100000:65536\n");
         let found = |n: &str| Ok(PathBuf::from(format!("/x/{n}")));
-        let (plan, helpers) = plan_map(MapMode::Auto, &alice(), &sub, &sub, found).unwrap();
+        let plan = plan_map(MapMode::Auto, &alice(), &sub, &sub, found).unwrap();
         assert_eq!(
             plan,
             MapPlan::Full {
                 uid: vec![m(0, 1000, 1), m(1, 100000, 65536)],
-                gid: vec![m(0, 1000, 1), m(1, 100000, 65536)]
+                gid: vec![m(0, 1000, 1), m(1, 100000, 65536)],
+                helpers: Helpers {
+                    newuidmap: PathBuf::from("/x/newuidmap"),
+                    newgidmap: PathBuf::from("/x/newgidmap"),
+                },
             }
         );
-        assert_eq!(helpers.unwrap().newgidmap, PathBuf::from("/x/newgidmap"));
-        let (plan, _) = plan_map(MapMode::Root, &alice(), &sub, &sub, found).unwrap();
+        assert!(plan.allows_setgroups());
+        assert_eq!(plan.caller_inside(), (0, 0));
+        assert!(plan.is_mapped(65536, true) && !plan.is_mapped(65537, false));
+        assert_eq!(
+            plan.full_map_texts().unwrap().0,
+            "0 1000 1\n1 100000 65536\n"
+        );
+        let plan = plan_map(MapMode::Root, &alice(), &sub, &sub, found).unwrap();
         assert_eq!(
             plan,
             MapPlan::Single {
@@ -517,7 +614,7 @@ mod tests {
                 inside_gid: 0
             }
         );
-        let (plan, _) = plan_map(MapMode::Current, &alice(), &sub, &sub, found).unwrap();
+        let plan = plan_map(MapMode::Current, &alice(), &sub, &sub, found).unwrap();
         assert_eq!(
             plan,
             MapPlan::Single {
@@ -525,6 +622,9 @@ mod tests {
                 inside_gid: 1000
             }
         );
+        assert!(!plan.allows_setgroups() && plan.full_map_texts().is_none());
+        assert_eq!(plan.caller_inside(), (1000, 1000));
+        assert!(plan.is_mapped(1000, true) && !plan.is_mapped(0, true));
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! `unshare-run images`: list, import and remove stored images.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 use super::store::{ImageRecord, Store};
-use super::{IMPORT_HINT, MappedIds, open_store, resolve};
-use crate::runner::EXIT_RUNNER_ERROR;
+use super::{IMPORT_HINT, open_store, resolve};
 use crate::runner::error::RunError;
-use crate::runner::mapping::MapMode;
+use crate::runner::mapping::{self, MapMode};
+use crate::runner::userns;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,20 +50,15 @@ enum Action {
     },
 }
 
-pub fn main(args: &[OsString]) -> u8 {
-    let cli = match crate::runner::parse_or_exit::<ImagesCli>("unshare-run images", args) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    let result = open_store().and_then(|store| match cli.action.unwrap_or(Action::List) {
-        Action::List => {
-            print!("{}", table(&store));
-            Ok(())
-        }
-        Action::Import { file, name } => import(&store, &file, name.as_deref()),
-        Action::Rm { images } => remove(&store, &images),
-    });
-    crate::runner::exit_status(result.map(|()| 0))
+pub fn main(args: &clap::ArgMatches) -> Result<u8, RunError> {
+    let cli = ImagesCli::from_arg_matches(args).map_err(|e| RunError::new(e.to_string()))?;
+    let store = open_store()?;
+    match cli.action.unwrap_or(Action::List) {
+        Action::List => print!("{}", table(&store)),
+        Action::Import { file, name } => import(&store, &file, name.as_deref())?,
+        Action::Rm { images } => remove(&store, &images)?,
+    }
+    Ok(0)
 }
 
 fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(), RunError> {
@@ -74,12 +68,8 @@ fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(
             RunError::sys(format!("cannot import {}", file.display()), e).with_hint(IMPORT_HINT),
         );
     }
-    let (plan, helpers) = crate::runner::plan_ids(MapMode::Auto)?;
-    let ids = MappedIds {
-        plan: &plan,
-        helpers: helpers.as_ref(),
-    };
-    let resolved = resolve(file, name, &ids, IMPORT_HINT)?;
+    let plan = mapping::plan_for_caller(MapMode::Auto)?;
+    let resolved = resolve(file, name, &plan, IMPORT_HINT)?;
     match resolved
         .rootfs
         .strip_prefix(store.images())
@@ -115,27 +105,18 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
             Err(ambiguous) => return Err(RunError::new(ambiguous)),
         }
     }
-    let (plan, helpers) = crate::runner::plan_ids(MapMode::Auto)?;
+    let plan = mapping::plan_for_caller(MapMode::Auto)?;
     for digest in digests {
         let names = store.names_of(&digest);
         let temp = store
             .detach(&digest)
             .map_err(|e| RunError::sys(format!("cannot remove image {}", short(&digest)), e))?;
         let path = temp.path.clone();
-        let status =
-            crate::runner::container::run_in_user_namespace(&plan, helpers.as_ref(), || {
-                match std::fs::remove_dir_all(&path) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("unshare-run: cannot delete {}: {e}", path.display());
-                        EXIT_RUNNER_ERROR
-                    }
-                }
-            })?;
-        if status != 0 {
-            // Left in tmp/, where the next import retries the deletion.
-            return Err(RunError::reported());
-        }
+        // On failure it is left in tmp/, where the next import retries the deletion.
+        userns::run_job(&plan, || {
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| RunError::sys(format!("cannot delete {}", path.display()), e))
+        })?;
         temp.release();
         let names = if names.is_empty() {
             String::new()

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::RunError;
-use super::mapping::{Helpers, MapPlan};
+use super::mapping::MapPlan;
+use super::userns;
 use format::Compression;
 use store::{ImageRecord, Store};
 
@@ -49,12 +50,6 @@ pub struct Resolved {
     pub in_use: Option<store::InUse>,
 }
 
-/// The id map and helpers for work that has to happen in the mapped user namespace.
-pub struct MappedIds<'a> {
-    pub plan: &'a MapPlan,
-    pub helpers: Option<&'a Helpers>,
-}
-
 /// What the source of a root filesystem may be, said when it cannot be used: for --rootfs, and for
 /// `unshare-run images import`.
 pub(crate) const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
@@ -62,13 +57,13 @@ pub(crate) const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file 
 pub(crate) const IMPORT_HINT: &str = "images import takes an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \
      Docker archive) or an OCI layout directory";
 
-/// What `--rootfs ARG` names, importing it first if it is an image file not yet stored. `name`
-/// (`--name`) names the stored image; `hint` (ROOTFS_HINT or IMPORT_HINT) goes with the errors of a
-/// source that cannot be used.
+/// What `--rootfs ARG` names, importing it first if it is an image file not yet stored (in a user
+/// namespace mapped as `ids` says). `name` (`--name`) names the stored image; `hint` (ROOTFS_HINT or
+/// IMPORT_HINT) goes with the errors of a source that cannot be used.
 pub fn resolve(
     arg: &Path,
     name: Option<&str>,
-    ids: &MappedIds<'_>,
+    ids: &MapPlan,
     hint: &'static str,
 ) -> Result<Resolved, RunError> {
     if let Some(name) = name
@@ -245,7 +240,7 @@ fn import(
     source: &ImportSource<'_>,
     key: &str,
     name: Option<&str>,
-    ids: &MappedIds<'_>,
+    ids: &MapPlan,
 ) -> Result<Resolved, RunError> {
     store.create().map_err(|e| {
         RunError::sys(
@@ -259,20 +254,18 @@ fn import(
             e,
         )
     })?;
-    let status = super::container::run_in_user_namespace(ids.plan, ids.helpers, || {
+    let imported = userns::run_job(ids, || {
         import_in_namespace(store, &temp.path, path, source, key, name)
-    })?;
+    });
     temp.release();
-    if status != 0 {
-        return Err(RunError::reported());
-    }
+    imported?;
     let digest = store
         .source(key)
         .ok_or_else(|| RunError::new("the import finished, but its image is not in the store"))?;
     stored(store, &digest, None)
 }
 
-/// The importing process (uid 0 in the mapped user namespace). Returns its exit status.
+/// The importing process (uid 0 in the mapped user namespace).
 fn import_in_namespace(
     store: &Store,
     temp: &Path,
@@ -280,7 +273,7 @@ fn import_in_namespace(
     source: &ImportSource<'_>,
     key: &str,
     name: Option<&str>,
-) -> u8 {
+) -> Result<(), RunError> {
     for (abandoned, lock) in store.abandoned() {
         match remove_path(&abandoned) {
             Ok(()) => {
@@ -316,14 +309,10 @@ fn import_in_namespace(
         }
         Ok(())
     });
-    match result {
-        Ok(()) => 0,
-        Err(why) => {
-            eprintln!("unshare-run: cannot import {}: {why}", path.display());
-            let _ = remove_path(temp);
-            super::EXIT_RUNNER_ERROR
-        }
-    }
+    result.map_err(|why| {
+        let _ = remove_path(temp);
+        RunError::new(format!("cannot import {}: {why}", path.display()))
+    })
 }
 
 fn remove_path(path: &Path) -> std::io::Result<()> {

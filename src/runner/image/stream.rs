@@ -194,7 +194,13 @@ mod tests {
     use std::io::Write;
 
     fn temp_file(content: &[u8]) -> File {
-        let mut file = crate::runner::container::tempfile_for_output().unwrap();
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(std::env::temp_dir())
+            .unwrap();
         file.write_all(content).unwrap();
         file
     }

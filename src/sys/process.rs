@@ -1,37 +1,13 @@
-//! The binary's only `unsafe` code: the process entry point, and process creation and signal
-//! dispositions that nix cannot offer safely. The privileged code has its own module in
-//! helpers/src/sys.rs.
+//! Making processes: clone(2) into new namespaces, a spawn that shares memory until exec (as
+//! posix_spawn), companions that die with us, the holder's daemonising exec, and _exit(2).
 
-use std::ffi::CStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-
-/// The process entry point (see main.rs). The arguments come from argc/argv, not std::env::args:
-/// std fills those from an init function to which glibc passes argc/argv but musl does not, so with
-/// this entry point a musl build would see no arguments at all (and dispatch on an empty argv[0]).
-#[cfg(not(test))]
-#[unsafe(no_mangle)]
-pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
-    use std::io::Write;
-    use std::os::unix::ffi::OsStrExt;
-    let count = usize::try_from(argc).unwrap_or(0);
-    let args = (0..count)
-        .map(|i| {
-            // SAFETY: the C runtime passes argc valid, NUL-terminated strings in argv[0..argc].
-            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
-            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_owned()
-        })
-        .collect();
-    let status = crate::applets::dispatch(args);
-    // Without Rust's runtime nothing flushes stdout at exit.
-    let _ = std::io::stdout().flush();
-    libc::c_int::from(status)
-}
 
 pub enum Forked {
     Parent(Pid),
@@ -103,67 +79,6 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Resul
     }
 }
 
-extern "C" fn ignore_signal(_: libc::c_int) {}
-
-/// Gives `signal` a handler that does nothing. PID 1 of a pid namespace only receives signals that
-/// have a handler; the signals stay blocked and are read with a signalfd. Returns whether the signal
-/// was ignored before (by whoever started unshare-run, e.g. nohup).
-pub fn install_noop_handler(signal: Signal) -> io::Result<bool> {
-    let action = SigAction::new(
-        SigHandler::Handler(ignore_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    // SAFETY: the handler is async-signal-safe (it does nothing).
-    let old = unsafe { sigaction(signal, &action) }.map_err(io::Error::from)?;
-    Ok(matches!(old.handler(), SigHandler::SigIgn))
-}
-
-/// Ignores `signal` (kept across exec, unlike a handler).
-pub fn ignore(signal: Signal) -> io::Result<()> {
-    let action = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installing SIG_IGN runs no code of ours.
-    unsafe { sigaction(signal, &action) }
-        .map(drop)
-        .map_err(io::Error::from)
-}
-
-/// The value of extended attribute `name` of `path` (at most 64 bytes: enough for capability sets).
-pub fn read_xattr(path: &Path, name: &CStr) -> Option<Vec<u8>> {
-    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut buf = [0u8; 64];
-    // SAFETY: both strings are NUL-terminated and buf is valid for buf.len() bytes.
-    let rc = unsafe {
-        libc::getxattr(
-            cpath.as_ptr(),
-            name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    usize::try_from(rc).ok().map(|n| buf[..n].to_vec())
-}
-
-/// fsetxattr(2): sets extended attribute `name` of the open file `fd` to `value`.
-pub fn set_xattr(fd: std::os::fd::BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: name is NUL-terminated, value is valid for value.len() bytes, fd is open.
-    let rc = unsafe {
-        libc::fsetxattr(
-            fd.as_raw_fd(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Turns this (forked) process into a daemon running `exe`: its own session, / as working
 /// directory, /dev/null as stdin, stdout and stderr, and no other inherited descriptor (a pipe of the
 /// caller's kept open would make the caller wait for its end). Returns only if exec failed.
@@ -195,35 +110,6 @@ pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
         Err(e) => e.into(),
         Ok(never) => match never {},
     }
-}
-
-/// Sets the loopback interface of this network namespace up (what `ip link set lo up` does).
-pub fn bring_up_loopback() -> io::Result<()> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
-    use std::os::fd::AsRawFd;
-    let sock = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    // SAFETY: ifreq is plain old data; zero is a valid value for every field.
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in request.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: the request is a valid ifreq naming "lo"; the kernel writes only into it. (The request
-    // number's type differs between glibc and musl, hence the casts.)
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: SIOCGIFFLAGS filled in the flags member of the union.
-    unsafe { request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    // SAFETY: as above.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// _exit(2): leaves a forked child without running exit handlers or flushing buffers it inherited

@@ -1,0 +1,188 @@
+//! The two-way channel between unshare-run and a child it starts in new namespaces (crun's idea):
+//! the parent says when the child may start (once its id map is written), and the child says why it
+//! failed, so that the parent reports the error, with its errno and exit status, as its own.
+//!
+//! A SOCK_SEQPACKET socket pair keeps each message whole; sending with MSG_NOSIGNAL turns a peer
+//! that is gone into EPIPE rather than SIGPIPE. Both ends are close-on-exec: nothing the child execs
+//! inherits its end.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+
+use super::error::RunError;
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel(OwnedFd);
+
+const START: u8 = b'S';
+const FAILED: u8 = b'F';
+/// A failure report longer than this is cut (messages name paths, not files' contents).
+const MAX_REPORT: usize = 64 * 1024;
+
+/// The parent's end and the child's end.
+pub fn pair() -> Result<(Channel, Channel), RunError> {
+    let (parent, child) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| RunError::sys("cannot create a socket pair", e))?;
+    Ok((Channel(parent), Channel(child)))
+}
+
+impl Channel {
+    /// Parent: the child may start. Fails (EPIPE) when the child is gone.
+    pub fn send_start(&self) -> io::Result<()> {
+        send_all(&self.0, &[START])
+    }
+
+    /// Child: waits until the parent says start. False when the parent failed (it reports why) or
+    /// died.
+    pub fn await_start(&self) -> bool {
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut byte, MsgFlags::empty()) {
+                Ok(1) => return byte[0] == START,
+                Err(Errno::EINTR) => continue,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Child: tells the parent why it failed; returns the status to exit with.
+    pub fn fail(&self, error: RunError) -> u8 {
+        // If the parent is gone there is nobody left to tell.
+        let _ = send_all(&self.0, &encode(&error));
+        error.status
+    }
+
+    /// Parent, once the child has ended: the failure it reported, if any.
+    pub fn report(&self) -> Option<RunError> {
+        let mut buffer = vec![0u8; MAX_REPORT];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut buffer, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return decode(&buffer[..n.min(buffer.len())]),
+                Err(Errno::EINTR) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+fn send_all(fd: &OwnedFd, message: &[u8]) -> io::Result<()> {
+    loop {
+        match send(fd.as_raw_fd(), message, MsgFlags::MSG_NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// FAILED, status, errno (i32, 0 for none), then the message and the hint, each as a length (u32) and
+/// its bytes; a hint length of u32::MAX means no hint.
+fn encode(error: &RunError) -> Vec<u8> {
+    let mut out = vec![FAILED, error.status];
+    out.extend_from_slice(&error.errno.map_or(0, |e| e as i32).to_le_bytes());
+    let mut text = |value: Option<&str>| match value {
+        Some(text) => {
+            let text = &text.as_bytes()[..text.len().min(MAX_REPORT / 2)];
+            out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            out.extend_from_slice(text);
+        }
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+    };
+    text(Some(&error.message));
+    text(error.hint.as_deref());
+    out
+}
+
+fn decode(bytes: &[u8]) -> Option<RunError> {
+    let (&kind, rest) = bytes.split_first()?;
+    if kind != FAILED {
+        return None;
+    }
+    let (&status, rest) = rest.split_first()?;
+    let (errno, mut rest) = rest.split_first_chunk::<4>()?;
+    let mut text = || -> Option<Option<String>> {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len);
+        if len == u32::MAX {
+            rest = tail;
+            return Some(None);
+        }
+        let (value, tail) = tail.split_at_checked(len as usize)?;
+        rest = tail;
+        Some(Some(String::from_utf8_lossy(value).into_owned()))
+    };
+    let message = text()??;
+    let hint = text()?;
+    let errno = match i32::from_le_bytes(*errno) {
+        0 => None,
+        raw => Some(Errno::from_raw(raw)),
+    };
+    Some(RunError {
+        message,
+        hint,
+        errno,
+        status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_arrives_whole_with_its_errno_and_status() {
+        let (parent, child) = pair().unwrap();
+        let error = RunError::sys("cannot mount proc on /proc", Errno::EPERM)
+            .with_hint("check this")
+            .with_status(127);
+        assert_eq!(child.fail(error), 127);
+        let got = parent.report().unwrap();
+        assert_eq!(
+            got.message,
+            "cannot mount proc on /proc: EPERM: Operation not permitted"
+        );
+        assert_eq!(got.hint.as_deref(), Some("check this"));
+        assert_eq!(got.errno, Some(Errno::EPERM));
+        assert_eq!(got.status, 127);
+        // Nothing more was sent.
+        assert!(parent.report().is_none());
+    }
+
+    #[test]
+    fn start_reaches_the_child_and_a_closed_end_is_seen() {
+        let (parent, child) = pair().unwrap();
+        parent.send_start().unwrap();
+        assert!(child.await_start());
+        drop(parent);
+        assert!(!child.await_start());
+        // The parent's end is gone: no SIGPIPE, an error.
+        let (parent, child) = pair().unwrap();
+        drop(child);
+        assert!(parent.send_start().is_err());
+    }
+
+    #[test]
+    fn damaged_reports_are_ignored() {
+        let error = RunError::new("x").with_hint("y");
+        let whole = encode(&error);
+        for cut in 0..whole.len() {
+            assert!(decode(&whole[..cut]).is_none(), "{cut}");
+        }
+        assert!(decode(&[START]).is_none());
+        let decoded = decode(&whole).unwrap();
+        assert_eq!(
+            (decoded.message.as_str(), decoded.hint.as_deref()),
+            ("x", Some("y"))
+        );
+        assert_eq!(decode(&encode(&RunError::new("z"))).unwrap().hint, None);
+    }
+}

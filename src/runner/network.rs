@@ -1,0 +1,228 @@
+//! The container's network beyond its namespace: pasta, which connects a network namespace of the
+//! container's own to the host's network, and the /etc/resolv.conf and /etc/hosts generated for a
+//! container whose network or hostname is not the host's.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use super::cli::{NetMode, Publish};
+use super::error::RunError;
+
+/// The address inside at which pasta answers DNS queries (link-local, never a real server).
+pub const PASTA_DNS: &str = "169.254.1.1";
+
+/// How long pasta may take to configure the namespace.
+const PASTA_READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Files written for the container before it starts, in a private directory of the caller's.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub dir: PathBuf,
+    /// Only with pasta (its DNS forwarder).
+    pub resolv_conf: Option<PathBuf>,
+    pub hosts: PathBuf,
+}
+
+/// The container's /etc/resolv.conf (pasta's DNS forwarder) and /etc/hosts (the host's, plus the
+/// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's.
+pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Generated>, RunError> {
+    if net == NetMode::Host && hostname.is_none() {
+        return Ok(None);
+    }
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = base.join(format!("unshare-run.{}.{nanos}", std::process::id()));
+    let fail = |e: std::io::Error| RunError::sys(format!("cannot create {}", dir.display()), e);
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(&dir)
+        .map_err(fail)?;
+    let resolv_conf = if net == NetMode::Pasta {
+        let path = dir.join("resolv.conf");
+        std::fs::write(&path, format!("nameserver {PASTA_DNS}\n")).map_err(fail)?;
+        Some(path)
+    } else {
+        None
+    };
+    let name = match hostname {
+        Some(h) => h.to_string(),
+        None => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into()),
+    };
+    let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_else(|_| {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into()
+    });
+    if !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    hosts.push_str(&format!("127.0.1.1\t{name}\n"));
+    let hosts_path = dir.join("hosts");
+    std::fs::write(&hosts_path, hosts).map_err(fail)?;
+    Ok(Some(Generated {
+        dir,
+        resolv_conf,
+        hosts: hosts_path,
+    }))
+}
+
+/// pasta's arguments for the network namespace of `pid`: outbound traffic and DNS (at PASTA_DNS),
+/// only the published ports inbound, and no mapping to the host's own addresses.
+fn pasta_arguments(pid: Pid, publish: &[Publish]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--foreground",
+        "--quiet",
+        "--config-net",
+        "--no-map-gw",
+        "--dns-forward",
+        PASTA_DNS,
+        "-T",
+        "none",
+        "-U",
+        "none",
+    ]
+    .map(String::from)
+    .into();
+    for (flag, udp) in [("-t", false), ("-u", true)] {
+        let specs: Vec<String> = publish
+            .iter()
+            .filter(|p| p.udp == udp)
+            .map(|p| {
+                let addr = p.host_ip.map(|ip| format!("{ip}/")).unwrap_or_default();
+                format!("{addr}{}:{}", p.host_port, p.container_port)
+            })
+            .collect();
+        if specs.is_empty() {
+            args.extend([flag.to_string(), "none".into()]);
+        }
+        for spec in specs {
+            args.extend([flag.to_string(), spec]);
+        }
+    }
+    args.push(pid.as_raw().to_string());
+    args
+}
+
+/// Connects the network namespace of `pid` to the host's network with pasta; nothing of the host's
+/// own ports or loopback is reachable from inside. pasta runs in the foreground as our child and dies
+/// with us (even on SIGKILL); the caller stops the returned child when the container ends.
+pub fn start_pasta(pid: Pid, publish: &[Publish]) -> Result<Child, RunError> {
+    let mut cmd = Command::new("pasta");
+    cmd.args(pasta_arguments(pid, publish));
+    // Where pasta's complaints go, to quote them if it fails (without the file: not quoted).
+    let log = anonymous_file().ok();
+    let stderr = match log.as_ref().and_then(|l| l.try_clone().ok()) {
+        Some(file) => Stdio::from(file),
+        None => Stdio::null(),
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    let mut child = crate::sys::spawn_dying_with_parent(&mut cmd).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "install pasta: apt-get install passt (or dnf install passt)"
+        } else {
+            "check that pasta can be run"
+        };
+        RunError::sys("cannot run pasta", e).with_hint(hint)
+    })?;
+    // Ready when the namespace has its default route, the last thing --config-net sets.
+    let route = format!("/proc/{}/net/route", pid.as_raw());
+    let deadline = Instant::now() + PASTA_READY_TIMEOUT;
+    loop {
+        let configured = std::fs::read_to_string(&route).is_ok_and(|r| {
+            r.lines()
+                .skip(1)
+                .any(|l| l.split_whitespace().nth(1) == Some("00000000"))
+        });
+        if configured {
+            return Ok(child);
+        }
+        let exited = child.try_wait().ok().flatten().is_some();
+        if exited || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(pasta_failed(log.as_ref()));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The error for a pasta that exited or never configured the network: what it said, and the likely
+/// fix.
+fn pasta_failed(log: Option<&std::fs::File>) -> RunError {
+    let mut text = String::new();
+    if let Some(mut log) = log {
+        // The descriptor shares its offset with pasta's, which is at the end.
+        let _ = std::io::Seek::seek(&mut log, std::io::SeekFrom::Start(0));
+        let _ = std::io::Read::read_to_string(&mut log, &mut text);
+    }
+    let said: Vec<&str> = text.lines().filter(|l| !l.contains("syslog")).collect();
+    let tun_usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_ok();
+    let hint = if tun_usable {
+        "see pasta's message above"
+    } else {
+        "/dev/net/tun is not usable: as root, chmod 0666 /dev/net/tun (the mode distributions ship)"
+    };
+    RunError::new(format!(
+        "pasta could not set up the network: {}",
+        if said.is_empty() {
+            "no message".to_string()
+        } else {
+            said.join("; ")
+        }
+    ))
+    .with_hint(hint)
+}
+
+/// An anonymous file (already unlinked) in the temporary directory, for pasta's error output.
+fn anonymous_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(std::env::temp_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pasta_publishes_only_the_given_ports_and_maps_nothing_to_the_host() {
+        let publish = [
+            Publish {
+                host_ip: Some("127.0.0.1".parse().unwrap()),
+                host_port: 8080,
+                container_port: 80,
+                udp: false,
+            },
+            Publish {
+                host_ip: None,
+                host_port: 53,
+                container_port: 5353,
+                udp: true,
+            },
+        ];
+        let args = pasta_arguments(Pid::from_raw(42), &publish).join(" ");
+        assert_eq!(
+            args,
+            "--foreground --quiet --config-net --no-map-gw --dns-forward 169.254.1.1 -T none -U none \
+             -t 127.0.0.1/8080:80 -u 53:5353 42"
+        );
+        let none = pasta_arguments(Pid::from_raw(7), &[]).join(" ");
+        assert!(none.ends_with("-t none -u none 7"), "{none}");
+    }
+}

@@ -1,0 +1,393 @@
+//! The container's filesystem, set up by PID 1 in its new mount namespace.
+//!
+//! `plan` lists the mounts (pure, unit-tested): in host mode a /proc for the new pid namespace, the
+//! resolver files and the user's mounts on the host's tree; with a root filesystem also a fresh /dev,
+//! /sys and /tmp. Here the root filesystem becomes a mount point (under an overlay when asked), the
+//! plan is applied on descriptors of mount points resolved inside it (`mount_point`), and PID 1
+//! switches into it: pivot_root, or MS_MOVE + chroot where pivot_root is impossible; the old root is
+//! detached.
+
+mod mount_point;
+mod plan;
+
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use super::error::RunError;
+use super::spec::{ContainerSpec, Overlay};
+use crate::sys::mount as new_mount;
+use mount_point::Root;
+use plan::{Attrs, Host, Source, Step};
+
+pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+    make_mounts_private()?;
+    let steps = plan::plan(spec, &Host::probe());
+    let result = match &spec.rootfs {
+        None => apply(&Root::open(Path::new("/"))?, &steps),
+        Some(root) => setup_root(spec, root, &steps),
+    };
+    // Bound by now (the mounts keep them) or never to be: the generated files are not needed.
+    if let Some(g) = &spec.generated {
+        let _ = fs::remove_dir_all(&g.dir);
+    }
+    result
+}
+
+fn setup_root(spec: &ContainerSpec, root: &Path, steps: &[Step]) -> Result<(), RunError> {
+    let merged;
+    let root = match &spec.overlay {
+        None => root,
+        Some(overlay) => {
+            merged = mount_overlay(root, overlay)?;
+            merged.as_path()
+        }
+    };
+    // pivot_root needs the new root to be a mount point.
+    bind(root, root, MsFlags::MS_REC)?;
+    let tree = Root::open(root)?;
+    apply(&tree, steps)?;
+    // Last: the mount points above had to be made in it first.
+    if spec.read_only_root {
+        log::debug!("remount {} read-only", root.display());
+        new_mount::set_read_only(tree.dir.as_fd())
+            .map_err(|e| RunError::sys(format!("cannot make {} read-only", root.display()), e))?;
+    }
+    enter_root(&tree)
+}
+
+/// Carries out the plan's steps in `root`.
+fn apply(root: &Root, steps: &[Step]) -> Result<(), RunError> {
+    for step in steps {
+        match step {
+            Step::Mount {
+                target,
+                make,
+                sources,
+            } => {
+                let Some(point) = mount_point::mount_point(root, target, *make)? else {
+                    log::debug!("no mount point for {}: left out", target.display());
+                    continue;
+                };
+                mount_first(sources, target, point.as_fd())?;
+            }
+            Step::Symlink { at, to } => mount_point::symlink(root, at, to)?,
+        }
+    }
+    Ok(())
+}
+
+/// Mounts the first of `sources` that works onto `point`; the last one's error if none does.
+fn mount_first(
+    sources: &[Source],
+    target: &Path,
+    point: std::os::fd::BorrowedFd<'_>,
+) -> Result<(), RunError> {
+    let mut outcome = Err(RunError::new(format!(
+        "nothing to mount on {}",
+        target.display()
+    )));
+    for source in sources {
+        outcome = make_mount(source, target).and_then(|mount| {
+            new_mount::attach(mount.as_fd(), point)
+                .map_err(|e| RunError::sys(format!("cannot mount on {}", target.display()), e))
+        });
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    outcome
+}
+
+fn mount_attrs(attrs: Attrs) -> u64 {
+    [
+        (attrs.read_only, new_mount::READ_ONLY),
+        (attrs.nosuid, new_mount::NO_SUID),
+        (attrs.nodev, new_mount::NO_DEV),
+        (attrs.noexec, new_mount::NO_EXEC),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |bits, (_, bit)| bits | bit)
+}
+
+/// The detached mount for `source`, ready to be attached on `target`.
+fn make_mount(source: &Source, target: &Path) -> Result<std::os::fd::OwnedFd, RunError> {
+    match source {
+        Source::Fs {
+            fstype,
+            options,
+            attrs,
+        } => {
+            log::debug!(
+                "mount {fstype} on {} ({attrs}{}{})",
+                target.display(),
+                if options.is_empty() { "" } else { "; " },
+                options.join(",")
+            );
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            new_mount::new_filesystem(fstype, &options, mount_attrs(*attrs)).map_err(|e| {
+                let mut error = RunError::sys(
+                    format!("cannot mount {fstype} on {}", target.display()),
+                    e.error,
+                );
+                if !e.said.is_empty() {
+                    // What the filesystem said about it, e.g. which option it refused.
+                    error.message.push_str(&format!(" ({})", e.said.join("; ")));
+                }
+                error
+            })
+        }
+        Source::Bind {
+            host,
+            recursive,
+            read_only,
+        } => {
+            log::debug!(
+                "bind {} to {} ({}{})",
+                host.display(),
+                target.display(),
+                if *recursive { "recursive" } else { "alone" },
+                if *read_only { ", read-only" } else { "" }
+            );
+            let fail = |e| {
+                RunError::sys(
+                    format!("cannot bind {} to {}", host.display(), target.display()),
+                    e,
+                )
+            };
+            let tree = new_mount::clone_tree(host, *recursive).map_err(fail)?;
+            if *read_only {
+                new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
+            }
+            Ok(tree)
+        }
+    }
+}
+
+fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<(), RunError> {
+    log::debug!(
+        "bind {} to {} ({:?})",
+        source.display(),
+        target.display(),
+        MsFlags::MS_BIND | flags
+    );
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | flags,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        RunError::sys(
+            format!("cannot bind {} to {}", source.display(), target.display()),
+            e,
+        )
+    })
+}
+
+fn mount_fs(
+    fstype: &str,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), RunError> {
+    log::debug!(
+        "mount {fstype} on {} ({flags:?}{})",
+        target.display(),
+        data.map(|d| format!(", {d}")).unwrap_or_default()
+    );
+    mount(Some(fstype), target, Some(fstype), flags, data)
+        .map_err(|e| RunError::sys(format!("cannot mount {fstype} on {}", target.display()), e))
+}
+
+fn mkdir_all(path: &Path, mode: u32) -> Result<(), RunError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| RunError::sys(format!("cannot create {}", path.display()), e))
+}
+
+/// No mount event may pass between the host and the container. (Created from a user namespace, this
+/// mount namespace already holds the host's shared mounts as slaves, so nothing can reach the host;
+/// private also keeps the host's new mounts out.) In a chroot whose root is not a mount point, "/"
+/// cannot be named, so each mount visible from the chroot is made private instead.
+fn make_mounts_private() -> Result<(), RunError> {
+    let private = |target: &Path| {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+    };
+    match private(Path::new("/")) {
+        Ok(()) => Ok(()),
+        Err(nix::Error::EINVAL) => {
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+                .map_err(|e| RunError::sys("cannot read /proc/self/mountinfo", e))?;
+            for mount_point in visible_mount_points(&mountinfo) {
+                private(&mount_point).map_err(|e| {
+                    RunError::sys(format!("cannot make {} private", mount_point.display()), e)
+                })?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(RunError::sys("cannot make the mount namespace private", e)),
+    }
+}
+
+/// The mount points of a mountinfo text (field 5, octal escapes decoded), outermost first.
+fn visible_mount_points(mountinfo: &str) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .collect();
+    points.sort_by_key(|p| p.components().count());
+    points.dedup();
+    points
+}
+
+/// mountinfo writes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'\\')
+            .then(|| bytes.get(i + 1..i + 4))
+            .flatten()
+            .filter(|digits| digits.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |v, b| v * 8 + u32::from(b - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Mounts an overlay with `lower` as its read-only layer; returns where the merged tree is. The lower
+/// directory is named through a descriptor opened before anything is mounted over its path.
+fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
+    use std::os::fd::AsRawFd;
+    let open_dir = |path: &Path| {
+        fs::File::open(path)
+            .map_err(|e| RunError::sys(format!("cannot open {}", path.display()), e))
+    };
+    let lower_fd = open_dir(lower)?;
+    let (upper_base, target) = match overlay {
+        Overlay::Ephemeral => {
+            // The tmpfs goes over the root filesystem's own path: nothing else needs a mount point.
+            mount_fs(
+                "tmpfs",
+                lower,
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755"),
+            )?;
+            let merged = lower.join("merged");
+            mkdir_all(&merged, 0o755)?;
+            (lower.to_path_buf(), merged)
+        }
+        Overlay::Persistent(dir) => (dir.clone(), lower.to_path_buf()),
+    };
+    let upper = upper_base.join("upper");
+    let work = upper_base.join("work");
+    if !upper.is_dir() {
+        // The upper directory's root becomes the container's /: same owner and mode as the image's.
+        mkdir_all(&upper, 0o755)?;
+        let meta = lower_fd
+            .metadata()
+            .map_err(|e| RunError::sys(format!("cannot read {}", lower.display()), e))?;
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
+        let _ = fs::set_permissions(&upper, fs::Permissions::from_mode(meta.mode() & 0o7777));
+    }
+    mkdir_all(&work, 0o700)?;
+    let upper_fd = open_dir(&upper)?;
+    let work_fd = open_dir(&work)?;
+    let options = format!(
+        "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{},userxattr",
+        lower_fd.as_raw_fd(),
+        upper_fd.as_raw_fd(),
+        work_fd.as_raw_fd()
+    );
+    mount(
+        Some("overlay"),
+        &target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .map_err(|e| {
+        RunError::sys(format!("cannot mount an overlay on {}", lower.display()), e).with_hint(
+            "the overlay directory must be on a filesystem that supports overlayfs upper layers \
+             (not another overlay or NFS)",
+        )
+    })?;
+    Ok(target)
+}
+
+/// pivot_root into `root` and detach the old root; MS_MOVE + chroot where pivot_root is refused
+/// (a root on the initramfs).
+fn enter_root(root: &Root) -> Result<(), RunError> {
+    nix::unistd::fchdir(root.dir.as_fd())
+        .map_err(|e| RunError::sys(format!("cannot enter {}", root.path.display()), e))?;
+    match nix::unistd::pivot_root(".", ".") {
+        Ok(()) => {
+            log::debug!("pivot_root into {}, old root detached", root.path.display());
+            // The old root is stacked under the new one at "/": detach it.
+            umount2(".", MntFlags::MNT_DETACH)
+                .map_err(|e| RunError::sys("cannot detach the old root", e))?;
+        }
+        Err(nix::Error::EINVAL) => {
+            log::debug!(
+                "pivot_root refused (EINVAL): {} moved to / and chrooted into",
+                root.path.display()
+            );
+            mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+                .map_err(|e| RunError::sys("cannot move the root filesystem to /", e))?;
+            nix::unistd::chroot(".").map_err(|e| RunError::sys("chroot", e))?;
+        }
+        Err(e) => {
+            return Err(RunError::sys(
+                format!("cannot pivot_root into {}", root.path.display()),
+                e,
+            ));
+        }
+    }
+    std::env::set_current_dir("/").map_err(|e| RunError::sys("chdir /", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unescape_mountinfo, visible_mount_points};
+
+    #[test]
+    fn mountinfo_mount_points_are_decoded_outermost_first() {
+        let info = "36 35 98:0 /mnt1 /mnt/with\\040space rw - ext3 /dev/root rw\n\
+                    30 1 8:1 / / rw - ext4 /dev/vda rw\n\
+                    40 30 0:5 / /proc rw - proc proc rw\n";
+        let points = visible_mount_points(info);
+        assert_eq!(points[0], std::path::Path::new("/"));
+        assert!(points.contains(&"/mnt/with space".into()));
+        assert_eq!(unescape_mountinfo("a\\134b\\011"), "a\\b\t");
+        assert_eq!(unescape_mountinfo("odd\\9"), "odd\\9");
+        assert_eq!(unescape_mountinfo("big\\777"), "big\\777");
+    }
+}

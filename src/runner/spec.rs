@@ -1,0 +1,245 @@
+//! What a container is: `ContainerSpec`, everything a start needs, resolved and validated; and
+//! building it from the command line, the image's defaults and the id map. The start (container,
+//! init, rootfs, command) only reads it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::cli::{Cli, NetMode, Publish};
+use super::error::RunError;
+use super::image::{ImageConfig, Resolved};
+use super::mapping::MapPlan;
+use super::network::{self, Generated};
+use super::users::{self, GidWithoutEntry};
+
+/// Everything the container needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub rootfs: Option<PathBuf>,
+    pub net: NetMode,
+    pub hostname: Option<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub workdir: Option<PathBuf>,
+    pub env: Vec<(OsString, OsString)>,
+    pub binds: Vec<Bind>,
+    pub tmpfs: Vec<PathBuf>,
+    /// Empty: an interactive shell.
+    pub command: Vec<OsString>,
+    /// Whether setgroups(2) works inside (full map): supplementary groups can then be dropped.
+    pub setgroups_allowed: bool,
+    /// Ports published through pasta.
+    pub publish: Vec<Publish>,
+    /// How long a holder keeps the user namespace for later starts (zero: no holder).
+    pub holder_idle: Duration,
+    /// Writes go to an overlay instead of the root filesystem.
+    pub overlay: Option<Overlay>,
+    /// The root filesystem is mounted read-only (its submounts keep their own flags).
+    pub read_only_root: bool,
+    /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
+    /// them and their directory).
+    pub generated: Option<Generated>,
+}
+
+/// A host path bound into the container (--bind, --ro-bind).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// Canonical, on the host.
+    pub source: PathBuf,
+    /// Absolute, inside the container.
+    pub target: PathBuf,
+    pub read_only: bool,
+    /// The source is a directory (a missing mount point is made as one), else a file.
+    pub source_is_dir: bool,
+}
+
+/// Where the container's writes go when they must not reach the root filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Overlay {
+    /// A tmpfs: gone with the container.
+    Ephemeral,
+    /// DIR/upper and DIR/work (created if missing): kept for later runs.
+    Persistent(PathBuf),
+}
+
+const USER_HINT: &str =
+    "give the user as UID[:GID], or as a name that the root filesystem's /etc/passwd has";
+const IMAGE_USER_HINT: &str = "choose another user with --user USER[:GROUP]";
+
+/// The container that `cli` asks for, with `image`'s defaults under the options, for the ids of
+/// `plan`.
+pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<ContainerSpec, RunError> {
+    let (rootfs, config) = match image {
+        Some(resolved) => (Some(resolved.rootfs), resolved.config),
+        None => (None, ImageConfig::default()),
+    };
+    let (uid, gid) = user_ids(&cli, &config, rootfs.as_deref(), plan)?;
+    let binds = binds(&cli)?;
+    if !cli.publish.is_empty() && cli.net != NetMode::Pasta {
+        return Err(RunError::new("--publish needs --net pasta").with_hint(
+            "add --net pasta (ports can only be published into a network of the container's own)",
+        ));
+    }
+    let generated = network::generate_files(cli.net, cli.hostname.as_deref())?;
+    let workdir = cli
+        .workdir
+        .or_else(|| config.working_dir.clone().map(PathBuf::from))
+        .map(|w| {
+            if w.is_absolute() {
+                w
+            } else {
+                PathBuf::from("/").join(w)
+            }
+        });
+    Ok(ContainerSpec {
+        rootfs,
+        net: cli.net,
+        hostname: cli.hostname,
+        uid,
+        gid,
+        workdir,
+        env: image_env(&config.env).chain(cli.env).collect(),
+        binds,
+        tmpfs: cli.tmpfs,
+        command: image_command(&config, cli.entrypoint, cli.command),
+        overlay: match (cli.ephemeral, cli.overlay) {
+            (true, _) => Some(Overlay::Ephemeral),
+            (false, Some(dir)) => Some(Overlay::Persistent(absolute(&dir)?)),
+            (false, None) => None,
+        },
+        read_only_root: cli.read_only,
+        setgroups_allowed: plan.allows_setgroups(),
+        publish: cli.publish,
+        holder_idle: Duration::from_secs(cli.holder_idle),
+        generated,
+    })
+}
+
+/// The command's ids: --user, else the image's User, else the caller's own ids inside. Names mean
+/// what the container's /etc/passwd and /etc/group say (in host mode: the host's). Each must be
+/// mapped.
+fn user_ids(
+    cli: &Cli,
+    config: &ImageConfig,
+    rootfs: Option<&Path>,
+    plan: &MapPlan,
+) -> Result<(u32, u32), RunError> {
+    let root = rootfs.unwrap_or(Path::new("/"));
+    let (uid, gid) = match (&cli.user, &config.user) {
+        (Some(user), _) => users::ids_in(root, user, GidWithoutEntry::SameAsUid)
+            .map_err(|e| RunError::new(format!("--user {user}: {e}")).with_hint(USER_HINT))?,
+        (None, Some(user)) if rootfs.is_some() => users::ids_in(root, user, GidWithoutEntry::Zero)
+            .map_err(|e| {
+                RunError::new(format!("the image's user {user}: {e}")).with_hint(IMAGE_USER_HINT)
+            })?,
+        (None, _) => plan.caller_inside(),
+    };
+    for (id, is_uid) in [(uid, true), (gid, false)] {
+        if !plan.is_mapped(id, is_uid) {
+            let kind = if is_uid { "uid" } else { "gid" };
+            return Err(
+                RunError::new(format!("{kind} {id} is not mapped in the container")).with_hint(
+                    "with a single-id map only your own id exists inside; use --map full",
+                ),
+            );
+        }
+    }
+    Ok((uid, gid))
+}
+
+fn binds(cli: &Cli) -> Result<Vec<Bind>, RunError> {
+    let mut binds = Vec::new();
+    for (list, read_only) in [(&cli.bind, false), (&cli.ro_bind, true)] {
+        for (source, target) in list {
+            let source = source
+                .canonicalize()
+                .map_err(|e| RunError::sys(format!("bind source {}", source.display()), e))?;
+            binds.push(Bind {
+                source_is_dir: source.is_dir(),
+                source,
+                target: target.clone(),
+                read_only,
+            });
+        }
+    }
+    Ok(binds)
+}
+
+/// The image's `Env` ("KEY=VALUE"), which --env overrides.
+fn image_env(env: &[String]) -> impl Iterator<Item = (OsString, OsString)> + '_ {
+    env.iter().filter_map(|entry| {
+        let (key, value) = entry.split_once('=')?;
+        Some((key.into(), value.into()))
+    })
+}
+
+/// The command as an image defines it: its entrypoint (unless --entrypoint replaces it) followed by
+/// the given command, or by the image's Cmd when none is given. Empty: an interactive shell.
+fn image_command(
+    config: &ImageConfig,
+    entrypoint: Option<OsString>,
+    command: Vec<OsString>,
+) -> Vec<OsString> {
+    let entrypoint: Vec<OsString> = match entrypoint {
+        Some(program) if program.is_empty() => Vec::new(),
+        Some(program) => vec![program],
+        None => config.entrypoint.iter().map(OsString::from).collect(),
+    };
+    let arguments = if command.is_empty() {
+        config.cmd.iter().map(OsString::from).collect()
+    } else {
+        command
+    };
+    entrypoint.into_iter().chain(arguments).collect()
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, RunError> {
+    std::path::absolute(path).map_err(|e| RunError::sys(path.display(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(entrypoint: &[&str], cmd: &[&str]) -> ImageConfig {
+        ImageConfig {
+            entrypoint: entrypoint.iter().map(|s| s.to_string()).collect(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            ..ImageConfig::default()
+        }
+    }
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_image_command_is_its_entrypoint_and_the_given_command_or_its_cmd() {
+        let image = config(&["/entry", "-x"], &["default"]);
+        assert_eq!(
+            image_command(&image, None, Vec::new()),
+            os(&["/entry", "-x", "default"])
+        );
+        assert_eq!(
+            image_command(&image, None, os(&["mine"])),
+            os(&["/entry", "-x", "mine"])
+        );
+        assert_eq!(
+            image_command(&image, Some("/other".into()), Vec::new()),
+            os(&["/other", "default"])
+        );
+        assert_eq!(
+            image_command(&image, Some("".into()), os(&["sh"])),
+            os(&["sh"])
+        );
+        assert!(image_command(&ImageConfig::default(), None, Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn image_env_entries_without_a_value_are_left_out() {
+        let env = ["A=1".to_string(), "B".into(), "C=x=y".into()];
+        let got: Vec<_> = image_env(&env).collect();
+        assert_eq!(got, [("A".into(), "1".into()), ("C".into(), "x=y".into())]);
+    }
+}

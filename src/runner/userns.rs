@@ -1,0 +1,189 @@
+//! Children in new namespaces: the one sequence behind every start (the container's PID 1, the image
+//! jobs, the holder). A channel to the child, clone(2) into a new user namespace (or into the holder's
+//! one that this process joined), the id map written from outside while the child waits, then the
+//! start. A child handle that is dropped before its child was started and waited for kills and reaps
+//! it, so a failed set-up leaves no zombie and no half-made namespace behind.
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::channel::{self, Channel};
+use super::error::RunError;
+use super::exit;
+use super::mapping::{MapPlan, write_maps};
+use crate::sys::{self, Forked};
+
+/// The user namespace a child starts in.
+#[derive(Clone, Copy, Debug)]
+pub enum UserNamespace<'a> {
+    /// A new one, whose maps are written as the plan says before the child starts.
+    New(&'a MapPlan),
+    /// The one this process has joined (a holder's): its map exists.
+    Joined,
+}
+
+/// Whether the child dies with this process (PR_SET_PDEATHSIG).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    DiesWithParent,
+    /// The holder: it serves later starts.
+    Outlives,
+}
+
+/// A child made by `spawn`, waiting for `start` until it is started.
+#[derive(Debug)]
+pub struct Child {
+    pid: Pid,
+    channel: Channel,
+    /// Reaped or let go: nothing left to clean up.
+    done: bool,
+}
+
+/// Makes a child in `flags`' new namespaces (CLONE_NEWUSER added for a new user namespace) that runs
+/// `body` once started and exits with its value. Returns once the child's maps are written. Only call
+/// while single-threaded. `body` gets the child's end of the channel, to report a failure with
+/// `Channel::fail`; it should drop it once nothing more can fail that the parent must hear of.
+pub fn spawn(
+    flags: CloneFlags,
+    userns: UserNamespace<'_>,
+    lifetime: Lifetime,
+    body: impl FnOnce(Channel) -> u8,
+) -> Result<Child, RunError> {
+    let (parent_end, child_end) = channel::pair()?;
+    let flags = match userns {
+        UserNamespace::New(_) => flags | CloneFlags::CLONE_NEWUSER,
+        UserNamespace::Joined => flags,
+    };
+    log::debug!("clone into new namespaces: {flags:?}");
+    match sys::clone_into(flags).map_err(clone_error)? {
+        Forked::Child => {
+            drop(parent_end);
+            // If the parent dies before the line below takes effect, await_start sees it (EOF).
+            let dies = lifetime == Lifetime::Outlives
+                || nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
+            let status = if dies && child_end.await_start() {
+                body(child_end)
+            } else {
+                exit::RUNNER_ERROR
+            };
+            sys::exit_now(i32::from(status))
+        }
+        Forked::Parent(pid) => {
+            drop(child_end);
+            let child = Child {
+                pid,
+                channel: parent_end,
+                done: false,
+            };
+            if let UserNamespace::New(plan) = userns {
+                write_maps(pid.as_raw(), plan)?;
+            }
+            Ok(child)
+        }
+    }
+}
+
+impl Child {
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Lets the child run `body`. If it is gone already, it is reaped and its report (or its status)
+    /// is the error.
+    pub fn start(&mut self) -> Result<(), RunError> {
+        if self.channel.send_start().is_ok() {
+            return Ok(());
+        }
+        let status = self.kill_and_reap();
+        Err(self.channel.report().unwrap_or_else(|| {
+            RunError::new(format!(
+                "the container's first process ended before it started ({status:?})"
+            ))
+        }))
+    }
+
+    /// Waits for the started child to end; its status, or the failure it reported.
+    pub fn wait(self) -> Result<u8, RunError> {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(status) if exit::of_process(status).is_some() => return self.finish(status),
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(RunError::sys("waitpid", e)),
+            }
+        }
+    }
+
+    /// The outcome of a child that the caller reaped with `status`: the failure it reported, else its
+    /// exit status.
+    pub fn finish(mut self, status: WaitStatus) -> Result<u8, RunError> {
+        self.done = true;
+        if let Some(report) = self.channel.report() {
+            return Err(report);
+        }
+        exit::of_process(status)
+            .ok_or_else(|| RunError::new(format!("unexpected wait status {status:?}")))
+    }
+
+    /// A started child that lives on by itself (the holder): not waited for, not killed.
+    pub fn release(mut self) {
+        self.done = true;
+    }
+
+    fn kill_and_reap(&mut self) -> Option<WaitStatus> {
+        self.done = true;
+        let _ = kill(self.pid, Signal::SIGKILL);
+        waitpid(self.pid, None).ok()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.done {
+            self.kill_and_reap();
+        }
+    }
+}
+
+/// Runs `work` in a child in a new user namespace mapped as `plan` says (uid 0 inside), for jobs on
+/// files owned by subordinate ids (importing and removing images). The child dies with us; its error
+/// comes back through the channel.
+pub fn run_job(
+    plan: &MapPlan,
+    work: impl FnOnce() -> Result<(), RunError>,
+) -> Result<(), RunError> {
+    let mut child = spawn(
+        CloneFlags::empty(),
+        UserNamespace::New(plan),
+        Lifetime::DiesWithParent,
+        |channel| {
+            if plan.allows_setgroups() {
+                // Unmapped supplementary groups would show as nogroup on what the job makes.
+                let _ = nix::unistd::setgroups(&[]);
+            }
+            match work() {
+                Ok(()) => 0,
+                Err(e) => channel.fail(e),
+            }
+        },
+    )?;
+    child.start()?;
+    match child.wait()? {
+        0 => Ok(()),
+        status => Err(RunError::new(format!(
+            "the job in the user namespace ended with status {status}"
+        ))),
+    }
+}
+
+fn clone_error(e: std::io::Error) -> RunError {
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::ENOSPC) | Some(libc::EUSERS) => {
+            "unprivileged user namespaces may be disabled: check sysctl user.max_user_namespaces \
+             (and kernel.apparmor_restrict_unprivileged_userns on Ubuntu)"
+        }
+        _ => "check that your kernel supports user, mount, pid, uts and ipc namespaces",
+    };
+    RunError::sys("cannot create the container's namespaces", e).with_hint(hint)
+}

@@ -1,0 +1,17 @@
+//! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
+//! dispositions, the new mount API, extended attributes and the loopback ioctl: what nix cannot offer
+//! safely. The privileged code has its own module in helpers/src/sys.rs.
+
+mod entry;
+pub mod mount;
+mod net;
+mod process;
+mod signals;
+mod xattr;
+
+pub use net::bring_up_loopback;
+pub use process::{
+    Forked, clone_into, detach_and_exec, exit_now, spawn_dying_with_parent, spawn_sharing_memory,
+};
+pub use signals::{ignore, install_noop_handler};
+pub use xattr::{read_xattr, set_xattr};
