@@ -752,6 +752,104 @@ fn helper_disables_core_dumps_and_ignores_the_callers_file_size_limit() {
     assert_eq!(soft, hard, "file size soft limit not raised: {fsize}");
 }
 
+/// Before a helper parses an argument (`--help` is one) it has narrowed its privilege: files are
+/// opened with the caller's ids (the filesystem ids, the last field of Uid and Gid) and only what the
+/// write may need is left: CAP_SETUID and CAP_SETFCAP for newuidmap, CAP_SETGID for newgidmap (as far
+/// as the installation grants them).
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_helper_narrows_its_privilege_before_it_reads_an_argument() {
+    require_root();
+    let i = install();
+    let a = alice();
+    const SETUID_SETFCAP: &str = "0000000080000080";
+    for (program, name, euid, caps) in [
+        (i.setuid("newuidmap"), "newuidmap", 0, SETUID_SETFCAP),
+        (i.setuid("newgidmap"), "newgidmap", 0, "0000000000000040"),
+        (i.fcaps("newuidmap"), "newuidmap", a.uid, "0000000000000080"),
+        (i.fcaps("newgidmap"), "newgidmap", a.uid, "0000000000000040"),
+    ] {
+        let (status, _, _) = inspect_blocked_process(&format!("exec {program} --help"), name);
+        let field = |name: &str| status_field(&status, name);
+        assert_eq!(
+            field("Uid"),
+            format!("{0} {euid} {euid} {0}", a.uid),
+            "{program}: the filesystem uid is the caller's"
+        );
+        assert_eq!(field("Gid"), format!("{0} {0} {0} {0}", a.gid), "{program}");
+        for set in ["CapPrm", "CapEff"] {
+            assert_eq!(field(set), caps, "{program}: {set}");
+        }
+        for set in ["CapInh", "CapAmb"] {
+            assert_eq!(field(set), "0000000000000000", "{program}: {set}");
+        }
+    }
+}
+
+/// The caller lookup (getpwuid: NSS modules, /etc/passwd) and the target's /proc entry are opened
+/// only after the helper switched its filesystem ids to the caller's.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_helper_looks_up_its_caller_only_after_narrowing() {
+    require_root();
+    let a = alice();
+    let t = Target::spawn(a);
+    let dir = TempDir::new("strace-narrow");
+    let log = dir.path().join("trace");
+    let inner = standard().command_as(
+        a,
+        &[
+            &install().setuid("newuidmap"),
+            &t.pid_arg(),
+            "0",
+            "100000",
+            "65536",
+        ],
+        &dir,
+    );
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", "trace=execve,setfsuid,capset,openat"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .output()
+        .unwrap();
+    out.assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let exec_line = trace
+        .lines()
+        .rfind(|l| l.contains("execve(") && l.contains("newuidmap\""))
+        .unwrap_or_else(|| panic!("no exec of the helper:\n{trace}"));
+    let pid = exec_line.split_whitespace().next().unwrap();
+    let helper: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(pid))
+        .skip_while(|l| !l.contains("newuidmap\""))
+        .collect();
+    let index = |needle: &str| {
+        helper
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle} in {helper:#?}"))
+    };
+    let narrowed = index(&format!("setfsuid({})", a.uid));
+    let capset = index("capset(");
+    assert!(
+        helper[capset].contains("effective=1<<CAP_SETUID|1<<CAP_SETFCAP"),
+        "{}",
+        helper[capset]
+    );
+    for opened in ["/etc/passwd", &format!("/proc/{}", t.pid), "/etc/subuid"] {
+        let at = index(opened);
+        assert!(
+            capset < narrowed && narrowed < at,
+            "{opened} opened before the narrowing: {helper:#?}"
+        );
+    }
+}
+
 #[test]
 #[ignore = "needs root: sudo tests/run"]
 fn spoofed_argv0_leaves_no_privilege() {

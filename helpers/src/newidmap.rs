@@ -80,6 +80,11 @@ pub struct Grant {
 /// The helper applet. The process has been through `privilege::harden_privileged_start`.
 pub fn main(kind: IdKind, args: &[OsString]) -> u8 {
     let program = kind.program();
+    // Before the arguments are looked at and the caller is looked up.
+    if let Err(e) = privilege::narrow_to_caller(capabilities_the_run_may_need(kind)) {
+        eprintln!("{program}: could not drop privileges: {e}");
+        return 1;
+    }
     match args {
         [flag] if flag == "--help" || flag == "-h" => {
             // Not print!: it panics when stdout is closed (glibc gives a setuid program a read-only
@@ -281,6 +286,16 @@ fn check_range_granted(
     Err(message)
 }
 
+/// What the write may need before the map is known: CAP_SETUID and CAP_SETFCAP for a uid map,
+/// CAP_SETGID for a gid map. Nothing else is needed before it (the target and the files are opened
+/// with the caller's rights).
+pub fn capabilities_the_run_may_need(kind: IdKind) -> u64 {
+    match kind {
+        IdKind::Uid => capability_bit(CAP_SETUID) | capability_bit(CAP_SETFCAP),
+        IdKind::Gid => capability_bit(CAP_SETGID),
+    }
+}
+
 /// CAP_SETUID or CAP_SETGID, plus CAP_SETFCAP when outside uid 0 is mapped (the kernel demands it).
 pub fn capabilities_needed(kind: IdKind, mappings: &[IdMapping]) -> u64 {
     match kind {
@@ -434,6 +449,22 @@ mod tests {
         // A missing file grants nothing.
         assert!(
             authorize::<&[u8]>(IdKind::Uid, &alice(), &maps("0 100000 1"), || Ok(None)).is_err()
+        );
+    }
+
+    #[test]
+    fn what_a_run_keeps_before_parsing_covers_every_map_it_may_write() {
+        for (kind, map) in [
+            (IdKind::Uid, "0 1001 1"),
+            (IdKind::Uid, "0 0 1"),
+            (IdKind::Gid, "0 0 1"),
+        ] {
+            let needed = capabilities_needed(kind, &maps(map));
+            assert_eq!(needed & !capabilities_the_run_may_need(kind), 0, "{map}");
+        }
+        assert_eq!(
+            capabilities_the_run_may_need(IdKind::Gid),
+            capability_bit(CAP_SETGID)
         );
     }
 

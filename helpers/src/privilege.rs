@@ -1,9 +1,12 @@
-//! Privilege: what a setuid-root or file-capability process does with it, in three short sequences.
+//! Privilege: what a setuid-root or file-capability process does with it, in four short sequences.
 //!
 //! 1. `harden_privileged_start`: first thing in a helper, before reading arguments.
-//! 2. `drop_all_privilege`: first thing in every other applet (argv[0] is the caller's choice). A caller
+//! 2. `narrow_to_caller`: next, still before any argument is parsed or the caller is looked up (NSS
+//!    modules run then): files are opened with the caller's rights, and only the capabilities the map
+//!    write may need are left (bubblewrap's order: narrow first, then parse).
+//! 3. `drop_all_privilege`: first thing in every other applet (argv[0] is the caller's choice). A caller
 //!    that is root by its real uid keeps what it had before the exec (it was not granted anything).
-//! 3. `switch_to_caller_keeping`: in a helper, just before the map write: the effective uid becomes the
+//! 4. `switch_to_caller_keeping`: in a helper, just before the map write: the effective uid becomes the
 //!    caller's, so the kernel itself checks that the caller owns the target namespace, and only the one
 //!    capability the write needs is left. Each sequence verifies its result and fails if anything remains.
 
@@ -12,7 +15,7 @@ use std::os::fd::IntoRawFd;
 
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
-use nix::unistd::{Gid, Uid, getresgid, getresuid, setresgid, setresuid};
+use nix::unistd::{Gid, Uid, getresgid, getresuid, setfsgid, setfsuid, setresgid, setresuid};
 
 use crate::sys::{self, CapabilitySets};
 
@@ -78,6 +81,45 @@ pub fn harden_privileged_start() -> Result<(), PrivilegeError> {
     // A caller's `ulimit -f` must not truncate a write: raise the soft limit as far as allowed.
     let (_, hard) = getrlimit(Resource::RLIMIT_FSIZE).map_err(|e| fail("getrlimit", e))?;
     setrlimit(Resource::RLIMIT_FSIZE, hard, hard).map_err(|e| fail("setrlimit", e))?;
+    Ok(())
+}
+
+/// The second step of a helper, before it parses an argument or looks up its caller: the filesystem
+/// ids become the caller's real ids, so that every file it opens from here on (the subid files, the
+/// target's /proc entries, whatever the caller's NSS modules read) is opened with the caller's rights;
+/// and of its capabilities only `may_need` stays (what the map write may need: the parsed map decides
+/// later, in `switch_to_caller_keeping`, how much of it). Verified. The caller's NSS lookup still works:
+/// its files and sockets are open to every user (an /etc/subuid only root can read would not be, and
+/// the runner could not read it either).
+pub fn narrow_to_caller(may_need: u64) -> Result<(), PrivilegeError> {
+    let current = sys::capget().map_err(|e| fail("capget", e))?;
+    let kept = may_need & current.permitted;
+    sys::capset(CapabilitySets {
+        effective: kept,
+        permitted: kept,
+        inheritable: 0,
+    })
+    .map_err(|e| fail("capset", e))?;
+    sys::clear_ambient_capabilities().map_err(|e| fail("clearing ambient capabilities", e))?;
+    let uid = getresuid().map_err(|e| fail("getresuid", e))?.real;
+    let gid = getresgid().map_err(|e| fail("getresgid", e))?.real;
+    // The real ids: no capability is needed to take them as filesystem ids.
+    setfsgid(gid);
+    setfsuid(uid);
+    verify_filesystem_ids(uid, gid)?;
+    verify_capabilities(kept)
+}
+
+/// setfsuid and setfsgid return the previous ids and report no errors: ask with an id they refuse
+/// (-1), which changes nothing and returns the current one.
+fn verify_filesystem_ids(uid: Uid, gid: Gid) -> Result<(), PrivilegeError> {
+    let fsuid = setfsuid(Uid::from_raw(u32::MAX));
+    let fsgid = setfsgid(Gid::from_raw(u32::MAX));
+    if fsuid != uid || fsgid != gid {
+        return Err(PrivilegeError(format!(
+            "filesystem ids not switched: fsuid {fsuid} fsgid {fsgid}, want {uid} {gid}"
+        )));
+    }
     Ok(())
 }
 
