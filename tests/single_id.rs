@@ -160,12 +160,15 @@ fn exit_statuses_are_the_commands_or_say_what_failed() {
             );
     }
     // Usage errors (an unknown option, a bad value, a missing one): 125 and clap's pointer to --help.
-    // (Not an unknown option of the runner's own, such as a misspelt `--hostnme x`: COMMAND takes
-    // hyphen values, so today that is run as the command and fails with 127, "command not found".)
+    // A misspelt option of the run is one too, not a command named after it.
     for (args, error) in [
         (
             &["images", "--bogus"][..],
             "error: unexpected argument '--bogus' found",
+        ),
+        (
+            &["--hostnme", "x", "--", "true"],
+            "error: unexpected argument '--hostnme' found",
         ),
         (
             &["--map", "half", "--", "true"],

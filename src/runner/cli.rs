@@ -144,11 +144,7 @@ pub struct Cli {
     pub holder_idle: u64,
 
     /// The command and its arguments (default: an interactive shell).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
@@ -290,6 +286,12 @@ mod tests {
         assert_eq!(cli.command, ["ls", "-l"]);
         let cli = Cli::try_parse_from(["unshare-run", "ls", "-l"]).unwrap();
         assert_eq!(cli.command, ["ls", "-l"]);
+        let cli = Cli::try_parse_from(["unshare-run", "--", "-x", "--net", "none"]).unwrap();
+        assert_eq!(cli.command, ["-x", "--net", "none"]);
+        let cli = Cli::try_parse_from(["unshare-run", "sh", "-c", "--hostname"]).unwrap();
+        assert_eq!(cli.command, ["sh", "-c", "--hostname"]);
+        // A misspelt option is an error, not a command named after it.
+        assert!(Cli::try_parse_from(["unshare-run", "--hostnme", "x", "--", "true"]).is_err());
     }
 
     #[test]
