@@ -1,6 +1,6 @@
-//! The man pages render without a single groff warning. (man/unshare-run.1 is generated from the clap
-//! definition and kept current by a unit test in src/runner/cli.rs; the helpers' pages are written by
-//! hand.)
+//! The man pages render without a single groff warning. (The runner's pages are generated from the
+//! verb table and kept current by a unit test in src/runner/commands.rs; the helpers' pages are written
+//! by hand.)
 
 use std::process::Command;
 
@@ -13,6 +13,7 @@ fn man_pages_render_without_warnings() {
         "unshare-run-images-list.1",
         "unshare-run-images-import.1",
         "unshare-run-images-rm.1",
+        "unshare-run-doctor.1",
         "newuidmap.1",
         "newgidmap.1",
     ] {
