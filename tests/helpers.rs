@@ -752,6 +752,51 @@ fn helper_disables_core_dumps_and_ignores_the_callers_file_size_limit() {
     assert_eq!(soft, hard, "file size soft limit not raised: {fsize}");
 }
 
+/// alice's setuid newuidmap writes "0 100000 65536" for a target of hers under strace (run by root, so
+/// the setuid exec keeps its privilege), tracing `syscalls`; returns the target and what the helper
+/// did from its exec on.
+fn trace_a_map_write(syscalls: &str) -> (Target, Vec<String>) {
+    let a = alice();
+    let t = Target::spawn(a);
+    let dir = TempDir::new("strace");
+    let log = dir.path().join("trace");
+    let inner = standard().command_as(
+        a,
+        &[
+            &install().setuid("newuidmap"),
+            &t.pid_arg(),
+            "0",
+            "100000",
+            "65536",
+        ],
+        &dir,
+    );
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", &format!("trace={syscalls}")])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .output()
+        .unwrap();
+    out.assert_code(0);
+    assert_eq!(t.uid_map(), "0 100000 65536");
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let exec_line = trace
+        .lines()
+        .rfind(|l| l.contains("execve(") && l.contains("newuidmap\""))
+        .unwrap_or_else(|| panic!("no exec of the helper:\n{trace}"));
+    // The exec chain unshare -> sh -> setpriv -> helper keeps one pid; keep what the helper did.
+    let pid = exec_line.split_whitespace().next().unwrap();
+    let helper = trace
+        .lines()
+        .filter(|l| l.split_whitespace().next() == Some(pid))
+        .skip_while(|l| !(l.contains("execve(") && l.contains("newuidmap\"")))
+        .map(String::from)
+        .collect();
+    (t, helper)
+}
+
 /// Before a helper parses an argument (`--help` is one) it has narrowed its privilege: files are
 /// opened with the caller's ids (the filesystem ids, the last field of Uid and Gid) and only what the
 /// write may need is left: CAP_SETUID and CAP_SETFCAP for newuidmap, CAP_SETGID for newgidmap (as far
@@ -793,41 +838,7 @@ fn a_helper_narrows_its_privilege_before_it_reads_an_argument() {
 fn a_helper_looks_up_its_caller_only_after_narrowing() {
     require_root();
     let a = alice();
-    let t = Target::spawn(a);
-    let dir = TempDir::new("strace-narrow");
-    let log = dir.path().join("trace");
-    let inner = standard().command_as(
-        a,
-        &[
-            &install().setuid("newuidmap"),
-            &t.pid_arg(),
-            "0",
-            "100000",
-            "65536",
-        ],
-        &dir,
-    );
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .args(["-e", "trace=execve,setfsuid,capset,openat"])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .output()
-        .unwrap();
-    out.assert_code(0);
-    assert_eq!(t.uid_map(), "0 100000 65536");
-    let trace = std::fs::read_to_string(&log).unwrap();
-    let exec_line = trace
-        .lines()
-        .rfind(|l| l.contains("execve(") && l.contains("newuidmap\""))
-        .unwrap_or_else(|| panic!("no exec of the helper:\n{trace}"));
-    let pid = exec_line.split_whitespace().next().unwrap();
-    let helper: Vec<&str> = trace
-        .lines()
-        .filter(|l| l.split_whitespace().next() == Some(pid))
-        .skip_while(|l| !l.contains("newuidmap\""))
-        .collect();
+    let (t, helper) = trace_a_map_write("execve,setfsuid,capset,openat");
     let index = |needle: &str| {
         helper
             .iter()
@@ -1006,46 +1017,7 @@ fn decisions_are_logged_to_syslog_and_missing_syslog_changes_nothing() {
 fn map_is_written_as_the_caller_with_one_capability() {
     require_root();
     let a = alice();
-    let t = Target::spawn(a);
-    let dir = TempDir::new("strace");
-    let log = dir.path().join("trace");
-    let inner = standard().command_as(
-        a,
-        &[
-            &install().setuid("newuidmap"),
-            &t.pid_arg(),
-            "0",
-            "100000",
-            "65536",
-        ],
-        &dir,
-    );
-    let out = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-o"])
-        .arg(&log)
-        .args(["-e", "trace=execve,setresuid,capset,openat,write"])
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .output()
-        .unwrap();
-    out.assert_code(0);
-    assert_eq!(t.uid_map(), "0 100000 65536");
-    let trace = std::fs::read_to_string(&log).unwrap();
-    let open_line = trace
-        .lines()
-        .find(|l| l.contains("\"uid_map\"") && l.contains("O_WRONLY"))
-        .unwrap_or_else(|| panic!("no uid_map open in trace:\n{trace}"));
-    let pid = open_line.split_whitespace().next().unwrap();
-    // The exec chain unshare -> sh -> setpriv -> helper keeps one pid; keep what the helper did.
-    let of_pid: Vec<&str> = trace
-        .lines()
-        .filter(|l| l.split_whitespace().next() == Some(pid))
-        .collect();
-    let exec = of_pid
-        .iter()
-        .rposition(|l| l.contains("execve(") && l.contains("newuidmap"))
-        .expect("no exec of the helper");
-    let helper = &of_pid[exec..];
+    let (_, helper) = trace_a_map_write("execve,setresuid,capset,openat,write");
     let index = |needle: &str| helper.iter().position(|l| l.contains(needle));
     let switch = index(&format!("setresuid({0}, {0}, {0})", a.uid))
         .filter(|&i| helper[i].trim_end().ends_with("= 0"))

@@ -61,9 +61,9 @@ pub fn spawn(
         Forked::Child => {
             drop(parent_end);
             // If the parent dies before the line below takes effect, await_start sees it (EOF).
-            let dies = lifetime == Lifetime::Outlives
+            let lifetime_set = lifetime == Lifetime::Outlives
                 || nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
-            let status = if dies && child_end.await_start() {
+            let status = if lifetime_set && child_end.await_start() {
                 body(child_end)
             } else {
                 exit::RUNNER_ERROR
@@ -99,7 +99,7 @@ impl Child {
         let status = self.kill_and_reap();
         Err(self.channel.report().unwrap_or_else(|| {
             RunError::new(format!(
-                "the container's first process ended before it started ({status:?})"
+                "the process in the new namespaces ended before it was started ({status:?})"
             ))
         }))
     }
