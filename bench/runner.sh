@@ -15,6 +15,8 @@
 # R is a busybox root filesystem. Targets: unshare-run <= 0.5x unshare and <= 0.75x bwrap.
 # Run as root: bench/runner.sh    Environment: RUNS (default 300), WARMUP (default 30); STATIC=1 adds
 # "static": the same source linked statically against glibc (not shipped; docs/benchmarks.md).
+# BASELINE_RUNNER=FILE [BASELINE_HELPER=FILE] add "baseline" and "baseline-cold": another build (e.g.
+# of an earlier commit) installed the same way, to compare a change with what it replaces in one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -40,6 +42,11 @@ if [ "${STATIC:-}" = 1 ]; then
     install_as "$work/static" "$static" "$static"
     extra=(-n static "$work/static/unshare-run --rootfs $root -- /bin/true")
 fi
+if [ -n "${BASELINE_RUNNER:-}" ]; then
+    install_as "$work/baseline" "$BASELINE_RUNNER" "${BASELINE_HELPER:-$BASELINE_RUNNER}"
+    extra+=(-n baseline "$work/baseline/unshare-run --rootfs $root -- /bin/true"
+        -n baseline-cold "$work/baseline/unshare-run --holder-idle 0 --rootfs $root -- /bin/true")
+fi
 cmd_ours="$work/shipped/unshare-run --rootfs $root -- /bin/true"
 cmd_cold="$work/shipped/unshare-run --holder-idle 0 --rootfs $root -- /bin/true"
 cmd_glibc="$work/bin/unshare-run --rootfs $root -- /bin/true"
@@ -60,4 +67,7 @@ for ours in [n for n in ("unshare-run", "cold", "glibc", "static") if n in r]:
     for peer, target in (("unshare", 0.5), ("bwrap", 0.75)):
         ratio = ms(ours) / ms(peer)
         print(f"{ours} / {peer}: {ratio:.3f} (target <= {target}: {'met' if ratio <= target else 'MISSED'})")
+for ours, base in (("unshare-run", "baseline"), ("cold", "baseline-cold")):
+    if base in r:
+        print(f"{ours} / {base}: {ms(ours) / ms(base):.3f} ({ms(base):.2f} ms)")
 PY

@@ -51,6 +51,20 @@ impl RunError {
         }
     }
 
+    /// A failed system call that says enough by itself, keeping its errno.
+    pub fn of(error: impl SysError) -> RunError {
+        RunError {
+            errno: error.errno(),
+            ..RunError::new(error.to_string())
+        }
+    }
+
+    /// The same error, said of `context` ("context: message").
+    pub fn context(mut self, context: impl fmt::Display) -> RunError {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> RunError {
         self.hint = Some(hint.into());
         self

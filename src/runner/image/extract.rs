@@ -77,6 +77,15 @@ impl fmt::Display for ExtractError {
     }
 }
 
+impl crate::runner::error::SysError for ExtractError {
+    fn errno(&self) -> Option<nix::errno::Errno> {
+        match &self.problem {
+            Problem::Unsafe(_) => None,
+            Problem::Io(_, e) | Problem::Archive(e) => e.errno(),
+        }
+    }
+}
+
 fn unsafe_entry(entry: &[u8], why: impl Into<String>) -> ExtractError {
     ExtractError {
         entry: String::from_utf8_lossy(entry).into_owned(),

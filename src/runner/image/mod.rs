@@ -287,31 +287,31 @@ fn import_in_namespace(
     }
     let result = extract_source(temp, path, source).and_then(|record| {
         Store::write_record(temp, &record)
-            .map_err(|e| format!("cannot write {}: {e}", store::RECORD))?;
+            .map_err(|e| RunError::sys(format!("cannot write {}", store::RECORD), e))?;
         let target = store.image_dir(&record.digest);
         if let Err(e) = fs::rename(temp, &target) {
             // The same content was stored meanwhile (or before, from another file): keep that one.
             if store.record(&record.digest).is_none() {
-                return Err(format!(
-                    "cannot store the image in {}: {e}",
-                    target.display()
+                return Err(RunError::sys(
+                    format!("cannot store the image in {}", target.display()),
+                    e,
                 ));
             }
             let _ = remove_path(temp);
         }
         store
             .remember_source(key, &record.digest)
-            .map_err(|e| format!("cannot record the import: {e}"))?;
+            .map_err(|e| RunError::sys("cannot record the import", e))?;
         if let Some(name) = name {
             store
                 .set_name(name, &record.digest)
-                .map_err(|e| format!("cannot name the image {name}: {e}"))?;
+                .map_err(|e| RunError::sys(format!("cannot name the image {name}"), e))?;
         }
         Ok(())
     });
-    result.map_err(|why| {
+    result.map_err(|error| {
         let _ = remove_path(temp);
-        RunError::new(format!("cannot import {}: {why}", path.display()))
+        error.context(format!("cannot import {}", path.display()))
     })
 }
 
@@ -333,11 +333,11 @@ fn extract_source(
     temp: &Path,
     path: &Path,
     source: &ImportSource<'_>,
-) -> Result<ImageRecord, String> {
+) -> Result<ImageRecord, RunError> {
     let rootfs = temp.join(store::ROOTFS);
     std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o755)
         .create(&rootfs)
-        .map_err(|e| format!("cannot create {}: {e}", rootfs.display()))?;
+        .map_err(|e| RunError::sys(format!("cannot create {}", rootfs.display()), e))?;
     // The image's modes come from the archive, not from the caller's umask.
     let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let extracted = extract_into(&rootfs, path, source);
@@ -361,7 +361,7 @@ fn extract_into(
     rootfs: &Path,
     path: &Path,
     source: &ImportSource<'_>,
-) -> Result<Extracted, String> {
+) -> Result<Extracted, RunError> {
     let label = format!(
         "importing {}",
         path.file_name()
@@ -373,8 +373,7 @@ fn extract_into(
             compression,
             len,
         } => {
-            let mut extractor =
-                extract::Extractor::new(rootfs, false).map_err(|e| e.to_string())?;
+            let mut extractor = extract::Extractor::new(rootfs, false).map_err(RunError::of)?;
             let progress = progress::Progress::on_terminal(label, *len);
             let region = stream::Region {
                 file,
@@ -383,10 +382,12 @@ fn extract_into(
             };
             let (result, digest) =
                 stream::pipelined(region, *compression, &progress, |r| extractor.apply(r))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(RunError::of)?;
             progress.finish();
-            result.map_err(|e| e.to_string())?;
-            let digest = stream::hex(&digest.ok_or("the archive could not be read to its end")?);
+            result.map_err(RunError::of)?;
+            let digest = stream::hex(
+                &digest.ok_or_else(|| RunError::new("the archive could not be read to its end"))?,
+            );
             let kind = match compression {
                 Compression::None => "tarball".to_string(),
                 other => format!("tarball ({})", other.name()),
@@ -398,7 +399,7 @@ fn extract_into(
             kind,
             archive,
         } => {
-            let mut extractor = extract::Extractor::new(rootfs, true).map_err(|e| e.to_string())?;
+            let mut extractor = extract::Extractor::new(rootfs, true).map_err(RunError::of)?;
             let total = image.layers.iter().map(|l| l.location.len).sum();
             let progress = progress::Progress::on_terminal(label, total);
             for (number, layer) in image.layers.iter().enumerate() {
@@ -407,7 +408,7 @@ fn extract_into(
                     Some(file) => *file,
                     None => {
                         opened = File::open(&layer.location.path)
-                            .map_err(|e| format!("{}: {e}", layer.location.path))?;
+                            .map_err(|e| RunError::sys(&layer.location.path, e))?;
                         &opened
                     }
                 };
@@ -417,9 +418,9 @@ fn extract_into(
                         &mut head[..format::SNIFF_LEN.min(layer.location.len as usize)],
                         layer.location.offset,
                     )
-                    .map_err(|e| e.to_string())?;
+                    .map_err(RunError::of)?;
                 let compression = format::sniff(&head[..n])
-                    .map_err(|why| format!("layer {}: {why}", number + 1))?;
+                    .map_err(|why| RunError::new(format!("layer {}: {why}", number + 1)))?;
                 let region = stream::Region {
                     file,
                     offset: layer.location.offset,
@@ -427,14 +428,16 @@ fn extract_into(
                 };
                 let (result, digest) =
                     stream::pipelined(region, compression, &progress, |r| extractor.apply(r))
-                        .map_err(|e| e.to_string())?;
-                result.map_err(|e| format!("layer {}: {e}", number + 1))?;
-                let digest = stream::hex(&digest.ok_or("a layer could not be read to its end")?);
+                        .map_err(RunError::of)?;
+                result.map_err(|e| RunError::of(e).context(format!("layer {}", number + 1)))?;
+                let digest = stream::hex(
+                    &digest.ok_or_else(|| RunError::new("a layer could not be read to its end"))?,
+                );
                 if layer.digest.as_ref().is_some_and(|want| *want != digest) {
-                    return Err(format!(
+                    return Err(RunError::new(format!(
                         "layer {} does not match its digest: the archive is damaged",
                         number + 1
-                    ));
+                    )));
                 }
             }
             progress.finish();
