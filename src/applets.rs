@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
+use unshare_run_helpers::getsubids;
 use unshare_run_helpers::newidmap::{self, IdKind};
 use unshare_run_helpers::privilege;
 
@@ -38,6 +39,11 @@ pub const APPLETS: &[Applet] = &[
         name: "newgidmap",
         privilege: PrivilegeClass::Helper,
         run: |args| newidmap::main(IdKind::Gid, args),
+    },
+    Applet {
+        name: "getsubids",
+        privilege: PrivilegeClass::Unprivileged,
+        run: getsubids::main,
     },
 ];
 
@@ -105,6 +111,10 @@ mod tests {
         );
         assert_eq!(find_applet(b"newgidmap").unwrap().name, "newgidmap");
         assert_eq!(find_applet(b"./unshare-run").unwrap().name, "unshare-run");
+        assert_eq!(
+            find_applet(b"/usr/bin/getsubids").unwrap().name,
+            "getsubids"
+        );
         for name in [
             &b""[..],
             b"/",
@@ -113,6 +123,8 @@ mod tests {
             b"newuidmap2",
             b"NEWUIDMAP",
             b"unshare",
+            b"getsubid",
+            b"getsubids.",
         ] {
             assert!(
                 find_applet(name).is_none(),
@@ -132,5 +144,10 @@ mod tests {
             };
             assert_eq!(applet.privilege, expected, "{}", applet.name);
         }
+        // Named, so that a renamed or added helper cannot take getsubids along.
+        assert_eq!(
+            find_applet(b"getsubids").unwrap().privilege,
+            PrivilegeClass::Unprivileged
+        );
     }
 }

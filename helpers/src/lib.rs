@@ -3,6 +3,8 @@
 //! Everything that runs with privilege for the newuidmap/newgidmap applets lives in this crate:
 //! - `privilege`: start-up hardening, the drop for unprivileged applets, the switch before the write;
 //! - `newidmap`: the helper applets, one named function per check;
+//! - `getsubids`: the unprivileged applet that lists a user's ranges as newuidmap reads them (it runs
+//!   after the drop, but shares the reader, so it lives here);
 //! - `target`, `idmap`, `subid`, `numbers`: what the checks read (target process, triplets, subid files);
 //! - `audit`: the syslog trail;
 //! - `sys`: the only `unsafe` code, thin syscall wrappers.
@@ -13,6 +15,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+pub mod getsubids;
 pub mod idmap;
 pub mod newidmap;
 pub mod numbers;

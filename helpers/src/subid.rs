@@ -92,7 +92,14 @@ pub struct SubidOwner {
 
 impl SubidOwner {
     pub fn new(name: &[u8], uid: u32) -> SubidOwner {
-        let mut keys = vec![name.to_vec(), uid.to_string().into_bytes()];
+        SubidOwner::named(name, Some(uid))
+    }
+
+    /// The owner of lines named `name`, and of lines numbered `uid` when the name has a passwd entry
+    /// (getsubids asks for names that may have none).
+    pub fn named(name: &[u8], uid: Option<u32>) -> SubidOwner {
+        let mut keys = vec![name.to_vec()];
+        keys.extend(uid.map(|uid| uid.to_string().into_bytes()));
         keys.dedup();
         let finders = keys
             .iter()
@@ -138,23 +145,45 @@ impl HeuristicFrequencyRank for SubidByteFrequency {
 /// (measured: 32 KiB beat 16, 64 and 128 KiB; docs/benchmarks.md).
 const WINDOW: usize = 32 * 1024;
 
-/// Calls `visit` for each valid entry of `owner` in `file` (a whole subid file), in file order, until
-/// `visit` breaks. Lines of other owners are never parsed: a vectorised search for "\nNAME:" skips
-/// them; nothing is allocated; and a mapped file is read only as far as the scan goes.
+/// Calls `visit` for each valid entry of `owner` in `file` (a whole subid file) that grants ids, in
+/// file order, until `visit` breaks: what the coverage decision and the runner use.
 pub fn for_each_owner_entry(
     file: &[u8],
     owner: &SubidOwner,
-    visit: impl FnMut(IdInterval) -> ControlFlow<()>,
+    mut visit: impl FnMut(IdInterval) -> ControlFlow<()>,
 ) {
-    for_each_owner_entry_windowed(file, owner, WINDOW, visit);
+    for_each_owner_line(file, owner, |entry| granting(entry, &mut visit));
 }
 
-/// `for_each_owner_entry` with a given window size (tests use tiny windows to hit every boundary).
-fn for_each_owner_entry_windowed(
-    file: &[u8],
+/// Calls `visit` for each valid line of `owner` in `file`, count-0 lines included (they grant
+/// nothing, but getsubids lists them as shadow does), in file order, until `visit` breaks. Lines of
+/// other owners are never parsed: a vectorised search for "\nNAME:" skips them; nothing is allocated;
+/// and a mapped file is read only as far as the scan goes.
+pub fn for_each_owner_line<'a>(
+    file: &'a [u8],
+    owner: &SubidOwner,
+    visit: impl FnMut(SubidEntry<'a>) -> ControlFlow<()>,
+) {
+    for_each_owner_line_windowed(file, owner, WINDOW, visit);
+}
+
+fn granting(
+    entry: SubidEntry<'_>,
+    visit: &mut impl FnMut(IdInterval) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if entry.range.is_empty() {
+        ControlFlow::Continue(())
+    } else {
+        visit(entry.range)
+    }
+}
+
+/// `for_each_owner_line` with a given window size (tests use tiny windows to hit every boundary).
+fn for_each_owner_line_windowed<'a>(
+    file: &'a [u8],
     owner: &SubidOwner,
     window: usize,
-    mut visit: impl FnMut(IdInterval) -> ControlFlow<()>,
+    mut visit: impl FnMut(SubidEntry<'a>) -> ControlFlow<()>,
 ) {
     let window = window.max(1);
     // The first line has no "\n" before it for the needles to find.
@@ -181,11 +210,11 @@ fn for_each_owner_entry_windowed(
     }
 }
 
-/// `region` starts with "\n"; its last line ends at the region's end. Visits the owner's entries in it.
-fn scan_region(
-    region: &[u8],
+/// `region` starts with "\n"; its last line ends at the region's end. Visits the owner's lines in it.
+fn scan_region<'a>(
+    region: &'a [u8],
     owner: &SubidOwner,
-    visit: &mut impl FnMut(IdInterval) -> ControlFlow<()>,
+    visit: &mut impl FnMut(SubidEntry<'a>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     let mut pos = 0;
     loop {
@@ -206,13 +235,13 @@ fn scan_region(
     }
 }
 
-fn visit_line(
-    line: &[u8],
+fn visit_line<'a>(
+    line: &'a [u8],
     owner: &SubidOwner,
-    visit: &mut impl FnMut(IdInterval) -> ControlFlow<()>,
+    visit: &mut impl FnMut(SubidEntry<'a>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     match parse_line(line) {
-        Some(entry) if owner.owns(entry.owner) && !entry.range.is_empty() => visit(entry.range),
+        Some(entry) if owner.owns(entry.owner) => visit(entry),
         _ => ControlFlow::Continue(()),
     }
 }
@@ -284,9 +313,11 @@ pub fn owner_ranges(file: &[u8], owner: &SubidOwner) -> Vec<IdInterval> {
 #[doc(hidden)]
 pub fn owner_ranges_windowed(file: &[u8], owner: &SubidOwner, window: usize) -> Vec<IdInterval> {
     let mut ranges = Vec::new();
-    for_each_owner_entry_windowed(file, owner, window, |range| {
-        ranges.push(range);
-        ControlFlow::Continue(())
+    for_each_owner_line_windowed(file, owner, window, |entry| {
+        granting(entry, &mut |range| {
+            ranges.push(range);
+            ControlFlow::Continue(())
+        })
     });
     ranges
 }
@@ -497,6 +528,35 @@ mod tests {
             owner_ranges(&file[..], &owner),
             [iv(300, 10), iv(100, 10), iv(200, 10)]
         );
+    }
+
+    #[test]
+    fn lines_include_count_zero_entries_that_grant_nothing() {
+        let owner = SubidOwner::new(b"alice", 1001);
+        let file = b"alice:5:0\nbob:1:1\n1001:0:0\nalice:7:1\n";
+        let mut lines = Vec::new();
+        for_each_owner_line(file, &owner, |entry| {
+            lines.push((entry.owner, entry.range));
+            ControlFlow::Continue(())
+        });
+        assert_eq!(
+            lines,
+            [
+                (&b"alice"[..], iv(5, 0)),
+                (&b"1001"[..], iv(0, 0)),
+                (&b"alice"[..], iv(7, 1)),
+            ]
+        );
+        assert_eq!(owner_ranges(file, &owner), [iv(7, 1)]);
+    }
+
+    #[test]
+    fn an_owner_without_uid_matches_only_its_name() {
+        let owner = SubidOwner::named(b"ghost", None);
+        let file = b"1001:1:1\nghost:2:2\n0:3:3\n";
+        assert_eq!(owner_ranges(file, &owner), [iv(2, 2)]);
+        let both = SubidOwner::named(b"ghost", Some(0));
+        assert_eq!(owner_ranges(file, &both), [iv(2, 2), iv(3, 3)]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - the parsers (`subid::parse_line`, `numbers::parse_c_ulong`, `target::parse_target`,
 //!   `idmap::parse_mappings`) never panic on arbitrary input, and what they accept keeps their invariants;
 //! - `subid::coverage`, `subid::owner_ranges` and `newidmap::authorize` agree with a plain reference model
-//!   (a set of individual ids) on random subid files and requests.
+//!   (a set of individual ids) on random subid files and requests;
+//! - `getsubids::list_ranges` lists what shadow's rule lists, and exactly the ranges the helpers grant.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -12,6 +13,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
+use unshare_run_helpers::getsubids;
 use unshare_run_helpers::idmap::{self, IdMapping, MAX_MAP_LINES, MapError};
 use unshare_run_helpers::newidmap::{self, Caller, IdKind};
 use unshare_run_helpers::numbers::parse_c_ulong;
@@ -638,6 +640,73 @@ proptest! {
             String::from_utf8_lossy(&name),
             String::from_utf8_lossy(&file)
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// getsubids::list_ranges against shadow's listing rule, and against what the helpers grant
+// ---------------------------------------------------------------------------------------------------
+
+/// shadow's getsubids: every valid line, in file order, once for an owner field equal to the name and
+/// once more for one equal to the decimal uid; "INDEX: NAME START COUNT".
+fn listing_model(file: &[u8], name: &[u8], uid: Option<u32>) -> Vec<u8> {
+    let uid = uid.map(|uid| uid.to_string());
+    let mut out = Vec::new();
+    let mut index = 0;
+    for entry in file.split(|&b| b == b'\n').filter_map(subid::parse_line) {
+        let matches = usize::from(entry.owner == name)
+            + usize::from(uid.as_deref().map(str::as_bytes) == Some(entry.owner));
+        for _ in 0..matches {
+            out.extend(format!("{index}: ").as_bytes());
+            out.extend(name);
+            out.extend(format!(" {} {}\n", entry.range.start, entry.range.count()).as_bytes());
+            index += 1;
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(config(1500))]
+
+    #[test]
+    fn getsubids_lists_as_the_model(
+        name in login_name(false),
+        uid in prop::option::of(select(vec![1u32, 10, 1001])),
+        file in prop_oneof![
+            file_for_names(),
+            subid_file(0u64..200).prop_map(|(lines, nl)| render_file(&lines, nl)),
+        ],
+    ) {
+        let (got, expected) = (getsubids::list_ranges(&file, &name, uid), listing_model(&file, &name, uid));
+        prop_assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "name {:?} uid {:?}, file {:?}",
+            String::from_utf8_lossy(&name),
+            uid,
+            String::from_utf8_lossy(&file)
+        );
+    }
+
+    /// One reader: the ranges getsubids lists, less the count-0 lines, are exactly the entries the
+    /// helpers' coverage decision uses (for names that are not the uid in digits, which shadow lists
+    /// twice).
+    #[test]
+    fn getsubids_lists_the_ranges_the_helpers_grant(
+        (lines, trailing_newline) in subid_file(0u64..200),
+    ) {
+        let file = render_file(&lines, trailing_newline);
+        let listing = String::from_utf8(getsubids::list_ranges(&file, b"alice", Some(1001))).unwrap();
+        let listed: Vec<IdInterval> = listing
+            .lines()
+            .map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                iv(fields[2].parse().unwrap(), fields[3].parse().unwrap())
+            })
+            .filter(|range| !range.is_empty())
+            .collect();
+        prop_assert_eq!(listed, subid::owner_ranges(&file, &alice()));
     }
 }
 
