@@ -1,7 +1,7 @@
 //! Compatibility: real clients of newuidmap/newgidmap (util-linux unshare, podman, buildah, rootlesskit,
 //! lxc, mmdebstrap) work with our helpers bind-mounted over /usr/bin/newuidmap and /usr/bin/newgidmap,
-//! and see the same maps as with shadow's. Our helpers' audit records (caught on a private /dev/log)
-//! show that the client really ran ours.
+//! and see the same maps as with shadow's (rootlesskit also with our getsubids over /usr/bin/getsubids).
+//! Our helpers' audit records (caught on a private /dev/log) show that the client really ran ours.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -246,4 +246,54 @@ fn mmdebstrap_unshare_helper() {
     let (ours, shadow) = with_both_helpers(a, &showing_maps(&["mmdebstrap", "--unshare-helper"]));
     assert_eq!(ours, "0 100000 65536\n0 100000 65536");
     assert_eq!(ours, shadow);
+}
+
+/// rootlesskit `--subid-source=dynamic` takes the ranges from /usr/bin/getsubids alone. With our
+/// getsubids and helpers bound over /usr/bin's it gets the full map, the same as with shadow's; with
+/// /bin/false bound there instead it fails, so the ranges came from our getsubids.
+#[test]
+fn rootlesskit_dynamic_subid_source_with_our_getsubids() {
+    if !privileged() {
+        return;
+    }
+    let a = alice();
+    let state = TempDir::new("rootlesskit-dynamic");
+    give_to(a, state.path());
+    let state_dir = state.path().join("state");
+    let ours = state.path().join("getsubids");
+    std::fs::copy(built_binary(), &ours).unwrap();
+    let argv = showing_maps(&[
+        "rootlesskit",
+        "--net=host",
+        "--subid-source=dynamic",
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+    ]);
+    let log = AuditLog::new();
+    let run = |getsubids: &str, our_helpers: bool| {
+        let mut sandbox = fixture(a);
+        sandbox.our_helpers_in_usr_bin = our_helpers;
+        sandbox.syslog_socket = Some(log.path.clone());
+        sandbox.setup = format!("mount --bind {getsubids} /usr/bin/getsubids\n");
+        let _ = std::fs::remove_dir_all(&state_dir);
+        let out = sandbox.run_as(a, &argv);
+        let _ = std::fs::remove_dir_all(&state_dir);
+        out
+    };
+    let with_ours = run(ours.to_str().unwrap(), true);
+    with_ours.assert_code(0);
+    assert_eq!(
+        normalise_map(&with_ours.stdout_text()),
+        every_range_after_root(a)
+    );
+    assert_ours_granted(&log.records(), a);
+    let without = run("/bin/false", true);
+    assert_ne!(without.code(), 0, "rootlesskit did not ask getsubids");
+    without.assert_stderr_contains("failed to exec [/usr/bin/getsubids");
+    let with_shadow = run("/usr/bin/getsubids", false);
+    with_shadow.assert_code(0);
+    assert_eq!(
+        normalise_map(&with_shadow.stdout_text()),
+        every_range_after_root(a)
+    );
 }
