@@ -249,11 +249,14 @@ fn same_cases() -> Vec<Case> {
         )
         .setup(&sandbox_user("4403", 4403, 4403)),
         Case::new(
-            "a name that is not UTF-8: name lines only",
+            "a name that is not UTF-8: its name and uid lines",
             Fixture::Missing,
             &[],
         )
-        .setup("printf '\\377:100000:65536\\n1:1:1\\n' > /etc/subuid")
+        .setup(
+            "printf '\\377:x:4404:4404::/nonexistent:/bin/false\\n' >> /etc/passwd\n\
+             printf '\\377:100000:65536\\n4404:200000:10\\n1:1:1\\n' > /etc/subuid",
+        )
         .shell("exec \"$0\" \"$(printf '\\377')\""),
         // Files.
         Case::new(

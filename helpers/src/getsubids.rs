@@ -14,16 +14,15 @@
 //! - a subid file that is not root's or is writable by others is refused with a message;
 //! - a failed write to standard output is exit status 1, not 0.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use nix::unistd::User;
-
 use crate::newidmap::IdKind;
 use crate::subid::{self, SubidFileError, SubidOwner};
+use crate::sys;
 
 /// shadow's usage text, on standard error.
 pub const USAGE: &str = "Usage: getsubids [-g] user\n    list subuid ranges for user\n    pass -g to list subgid ranges\n";
@@ -114,11 +113,11 @@ pub fn main(args: &[OsString]) -> u8 {
 }
 
 /// The uid of the passwd entry (any NSS source) named `user`, as shadow's getpwnam. None when there
-/// is none or the lookup fails (shadow then matches the name alone), and for a name that is not UTF-8
-/// (nix looks names up as &str; such names do not occur in passwd files).
+/// is none or the lookup fails: shadow then matches the name alone.
 fn passwd_uid(user: &[u8]) -> Option<u32> {
-    let name = std::str::from_utf8(user).ok()?;
-    User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+    // Arguments cannot contain NUL.
+    let name = CString::new(user).ok()?;
+    sys::passwd_uid_by_name(&name).ok().flatten()
 }
 
 fn write_stdout(bytes: &[u8]) -> io::Result<()> {
@@ -210,6 +209,14 @@ mod tests {
             listed("4403:5:5\n", "4403", Some(4403)),
             "0: 4403 5 5\n1: 4403 5 5\n"
         );
+    }
+
+    #[test]
+    fn uids_come_from_the_passwd_database() {
+        assert_eq!(passwd_uid(b"root"), Some(0));
+        assert_eq!(passwd_uid(b"urt-no-such-user"), None);
+        assert_eq!(passwd_uid(b"\xffurt"), None);
+        assert_eq!(passwd_uid(b""), None);
     }
 
     #[test]

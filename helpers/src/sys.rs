@@ -249,3 +249,38 @@ impl Drop for MappedFile {
         }
     }
 }
+
+/// The uid of the passwd entry named `name`, from any NSS source (getpwnam_r): `Ok(None)` when there is
+/// none. Unlike nix's `User::from_name`, the name is bytes: passwd names need not be UTF-8.
+pub fn passwd_uid_by_name(name: &std::ffi::CStr) -> io::Result<Option<u32>> {
+    // Entries longer than 1 MiB are refused rather than grown into.
+    const MAX_BUFFER: usize = 1 << 20;
+    let mut buffer = vec![0u8; 1024];
+    loop {
+        let mut entry = std::mem::MaybeUninit::<libc::passwd>::uninit();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: name is NUL-terminated; entry, buffer (with its length) and result are valid for
+        // writing during the call, and nothing else refers to them.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                entry.as_mut_ptr(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buffer.len() < MAX_BUFFER {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        if result.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: on success with a non-null result, getpwnam_r filled `entry` and pointed result at it.
+        return Ok(Some(unsafe { (*result).pw_uid }));
+    }
+}
