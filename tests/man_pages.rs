@@ -1,6 +1,6 @@
 //! The man pages render without a single groff warning. (The runner's pages are generated from the
-//! verb table and kept current by a unit test in src/runner/commands.rs; the helpers' pages are written
-//! by hand.)
+//! verb table and kept current by a unit test in src/runner/commands.rs; the helpers' and getsubids'
+//! pages are written by hand.)
 
 use std::process::Command;
 
@@ -16,6 +16,7 @@ fn man_pages_render_without_warnings() {
         "unshare-run-doctor.1",
         "newuidmap.1",
         "newgidmap.1",
+        "getsubids.1",
     ] {
         let path = format!("{dir}/{page}");
         let out = Command::new("groff")
@@ -54,6 +55,40 @@ fn helper_pages_document_the_interface() {
     }
     let gid = std::fs::read_to_string(format!("{dir}/newgidmap.1")).unwrap();
     assert!(gid.contains("setgroups") && gid.contains("CVE\\-2018\\-7169"));
+}
+
+/// getsubids(1) documents its interface and says, case by case, where it follows shadow and where it
+/// differs (each difference with its reason).
+#[test]
+fn getsubids_page_lists_each_case() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/getsubids.1")).unwrap();
+    for needle in [
+        ".SH SYNOPSIS",
+        ".SH EXIT STATUS",
+        ".SH FILES",
+        ".SH SECURITY",
+        ".SH COMPATIBILITY",
+        ".SS As shadow",
+        ".SS Differs",
+        "/etc/subuid",
+        "/etc/subgid",
+        "Error fetching ranges",
+        "kubelet",
+    ] {
+        assert!(text.contains(needle), "getsubids.1 lacks {needle:?}");
+    }
+    let differs = text.split(".SS Differs").nth(1).unwrap();
+    let differs = differs.split(".SH ").next().unwrap();
+    let items = differs.split(".IP \\(bu 2").skip(1).collect::<Vec<_>>();
+    // One item per deliberate difference (tests/getsubids.rs has a test for each).
+    assert_eq!(items.len(), 6, "{differs}");
+    for item in &items {
+        assert!(
+            item.contains("Why:"),
+            "a difference without its reason: {item}"
+        );
+    }
 }
 
 /// The generated bash completion completes option names and their values.
