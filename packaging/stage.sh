@@ -5,10 +5,13 @@
 #   packaging/stage.sh debian|rpm|local DESTDIR [BINARY] [PREFIX]
 #
 # debian: /usr/bin/unshare-run 0755, /usr/bin/newuidmap 4755 root, /usr/bin/newgidmap -> newuidmap
-#         (Debian's uidmap ships its helpers setuid root in /usr/bin), /etc/apparmor.d/unshare-run.
+#         (Debian's uidmap ships its helpers setuid root in /usr/bin), /usr/bin/getsubids 0755 (a copy
+#         of its own: never a link to the setuid file), /etc/apparmor.d/unshare-run.
 # rpm:    /usr/bin/unshare-run 0755, /usr/libexec/unshare-run/newuidmap and newgidmap as separate
 #         0755 copies that get cap_setuid=ep / cap_setgid=ep from the spec's %caps (shadow-utils owns
-#         /usr/bin/newuidmap on Fedora; a symlink cannot carry a different capability).
+#         /usr/bin/newuidmap on Fedora; a symlink cannot carry a different capability), and
+#         /usr/libexec/unshare-run/getsubids 0755 (shadow-utils-subid owns /usr/bin/getsubids and its
+#         man page there, so ours is unshare-run-getsubids.1).
 # local:  like debian, under PREFIX (default /usr/local).
 # All: man pages (gzipped) and bash/zsh/fish completions. BINARY defaults to target/release/unshare-run.
 # RUNNER_BINARY (default BINARY): the build installed as unshare-run; the helpers are always BINARY
@@ -41,6 +44,7 @@ debian | local)
     # chmod after chown: chown clears the setuid bit.
     if $as_root; then chmod 4755 "$dest$prefix/bin/newuidmap"; fi
     ln -sfn newuidmap "$dest$prefix/bin/newgidmap"
+    install_file 0755 "$bin" "$prefix/bin/getsubids"
     # Ubuntu 23.10+ allow unprivileged user namespaces only to profiles with the userns rule.
     if [ "$layout" = debian ]; then
         install_file 0644 "$src/etc/apparmor.d/unshare-run" /etc/apparmor.d/unshare-run
@@ -49,6 +53,7 @@ debian | local)
 rpm)
     install_file 0755 "$bin" "$prefix/libexec/unshare-run/newuidmap"
     install_file 0755 "$bin" "$prefix/libexec/unshare-run/newgidmap"
+    install_file 0755 "$bin" "$prefix/libexec/unshare-run/getsubids"
     ;;
 *)
     echo "stage.sh: unknown layout $layout (debian, rpm or local)" >&2
@@ -58,9 +63,11 @@ esac
 
 for path in "$src"/man/*.1; do
     page=$(basename "$path" .1)
+    name=$page
+    [ "$layout" = rpm ] && [ "$page" = getsubids ] && name=unshare-run-getsubids
     install -d -m 0755 "$dest$prefix/share/man/man1"
-    gzip -9n < "$src/man/$page.1" > "$dest$prefix/share/man/man1/$page.1.gz"
-    chmod 0644 "$dest$prefix/share/man/man1/$page.1.gz"
+    gzip -9n < "$src/man/$page.1" > "$dest$prefix/share/man/man1/$name.1.gz"
+    chmod 0644 "$dest$prefix/share/man/man1/$name.1.gz"
 done
 install_file 0644 "$src/completions/unshare-run.bash" "$prefix/share/bash-completion/completions/unshare-run"
 # Debian's zsh reads vendor-completions; Fedora's (and a local install's) site-functions.

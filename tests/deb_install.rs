@@ -1,6 +1,6 @@
 //! The Debian package: built with dpkg-buildpackage (packaging/build-deb.sh), clean under lintian,
 //! installed into a fresh Debian root filesystem, where a new user runs a container with the full map
-//! using only the installed files.
+//! using only the installed files, and the installed getsubids lists that user's ranges.
 
 use std::process::Command;
 
@@ -32,6 +32,18 @@ fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
         "lintian:\n{report}"
     );
 
+    // The .deb's getsubids: a file of its own, 0755, root's (not setuid, not a link to newuidmap).
+    let contents = run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    let contents = String::from_utf8_lossy(&contents.stdout).into_owned();
+    let getsubids = contents
+        .lines()
+        .find(|l| l.ends_with(" ./usr/bin/getsubids"))
+        .unwrap_or_else(|| panic!("no /usr/bin/getsubids in:\n{contents}"));
+    assert!(
+        getsubids.starts_with("-rwxr-xr-x root/root "),
+        "{getsubids}"
+    );
+
     // A fresh Debian root filesystem, extracted by root (owners as in the tarball).
     let root = TempDir::new("deb-root");
     run_ok(
@@ -48,7 +60,9 @@ fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
     let inside = "set -e; \
         dpkg -i /root/unshare-run.deb >/dev/null; \
         useradd -m -s /bin/sh debuser; \
-        su -s /bin/sh debuser -c 'unshare-run --map full --holder-idle 0 -- cat /proc/self/uid_map /proc/self/gid_map'";
+        su -s /bin/sh debuser -c 'unshare-run --map full --holder-idle 0 -- cat /proc/self/uid_map /proc/self/gid_map'; \
+        echo ==; stat -c '%a %U' /usr/bin/getsubids; \
+        su -s /bin/sh debuser -c 'getsubids debuser; getsubids -g debuser'";
     let enter = format!(
         "set -e; R={root}; mount --bind $R $R; mount -t proc proc $R/proc; mount --rbind /dev $R/dev; \
          mount -t tmpfs tmpfs $R/tmp; cd $R; mkdir -p oldroot; pivot_root . oldroot; umount -l /oldroot; \
@@ -71,10 +85,21 @@ fn deb_is_lintian_clean_and_works_in_a_fresh_debian() {
         .output()
         .unwrap();
     out.assert_code(0);
+    let stdout = out.stdout_text();
+    let (maps, getsubids) = stdout.split_once("==\n").unwrap_or((&stdout, ""));
     assert_eq!(
-        normalise_map(&out.stdout_text()),
+        normalise_map(maps),
         "0 1000 1\n1 100000 65536\n0 1000 1\n1 100000 65536",
         "{}",
         out.stderr_text()
     );
+    // The installed getsubids (0755, root's, no file capabilities) answers for the new user.
+    assert_eq!(
+        getsubids,
+        "755 root\n0: debuser 100000 65536\n0: debuser 100000 65536\n",
+        "{}",
+        out.stderr_text()
+    );
+    let caps = run_ok(Command::new("getcap").arg(root.path().join("usr/bin/getsubids")));
+    assert_eq!(String::from_utf8_lossy(&caps.stdout), "");
 }

@@ -21,18 +21,36 @@ fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
 
-fn assert_docs(root: &Path, zsh_dir: &str) {
+fn assert_docs(root: &Path, zsh_dir: &str, getsubids_page: &str) {
     for file in [
         "usr/share/man/man1/unshare-run.1.gz",
         "usr/share/man/man1/unshare-run-images.1.gz",
         "usr/share/man/man1/newuidmap.1.gz",
         "usr/share/man/man1/newgidmap.1.gz",
+        &format!("usr/share/man/man1/{getsubids_page}.1.gz"),
         "usr/share/bash-completion/completions/unshare-run",
         &format!("usr/share/zsh/{zsh_dir}/_unshare-run"),
         "usr/share/fish/vendor_completions.d/unshare-run.fish",
     ] {
         assert_eq!(mode(&root.join(file)), 0o644, "{file}");
     }
+}
+
+/// getsubids is an ordinary executable of its own: a regular file (not a link, hard or symbolic, to the
+/// setuid helper), root's, mode 0755, no file capabilities; and it answers as getsubids.
+fn assert_plain_getsubids(path: &Path) {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    assert!(meta.file_type().is_file(), "{path:?} is not a regular file");
+    assert_eq!(meta.mode() & 0o7777, 0o755, "{path:?}");
+    assert_eq!(meta.uid(), 0, "{path:?}");
+    assert_eq!(meta.nlink(), 1, "{path:?} has other names");
+    let caps = run_ok(Command::new("getcap").arg(path));
+    assert_eq!(String::from_utf8_lossy(&caps.stdout), "", "{path:?}");
+    let a = alice();
+    let out = Sandbox::both(&[&format!("{}:100000:65536", a.name)])
+        .run_as(a, &[path.to_str().unwrap(), a.name]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), format!("0: {} 100000 65536\n", a.name));
 }
 
 #[test]
@@ -51,7 +69,12 @@ fn debian_layout() {
     );
     assert!(!dir.path().join("usr/libexec").exists());
     assert_eq!(mode(&dir.path().join("etc/apparmor.d/unshare-run")), 0o644);
-    assert_docs(dir.path(), "vendor-completions");
+    assert_docs(dir.path(), "vendor-completions", "getsubids");
+    for d in ["usr", "usr/bin"] {
+        std::fs::set_permissions(dir.path().join(d), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+    }
+    assert_plain_getsubids(&bin.join("getsubids"));
 }
 
 #[test]
@@ -73,7 +96,14 @@ fn rpm_layout_runs_a_full_map_container() {
         assert_eq!(mode(&path), 0o755, "{helper}");
     }
     assert!(!dir.path().join("usr/bin/newuidmap").exists());
-    assert_docs(dir.path(), "site-functions");
+    // shadow-utils-subid owns /usr/bin/getsubids and its page on Fedora.
+    assert!(!dir.path().join("usr/bin/getsubids").exists());
+    assert!(
+        !dir.path()
+            .join("usr/share/man/man1/getsubids.1.gz")
+            .exists()
+    );
+    assert_docs(dir.path(), "site-functions", "unshare-run-getsubids");
     // What the spec's %caps(cap_setuid=ep) / %caps(cap_setgid=ep) do at install time.
     run_ok(
         Command::new("setcap")
@@ -89,6 +119,7 @@ fn rpm_layout_runs_a_full_map_container() {
         std::fs::set_permissions(dir.path().join(d), std::fs::Permissions::from_mode(0o755))
             .unwrap();
     }
+    assert_plain_getsubids(&libexec.join("getsubids"));
     let a = alice();
     let runner = dir.path().join("usr/bin/unshare-run");
     let out = Sandbox::both(&[&format!("{}:100000:65536", a.name)]).run_as(

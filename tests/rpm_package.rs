@@ -24,7 +24,12 @@ fn rpm_file_list_modes_and_capabilities() {
         ("/usr/bin/unshare-run", "-rwxr-xr-x"),
         ("/usr/libexec/unshare-run/newuidmap", "-rwxr-xr-x"),
         ("/usr/libexec/unshare-run/newgidmap", "-rwxr-xr-x"),
+        ("/usr/libexec/unshare-run/getsubids", "-rwxr-xr-x"),
         ("/usr/share/man/man1/newuidmap.1.gz", "-rw-r--r--"),
+        (
+            "/usr/share/man/man1/unshare-run-getsubids.1.gz",
+            "-rw-r--r--",
+        ),
         (
             "/usr/share/bash-completion/completions/unshare-run",
             "-rw-r--r--",
@@ -35,11 +40,15 @@ fn rpm_file_list_modes_and_capabilities() {
         assert_eq!(e[0], mode, "{path}");
         assert_eq!((e[2], e[3]), ("root", "root"), "{path}");
     }
-    // shadow-utils owns these on Fedora.
-    assert!(
-        !list.contains(" /usr/bin/newuidmap") && !list.contains(" /usr/bin/newgidmap"),
-        "{list}"
-    );
+    // shadow-utils owns these on Fedora, shadow-utils-subid the getsubids program and page.
+    for path in [
+        "/usr/bin/newuidmap",
+        "/usr/bin/newgidmap",
+        "/usr/bin/getsubids",
+        "/usr/share/man/man1/getsubids.1",
+    ] {
+        assert!(!list.contains(&format!(" {path}")), "{path} in:\n{list}");
+    }
     let caps =
         String::from_utf8(run_ok(Command::new("rpm").args(["-qp", "--filecaps"]).arg(&rpm)).stdout)
             .unwrap();
@@ -58,4 +67,5 @@ fn rpm_file_list_modes_and_capabilities() {
         "cap_setgid=ep"
     );
     assert_eq!(cap_of("/usr/bin/unshare-run"), "");
+    assert_eq!(cap_of("/usr/libexec/unshare-run/getsubids"), "");
 }
