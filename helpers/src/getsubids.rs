@@ -5,13 +5,14 @@
 //! The command line, the output ("N: USER START COUNT"), the messages and the exit statuses are
 //! shadow's (4.13, Debian 12's). The ranges are read by the helpers' own reader (`subid`): the lines,
 //! owners and numbers that newuidmap and newgidmap decide with, so a consumer is never told of a range
-//! that they would refuse for that reason. Every deliberate difference from shadow is listed in
-//! man/getsubids.1 (COMPATIBILITY):
+//! that they would refuse for that reason. The deliberate differences from shadow, each with its
+//! reason in man/getsubids.1 (COMPATIBILITY) and a test in tests/getsubids.rs:
 //! - `-g` matches numeric /etc/subgid owners against the user's uid, as newgidmap does (shadow takes
 //!   the gid of the group named USER, which can be another user's uid);
-//! - lines the reader refuses (signs, white space, extra fields, a start + count past 2^64) are not
-//!   listed;
+//! - lines the reader refuses (signs, white space, a fourth field, a start + count past 2^64) are not
+//!   listed, and a NUL byte costs only its own line;
 //! - a subid file that is not root's or is writable by others is refused with a message;
+//! - the `subid:` NSS line of /etc/nsswitch.conf is not consulted (the helpers do not consult it);
 //! - a failed write to standard output is exit status 1, not 0.
 
 use std::ffi::{CString, OsString};
