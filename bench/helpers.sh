@@ -12,6 +12,10 @@
 #   shadow-100k shadow's newuidmap, same 100,000-line file
 #   true        /bin/true in the same loop: the spawn+exec+wait floor
 # and prints the ratios (a) ours-2/shadow-2 (target <= 1.0) and (b) ours-100k/ours-2 (target <= 1.5).
+# Run 3 measures getsubids beside them, in ONE hyperfine run (RUNS, default 300; GETSUBIDS_WARMUP,
+# default 20): our getsubids (a 0755 copy of the same build) and shadow's /usr/bin/getsubids, each for
+# `getsubids urt-bench` with the 2-line file as /etc/subuid and `getsubids -g urt-bench` with the
+# 100,000-line file as /etc/subgid (one private mount namespace holds both, so no wrapper is timed).
 #
 # How the fixtures are used: the driver runs as root and starts one worker per variant; each worker is
 # `unshare --mount --propagation private` + `mount --bind FIXTURE /etc/subuid` + `setpriv` to urt-bench,
@@ -27,10 +31,12 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "bench/helpers.sh: must run as root (setuid copy, bind mounts, test user)" >&2
     exit 1
 fi
-for tool in unshare setpriv mount useradd awk install pgrep; do
+for tool in unshare setpriv mount useradd awk install pgrep python3; do
     command -v "$tool" >/dev/null || { echo "bench/helpers.sh: needs $tool" >&2; exit 1; }
 done
 [[ -u /usr/bin/newuidmap ]] || { echo "bench/helpers.sh: /usr/bin/newuidmap (uidmap) missing or not setuid" >&2; exit 1; }
+[[ -x /usr/bin/getsubids ]] || { echo "bench/helpers.sh: /usr/bin/getsubids (uidmap) missing" >&2; exit 1; }
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -83,6 +89,9 @@ chmod 0755 "$tmp"
 install -o root -g root -m 4755 "${HELPER_BINARY:-target/release/unshare-run}" "$tmp/newuidmap"
 # The worker runs as urt-bench and re-executes the driver, so the driver must be reachable by it.
 install -o root -g root -m 0755 target/release/examples/idmap_bench "$tmp/idmap_bench"
+# getsubids as the Debian package installs it: a 0755 file of its own.
+install -o root -g root -m 0755 "${HELPER_BINARY:-target/release/unshare-run}" "$tmp/getsubids"
+install -d -o "$bench_user" -m 0755 "$tmp/out"
 
 # Fixtures: root-owned, 0644 (our reader refuses a subid file writable by others or not root's).
 # Other users' ranges start at 200000 and step by 65536, so none overlaps urt-bench's 100000..165536.
@@ -132,3 +141,34 @@ run_driver \
     --floor "true=/bin/true,subuid=$tmp/subuid-2" \
     --ratio "b=ours-100k/ours-2,target=1.5" \
     "$@"
+# Run 3: getsubids, ours and shadow's, 2 lines (/etc/subuid) and 100,000 lines (/etc/subgid, -g).
+echo "# run 3: getsubids (hyperfine), 2 lines vs 100,000 lines"
+unshare --mount --propagation private -- bash -c '
+    set -euo pipefail
+    tmp=$1 user=$2 runs=$3 warmup=$4
+    mount --bind "$tmp/subuid-2" /etc/subuid
+    mount --bind "$tmp/subuid-100k" /etc/subgid
+    as_user() { setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups -- "$@"; }
+    # Every variant must give the one right answer before anything is timed.
+    for cmd in "$tmp/getsubids $user" "/usr/bin/getsubids $user" "$tmp/getsubids -g $user" "/usr/bin/getsubids -g $user"; do
+        out=$(as_user $cmd)
+        [[ $out == "0: $user 100000 65536" ]] || { echo "$cmd printed: $out" >&2; exit 1; }
+    done
+    as_user hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$tmp/out/getsubids.json" \
+        -n ours-2 "$tmp/getsubids $user" -n shadow-2 "/usr/bin/getsubids $user" \
+        -n ours-100k "$tmp/getsubids -g $user" -n shadow-100k "/usr/bin/getsubids -g $user"
+' bash "$tmp" "$bench_user" "${RUNS:-300}" "${GETSUBIDS_WARMUP:-20}"
+python3 - "$tmp/out/getsubids.json" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+median = {name: r["median"] * 1000 for name, r in results.items()}
+print("| variant     | lines   | median ms | mean ms | stddev ms | min ms |")
+for name, lines in [("ours-2", 2), ("shadow-2", 2), ("ours-100k", 100000), ("shadow-100k", 100000)]:
+    r = results[name]
+    print(f"| {name:<11} | {lines:<7} | {median[name]:9.3f} | {r['mean'] * 1000:7.3f} | {r['stddev'] * 1000:9.3f} | {r['min'] * 1000:6.3f} |")
+for label, num, den in [("ours-2 / shadow-2", "ours-2", "shadow-2"),
+                        ("ours-100k / ours-2", "ours-100k", "ours-2"),
+                        ("shadow-100k / shadow-2", "shadow-100k", "shadow-2"),
+                        ("ours-100k / shadow-100k", "ours-100k", "shadow-100k")]:
+    print(f"ratio {label}: {median[num] / median[den]:.3f}")
+PY
