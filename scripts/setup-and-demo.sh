@@ -28,9 +28,9 @@ runner=$(scripts/runner-binary.sh "$bin")
 
 echo "== installing into $PREFIX (packaging/stage.sh: the packages' file list and modes)"
 # unshare-run 0755, newuidmap 4755 root, newgidmap a link to it (the applet is chosen by name),
-# man pages and shell completions.
+# getsubids 0755 (a file of its own), man pages and shell completions.
 RUNNER_BINARY=$runner packaging/stage.sh local / "$bin" "$PREFIX"
-ls -l "$PREFIX/bin/unshare-run" "$PREFIX/bin/newuidmap" "$PREFIX/bin/newgidmap"
+ls -l "$PREFIX/bin/unshare-run" "$PREFIX/bin/newuidmap" "$PREFIX/bin/newgidmap" "$PREFIX/bin/getsubids"
 
 # Who shows the demo: the user who ran sudo if they have ranges, otherwise a demo user whose range
 # exists only inside a private mount namespace (the machine's /etc/subuid is not edited).
