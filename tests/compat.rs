@@ -252,10 +252,9 @@ fn mmdebstrap_unshare_helper() {
 /// getsubids and helpers bound over /usr/bin's it gets the full map, the same as with shadow's; with
 /// /bin/false bound there instead it fails, so the ranges came from our getsubids.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn rootlesskit_dynamic_subid_source_with_our_getsubids() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let state = TempDir::new("rootlesskit-dynamic");
     give_to(a, state.path());

@@ -4,13 +4,11 @@
 //! COMPATIBILITY) has a test of its own that shows what shadow does and what ours does instead. Also:
 //! the kubelet's contract, the privilege drop, and that the environment changes nothing.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::sync::OnceLock;
 
-use common::*;
+use unshare_run_test_support::*;
 
 const SHADOW: &str = "/usr/bin/getsubids";
 
@@ -28,12 +26,11 @@ fn ours() -> &'static str {
     })
 }
 
-fn shadow_present() -> bool {
+fn require_shadow() {
     assert!(
         std::path::Path::new(SHADOW).exists(),
         "shadow's getsubids is missing: apt-get install uidmap"
     );
-    true
 }
 
 /// `{alice}`, `{alice_uid}`, `{bob}`, `{bob_uid}` replaced by the test users'.
@@ -319,10 +316,10 @@ fn same_cases() -> Vec<Case> {
 }
 
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn same_output_as_shadow() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let mut failures = Vec::new();
     let cases = same_cases();
     for c in &cases {
@@ -345,10 +342,9 @@ fn same_output_as_shadow() {
 
 /// The expected answers of a few cases, so that the comparison above is not of two equal mistakes.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn known_answers() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let a = alice();
     let c = Case::new(
         "",
@@ -387,10 +383,10 @@ fn known_answers() {
 /// kubelet`: the outputs must be byte-identical, one line of four fields, field 3 the start and
 /// field 4 the count, both multiples of 65536, start >= 65536 and count >= 65536 x 110 pods.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn kubelet_contract() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let c = |args: &[&str]| {
         Case::new("kubelet", lines(&["kubelet:65536:7208960"]), args)
             .setup(&sandbox_user("kubelet", 4450, 4450))
@@ -419,10 +415,10 @@ fn kubelet_contract() {
 /// be another user's uid: here bob's range. Ours takes USER's uid, as newgidmap does, and shadow's
 /// own newgidmap agrees with ours: it refuses the range shadow's getsubids listed.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn minus_g_matches_the_users_uid_not_a_groups_gid() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let b = bob();
     // urt-gs-odd (uid 4401) has a group of its name whose gid is bob's uid.
     let setup = format!(
@@ -466,10 +462,10 @@ fn minus_g_matches_the_users_uid_not_a_groups_gid() {
 /// check that start + count fits: it lists all of these. A consumer adding start and count would wrap
 /// around to low ids (root's) with the first and the fourth.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn lines_the_helpers_refuse_are_not_listed() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let c = Case::new(
         "refused lines",
         lines(&[
@@ -511,10 +507,10 @@ fn lines_the_helpers_refuse_are_not_listed() {
 /// A NUL byte damages one line: shadow's fgets/strlen reading glues the next line onto it and loses
 /// both; ours skips only the damaged line.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_nul_byte_damages_only_its_line() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let c = Case::new(
         "NUL",
         Fixture::Content(subst(
@@ -533,10 +529,10 @@ fn a_nul_byte_damages_only_its_line() {
 /// A subid file that someone other than root could have written is refused (as the helpers refuse
 /// it): otherwise its writer would choose the ranges that root's kubelet maps. shadow lists it.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn untrusted_subid_files_are_refused() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let a = alice();
     let content = subst("{alice}:100000:65536\n");
     for (mode, owner, args) in [
@@ -579,10 +575,10 @@ fn untrusted_subid_files_are_refused() {
 
 /// A failed write to standard output: shadow exits 0 with its answer lost; ours exits 1 and says so.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn a_failed_write_is_an_error() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let c = Case::new("full", lines(&["{alice}:100000:65536"]), &[])
         .shell("exec \"$0\" {alice} > /dev/full");
     assert_eq!(outcome(&c.run(SHADOW)), (0, String::new(), String::new()));
@@ -600,10 +596,10 @@ fn a_failed_write_is_an_error() {
 /// FreeIPA) instead of the files; ours reads the files only, as our helpers do. With a module that
 /// does not exist, shadow says so on stderr and falls back to the files.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn nsswitch_subid_modules_are_not_consulted() {
-    if !privileged() || !shadow_present() {
-        return;
-    }
+    require_root();
+    require_shadow();
     let c = Case::new("nss", lines(&["{alice}:100000:65536"]), &["{alice}"])
         .setup("echo 'subid: urtnosuchmodule' >> /etc/nsswitch.conf");
     let (ours_out, shadow_out) = (outcome(&c.run(ours())), outcome(&c.run(SHADOW)));
@@ -624,10 +620,9 @@ fn nsswitch_subid_modules_are_not_consulted() {
 /// The setuid-root file run under the name getsubids (a link, as anyone can make) drops root before
 /// reading: a file only root may read stays unread.
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn the_setuid_file_as_getsubids_has_no_privilege() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let dir = TempDir::new("getsubids-link");
     let link = dir.path().join("getsubids");
     std::os::unix::fs::symlink(install().setuid("newuidmap"), &link).unwrap();
@@ -657,10 +652,9 @@ fn the_setuid_file_as_getsubids_has_no_privilege() {
 /// Nothing from the environment changes the answer (shadow's reads none either: its only other input
 /// is /etc/nsswitch.conf, above).
 #[test]
+#[ignore = "needs root: sudo tests/run"]
 fn the_environment_changes_nothing() {
-    if !privileged() {
-        return;
-    }
+    require_root();
     let fixture = lines(&["{alice}:100000:65536", "{alice_uid}:200000:10"]);
     for args in [
         vec!["{alice}"],
