@@ -11,7 +11,7 @@ mod mount_point;
 mod plan;
 
 use std::fs;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ use super::error::RunError;
 use super::spec::{ContainerSpec, Overlay};
 use crate::sys::mount as new_mount;
 use mount_point::Root;
-use plan::{Attrs, Host, Source, Step};
+use plan::{Attrs, Entry, Host, Source, Step};
 
 pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     make_mounts_private()?;
@@ -74,27 +74,45 @@ fn apply(root: &Root, steps: &[Step]) -> Result<(), RunError> {
                 };
                 mount_first(sources, target, point.as_fd())?;
             }
-            Step::Symlink { at, to } => mount_point::symlink(root, at, to)?,
+            Step::Populate { dir, entries } => {
+                let dir_fd = mount_point::existing_dir(root, dir)?;
+                for entry in entries {
+                    match entry {
+                        Entry::Mount {
+                            name,
+                            make,
+                            sources,
+                        } => {
+                            let target = dir.join(name);
+                            let point =
+                                mount_point::make_entry(dir_fd.as_fd(), name.as_ref(), *make)
+                                    .map_err(|e| mount_point::cannot_make(root, &target, e))?;
+                            mount_first(sources, &target, point.as_fd())?;
+                        }
+                        Entry::Symlink { name, to } => {
+                            nix::unistd::symlinkat(*to, dir_fd.as_fd(), *name).map_err(|e| {
+                                RunError::sys(
+                                    format!("cannot create {}", dir.join(name).display()),
+                                    e,
+                                )
+                            })?;
+                        }
+                    }
+                }
+            }
         }
     }
     Ok(())
 }
 
 /// Mounts the first of `sources` that works onto `point`; the last one's error if none does.
-fn mount_first(
-    sources: &[Source],
-    target: &Path,
-    point: std::os::fd::BorrowedFd<'_>,
-) -> Result<(), RunError> {
+fn mount_first(sources: &[Source], target: &Path, point: BorrowedFd<'_>) -> Result<(), RunError> {
     let mut outcome = Err(RunError::new(format!(
         "nothing to mount on {}",
         target.display()
     )));
     for source in sources {
-        outcome = make_mount(source, target).and_then(|mount| {
-            new_mount::attach(mount.as_fd(), point)
-                .map_err(|e| RunError::sys(format!("cannot mount on {}", target.display()), e))
-        });
+        outcome = mount_source(source, target, point);
         if outcome.is_ok() {
             break;
         }
@@ -102,44 +120,45 @@ fn mount_first(
     outcome
 }
 
-fn mount_attrs(attrs: Attrs) -> u64 {
+fn ms_flags(attrs: Attrs) -> MsFlags {
     [
-        (attrs.read_only, new_mount::READ_ONLY),
-        (attrs.nosuid, new_mount::NO_SUID),
-        (attrs.nodev, new_mount::NO_DEV),
-        (attrs.noexec, new_mount::NO_EXEC),
+        (attrs.read_only, MsFlags::MS_RDONLY),
+        (attrs.nosuid, MsFlags::MS_NOSUID),
+        (attrs.nodev, MsFlags::MS_NODEV),
+        (attrs.noexec, MsFlags::MS_NOEXEC),
     ]
     .into_iter()
     .filter(|(on, _)| *on)
-    .fold(0, |bits, (_, bit)| bits | bit)
+    .fold(MsFlags::empty(), |flags, (_, flag)| flags | flag)
 }
 
-/// The detached mount for `source`, ready to be attached on `target`.
-fn make_mount(source: &Source, target: &Path) -> Result<std::os::fd::OwnedFd, RunError> {
+/// Mounts `source` on the mount point that `point` refers to (`target` inside, for messages). A new
+/// filesystem or a plain bind is one mount(2) onto /proc/self/fd/N, a magic link that leads to exactly
+/// that descriptor's place. A read-only bind uses the new mount API: the tree is cloned, made
+/// read-only and attached to the descriptor (a remount through the descriptor would reach the mount
+/// point's own mount, not the bind on top of it).
+fn mount_source(source: &Source, target: &Path, point: BorrowedFd<'_>) -> Result<(), RunError> {
+    let on = PathBuf::from(format!("/proc/self/fd/{}", point.as_raw_fd()));
     match source {
         Source::Fs {
             fstype,
             options,
             attrs,
         } => {
+            let data = options.join(",");
             log::debug!(
-                "mount {fstype} on {} ({attrs}{}{})",
+                "mount {fstype} on {} ({attrs}{}{data})",
                 target.display(),
-                if options.is_empty() { "" } else { "; " },
-                options.join(",")
+                if data.is_empty() { "" } else { "; " },
             );
-            let options: Vec<&str> = options.iter().map(String::as_str).collect();
-            new_mount::new_filesystem(fstype, &options, mount_attrs(*attrs)).map_err(|e| {
-                let mut error = RunError::sys(
-                    format!("cannot mount {fstype} on {}", target.display()),
-                    e.error,
-                );
-                if !e.said.is_empty() {
-                    // What the filesystem said about it, e.g. which option it refused.
-                    error.message.push_str(&format!(" ({})", e.said.join("; ")));
-                }
-                error
-            })
+            mount(
+                Some(*fstype),
+                &on,
+                Some(*fstype),
+                ms_flags(*attrs),
+                (!data.is_empty()).then_some(data.as_str()),
+            )
+            .map_err(|e| RunError::sys(format!("cannot mount {fstype} on {}", target.display()), e))
         }
         Source::Bind {
             host,
@@ -153,17 +172,23 @@ fn make_mount(source: &Source, target: &Path) -> Result<std::os::fd::OwnedFd, Ru
                 if *recursive { "recursive" } else { "alone" },
                 if *read_only { ", read-only" } else { "" }
             );
-            let fail = |e| {
+            let fail = |e: std::io::Error| {
                 RunError::sys(
                     format!("cannot bind {} to {}", host.display(), target.display()),
                     e,
                 )
             };
-            let tree = new_mount::clone_tree(host, *recursive).map_err(fail)?;
-            if *read_only {
-                new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
+            if !*read_only {
+                let mut flags = MsFlags::MS_BIND;
+                if *recursive {
+                    flags |= MsFlags::MS_REC;
+                }
+                return mount(Some(host.as_path()), &on, None::<&str>, flags, None::<&str>)
+                    .map_err(|e| fail(e.into()));
             }
-            Ok(tree)
+            let tree = new_mount::clone_tree(host, *recursive).map_err(fail)?;
+            new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
+            new_mount::attach(tree.as_fd(), point).map_err(fail)
         }
     }
 }

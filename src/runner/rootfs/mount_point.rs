@@ -144,70 +144,71 @@ pub fn mount_point(
         let name = components[index];
         let last = index + 1 == components.len();
         let here = if last { make } else { MountPoint::Dir(0o755) };
-        let want_file = !matches!(here, MountPoint::Dir(_));
-        let made = match here {
-            MountPoint::Dir(mode) => mkdirat(
-                dir.as_fd(),
-                name,
-                Mode::from_bits_truncate(mode as libc::mode_t),
-            ),
-            MountPoint::File | MountPoint::OptionalFile => openat(
-                dir.as_fd(),
-                name,
-                OFlag::O_WRONLY
-                    | OFlag::O_CREAT
-                    | OFlag::O_EXCL
-                    | OFlag::O_NOFOLLOW
-                    | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o666),
-            )
-            .map(drop),
-        };
-        if let Err(e) = made {
-            let kind = kind_of(dir.as_fd(), name);
-            if e == Errno::EEXIST && made_meanwhile(kind, want_file) {
-                // Made by another start meanwhile: it serves.
-            } else if kind == Some(SFlag::S_IFLNK) {
-                if optional {
-                    return Ok(None);
+        dir = match make_entry(dir.as_fd(), name, here) {
+            Ok(made) => made,
+            Err(e) => {
+                let kind = kind_of(dir.as_fd(), name);
+                let shown = || root.shown(&components[..=index]);
+                let want_file = !matches!(here, MountPoint::Dir(_));
+                if e == Errno::EEXIST && made_meanwhile(kind, want_file) {
+                    // Made by another start meanwhile: it serves.
+                    let mut flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                    if !last {
+                        flags |= OFlag::O_DIRECTORY;
+                    }
+                    openat(dir.as_fd(), name, flags, Mode::empty())
+                        .map_err(|e| RunError::sys(format!("cannot open {}", shown()), e))?
+                } else if kind == Some(SFlag::S_IFLNK) {
+                    if optional {
+                        return Ok(None);
+                    }
+                    return Err(RunError::new(format!(
+                        "cannot make the mount point {}: {} is a symbolic link to nothing in the \
+                         root filesystem",
+                        inside.display(),
+                        shown()
+                    )));
+                } else {
+                    return Err(cannot_create(&shown(), e));
                 }
-                return Err(RunError::new(format!(
-                    "cannot make the mount point {}: {} is a symbolic link to nothing in the root \
-                     filesystem",
-                    inside.display(),
-                    root.shown(&components[..=index])
-                )));
-            } else {
-                return Err(cannot_create(&root.shown(&components[..=index]), e));
             }
-        }
-        let mut flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        if !last {
-            flags |= OFlag::O_DIRECTORY;
-        }
-        dir = openat(dir.as_fd(), name, flags, Mode::empty()).map_err(|e| {
-            RunError::sys(
-                format!("cannot open {}", root.shown(&components[..=index])),
-                e,
-            )
-        })?;
+        };
     }
     Ok(Some(dir))
 }
 
-/// A symbolic link `at` -> `to` inside `root`, in a directory that exists.
-pub fn symlink(root: &Root, at: &Path, to: &Path) -> Result<(), RunError> {
-    let components = normal_components(at);
-    let Some((name, parent)) = components.split_last() else {
-        return Err(RunError::new(format!(
-            "cannot make a link at {}",
-            at.display()
-        )));
-    };
-    let dir = open_in_root(root, parent)?
-        .ok_or_else(|| RunError::new(format!("{} is missing", root.shown(parent))))?;
-    nix::unistd::symlinkat(to, dir.as_fd(), *name)
-        .map_err(|e| RunError::sys(format!("cannot create {}", at.display()), e))
+/// Makes `name` in `dir` as `make` says and returns its descriptor: an O_PATH one for a directory,
+/// the new file's own for a file. Fails if `name` exists.
+pub fn make_entry(dir: BorrowedFd<'_>, name: &OsStr, make: MountPoint) -> Result<OwnedFd, Errno> {
+    match make {
+        MountPoint::Dir(mode) => {
+            mkdirat(dir, name, Mode::from_bits_truncate(mode as libc::mode_t))?;
+            openat(
+                dir,
+                name,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        }
+        MountPoint::File | MountPoint::OptionalFile => openat(
+            dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        ),
+    }
+}
+
+/// The directory `inside` of `root`, which must exist (one this set-up has just mounted).
+pub fn existing_dir(root: &Root, inside: &Path) -> Result<OwnedFd, RunError> {
+    let components = normal_components(inside);
+    open_in_root(root, &components)?
+        .ok_or_else(|| RunError::new(format!("{} is missing", root.shown(&components))))
+}
+
+/// Why an entry could not be made in a directory of `root`.
+pub fn cannot_make(root: &Root, inside: &Path, e: Errno) -> RunError {
+    cannot_create(&root.shown(&normal_components(inside)), e)
 }
 
 #[cfg(test)]
@@ -308,15 +309,19 @@ mod tests {
     }
 
     #[test]
-    fn a_link_is_made_in_its_directory() {
-        let scratch = Scratch::new("symlink");
+    fn entries_are_made_by_name_in_a_directory_and_never_over_something() {
+        let scratch = Scratch::new("make-entry");
         std::fs::create_dir_all(scratch.0.join("dev")).unwrap();
         let root = Root::open(&scratch.0).unwrap();
-        symlink(&root, Path::new("/dev/fd"), Path::new("/proc/self/fd")).unwrap();
+        let dev = existing_dir(&root, Path::new("/dev")).unwrap();
+        let pts = make_entry(dev.as_fd(), OsStr::new("pts"), MountPoint::Dir(0o755)).unwrap();
+        assert_eq!(where_is(&pts), scratch.0.join("dev/pts"));
+        let null = make_entry(dev.as_fd(), OsStr::new("null"), MountPoint::File).unwrap();
+        assert_eq!(where_is(&null), scratch.0.join("dev/null"));
         assert_eq!(
-            std::fs::read_link(scratch.0.join("dev/fd")).unwrap(),
-            Path::new("/proc/self/fd")
+            make_entry(dev.as_fd(), OsStr::new("null"), MountPoint::File).unwrap_err(),
+            Errno::EEXIST
         );
-        assert!(symlink(&root, Path::new("/nodir/x"), Path::new("y")).is_err());
+        assert!(existing_dir(&root, Path::new("/nodir")).is_err());
     }
 }

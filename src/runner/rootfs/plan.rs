@@ -17,8 +17,26 @@ pub enum Step {
         make: MountPoint,
         sources: Vec<Source>,
     },
-    /// A symbolic link at `at` to `to`, in a directory this set-up has just mounted.
-    Symlink { at: PathBuf, to: PathBuf },
+    /// Entries made in `dir`, a filesystem this set-up has just mounted: it is empty and nothing is
+    /// mounted in it yet, so nothing can be in the way, and `dir` is resolved once for all of them.
+    Populate { dir: PathBuf, entries: Vec<Entry> },
+}
+
+/// What `Step::Populate` makes in its directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `name`, made as `make` says (a directory or a file), with the first of `sources` that works
+    /// mounted on it.
+    Mount {
+        name: &'static str,
+        make: MountPoint,
+        sources: Vec<Source>,
+    },
+    /// A symbolic link `name` -> `to`.
+    Symlink {
+        name: &'static str,
+        to: &'static str,
+    },
 }
 
 /// What a missing mount point is made as.
@@ -170,48 +188,55 @@ pub fn plan(spec: &ContainerSpec, host: &Host) -> Vec<Step> {
 /// A tmpfs /dev with the host's devices bound in, its own devpts (gid=5 is valid only when gid 5 is
 /// mapped, i.e. with the full map), the usual links and a /dev/shm.
 fn dev(spec: &ContainerSpec, host: &Host) -> Vec<Step> {
-    let mut steps = vec![mount(
-        "/dev",
-        MountPoint::Dir(0o755),
-        vec![fs("tmpfs", "mode=0755", DEVICES)],
-    )];
-    for name in &host.devices {
-        let path = format!("/dev/{name}");
-        steps.push(mount(
-            &path,
-            MountPoint::File,
-            vec![Source::Bind {
-                host: PathBuf::from(&path),
+    let mut entries: Vec<Entry> = host
+        .devices
+        .iter()
+        .map(|name| Entry::Mount {
+            name,
+            make: MountPoint::File,
+            sources: vec![Source::Bind {
+                host: Path::new("/dev").join(name),
                 recursive: false,
                 read_only: false,
             }],
-        ));
-    }
+        })
+        .collect();
     let plain = "newinstance,ptmxmode=0666,mode=0620";
     let mut devpts = Vec::new();
     if spec.setgroups_allowed {
         devpts.push(fs("devpts", &format!("{plain},gid=5"), DEVICES));
     }
     devpts.push(fs("devpts", plain, DEVICES));
-    steps.push(mount("/dev/pts", MountPoint::Dir(0o755), devpts));
-    for (at, to) in [
+    entries.push(Entry::Mount {
+        name: "pts",
+        make: MountPoint::Dir(0o755),
+        sources: devpts,
+    });
+    for (name, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        steps.push(Step::Symlink {
-            at: Path::new("/dev").join(at),
-            to: PathBuf::from(to),
-        });
+        entries.push(Entry::Symlink { name, to });
     }
-    steps.push(mount(
-        "/dev/shm",
-        MountPoint::Dir(0o1777),
-        vec![fs("tmpfs", "mode=1777", SCRATCH)],
-    ));
-    steps
+    entries.push(Entry::Mount {
+        name: "shm",
+        make: MountPoint::Dir(0o1777),
+        sources: vec![fs("tmpfs", "mode=1777", SCRATCH)],
+    });
+    vec![
+        mount(
+            "/dev",
+            MountPoint::Dir(0o755),
+            vec![fs("tmpfs", "mode=0755", DEVICES)],
+        ),
+        Step::Populate {
+            dir: PathBuf::from("/dev"),
+            entries,
+        },
+    ]
 }
 
 /// sysfs may be mounted only by the owner of the current network namespace: with --net none, a
@@ -328,25 +353,38 @@ mod tests {
         }
     }
 
-    fn targets(steps: &[Step]) -> Vec<String> {
+    /// Each mount's target and each link, in order, with the entries of a directory flattened.
+    fn flat(steps: &[Step]) -> Vec<(String, Option<&[Source]>)> {
         steps
             .iter()
-            .map(|s| match s {
-                Step::Mount { target, .. } => target.display().to_string(),
-                Step::Symlink { at, to } => format!("{} -> {}", at.display(), to.display()),
+            .flat_map(|s| match s {
+                Step::Mount {
+                    target, sources, ..
+                } => vec![(target.display().to_string(), Some(sources.as_slice()))],
+                Step::Populate { dir, entries } => entries
+                    .iter()
+                    .map(|e| match e {
+                        Entry::Mount { name, sources, .. } => (
+                            dir.join(name).display().to_string(),
+                            Some(sources.as_slice()),
+                        ),
+                        Entry::Symlink { name, to } => {
+                            (format!("{} -> {to}", dir.join(name).display()), None)
+                        }
+                    })
+                    .collect(),
             })
             .collect()
     }
 
+    fn targets(steps: &[Step]) -> Vec<String> {
+        flat(steps).into_iter().map(|(t, _)| t).collect()
+    }
+
     fn sources<'a>(steps: &'a [Step], target: &str) -> &'a [Source] {
-        steps
-            .iter()
-            .find_map(|s| match s {
-                Step::Mount {
-                    target: t, sources, ..
-                } if t == Path::new(target) => Some(sources.as_slice()),
-                _ => None,
-            })
+        flat(steps)
+            .into_iter()
+            .find_map(|(t, sources)| (t == target).then_some(sources).flatten())
             .unwrap_or_else(|| panic!("no mount on {target}"))
     }
 
