@@ -1,6 +1,7 @@
 //! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
-//! dispositions, the new mount API, extended attributes and the loopback ioctl: what nix cannot offer
-//! safely. The privileged code has its own module in helpers/src/sys.rs.
+//! dispositions, the new mount API's calls (for read-only binds), extended attributes and the
+//! loopback ioctl: what nix cannot offer safely. The privileged code has its own module in
+//! helpers/src/sys.rs.
 
 mod entry;
 pub mod mount;
