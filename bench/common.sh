@@ -26,6 +26,17 @@ bench_setup() {
     chmod 644 "$work/subid"
 }
 
+# busybox_rootfs: makes $work/rootfs, the busybox root filesystem of the start benchmarks (owned by
+# the bench user, who is root inside), and prints its path.
+busybox_rootfs() {
+    local root="$work/rootfs"
+    mkdir -p "$root/bin" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" "$root/etc"
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    for a in sh true; do ln -s busybox "$root/bin/$a"; done
+    chown -R "$USER_NAME:$USER_NAME" "$root"
+    echo "$root"
+}
+
 # install_as DIR RUNNER HELPER: a fresh DIR with RUNNER as unshare-run (0755) and HELPER as the setuid
 # newuidmap, newgidmap a link to it: the packages' layout.
 install_as() {

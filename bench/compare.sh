@@ -19,11 +19,7 @@ ROUNDS=${ROUNDS:-20}
 RUNS=${RUNS:-50}
 . bench/common.sh
 bench_setup hyperfine busybox-static python3 musl-tools
-root="$work/rootfs"
-mkdir -p "$root/bin" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" "$root/etc"
-cp "$(command -v busybox)" "$root/bin/busybox"
-for a in sh true; do ln -s busybox "$root/bin/$a"; done
-chown -R "$USER_NAME:$USER_NAME" "$root"
+root=$(busybox_rootfs)
 this=$(scripts/runner-binary.sh "$work/bin/unshare-run")
 install_as "$work/this" "$this" "$work/bin/newuidmap"
 install_as "$work/other" "$other_runner" "$other_helper"

@@ -10,11 +10,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 RUNS=${RUNS:-500}
 . bench/common.sh
 bench_setup busybox-static linux-perf python3 util-linux
-root="$work/rootfs"
-mkdir -p "$root/bin" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" "$root/etc"
-cp "$(command -v busybox)" "$root/bin/busybox"
-for a in sh true; do ln -s busybox "$root/bin/$a"; done
-chown -R "$USER_NAME:$USER_NAME" "$root"
+root=$(busybox_rootfs)
 cat > "$work/loop.sh" <<EOF
 for i in \$(seq 20); do $work/bin/unshare-run --rootfs $root -- /bin/true; done   # warm-up, holder
 for i in \$(seq $RUNS); do $work/bin/unshare-run --rootfs $root -- /bin/true; done

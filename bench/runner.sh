@@ -24,11 +24,7 @@ RUNS=${RUNS:-300}
 WARMUP=${WARMUP:-30}
 . bench/common.sh
 bench_setup hyperfine bubblewrap uidmap busybox-static util-linux python3 musl-tools
-root="$work/rootfs"
-mkdir -p "$root/bin" "$root/proc" "$root/dev" "$root/sys" "$root/tmp" "$root/etc"
-cp "$(command -v busybox)" "$root/bin/busybox"
-for a in sh true; do ln -s busybox "$root/bin/$a"; done
-chown -R "$USER_NAME:$USER_NAME" "$root"
+root=$(busybox_rootfs)
 
 # Installed as the packages install it: unshare-run and, beside it, the glibc helpers.
 shipped=$(scripts/runner-binary.sh "$work/bin/unshare-run")
