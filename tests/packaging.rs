@@ -25,6 +25,7 @@ fn assert_docs(root: &Path, zsh_dir: &str, getsubids_page: &str) {
     for file in [
         "usr/share/man/man1/unshare-run.1.gz",
         "usr/share/man/man1/unshare-run-images.1.gz",
+        "usr/share/man/man1/unshare-run-doctor.1.gz",
         "usr/share/man/man1/newuidmap.1.gz",
         "usr/share/man/man1/newgidmap.1.gz",
         &format!("usr/share/man/man1/{getsubids_page}.1.gz"),

@@ -26,6 +26,7 @@ fn rpm_file_list_modes_and_capabilities() {
         ("/usr/libexec/unshare-run/newgidmap", "-rwxr-xr-x"),
         ("/usr/libexec/unshare-run/getsubids", "-rwxr-xr-x"),
         ("/usr/share/man/man1/newuidmap.1.gz", "-rw-r--r--"),
+        ("/usr/share/man/man1/unshare-run-doctor.1.gz", "-rw-r--r--"),
         (
             "/usr/share/man/man1/unshare-run-getsubids.1.gz",
             "-rw-r--r--",
