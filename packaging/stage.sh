@@ -10,8 +10,9 @@
 # rpm:    /usr/bin/unshare-run 0755, /usr/libexec/unshare-run/newuidmap and newgidmap as separate
 #         0755 copies that get cap_setuid=ep / cap_setgid=ep from the spec's %caps (shadow-utils owns
 #         /usr/bin/newuidmap on Fedora; a symlink cannot carry a different capability), and
-#         /usr/libexec/unshare-run/getsubids 0755 (shadow-utils-subid owns /usr/bin/getsubids and its
-#         man page there, so ours is unshare-run-getsubids.1).
+#         /usr/libexec/unshare-run/getsubids 0755 (shadow-utils-subid owns /usr/bin/getsubids). Their
+#         man pages are unshare-run-newuidmap.1, unshare-run-newgidmap.1 and unshare-run-getsubids.1:
+#         shadow-utils and shadow-utils-subid own newuidmap.1, newgidmap.1 and getsubids.1 there.
 # local:  like debian, under PREFIX (default /usr/local).
 # All: man pages (gzipped) and bash/zsh/fish completions. BINARY defaults to target/release/unshare-run.
 # RUNNER_BINARY (default BINARY): the build installed as unshare-run; the helpers are always BINARY
@@ -64,7 +65,9 @@ esac
 for path in "$src"/man/*.1; do
     page=$(basename "$path" .1)
     name=$page
-    [ "$layout" = rpm ] && [ "$page" = getsubids ] && name=unshare-run-getsubids
+    if [ "$layout" = rpm ]; then
+        case $page in newuidmap | newgidmap | getsubids) name=unshare-run-$page ;; esac
+    fi
     install -d -m 0755 "$dest$prefix/share/man/man1"
     gzip -9n < "$src/man/$page.1" > "$dest$prefix/share/man/man1/$name.1.gz"
     chmod 0644 "$dest$prefix/share/man/man1/$name.1.gz"

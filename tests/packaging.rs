@@ -21,14 +21,16 @@ fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
 
-fn assert_docs(root: &Path, zsh_dir: &str, getsubids_page: &str) {
+/// `shadow_pages`: the prefix of the pages of the applets that shadow's packages also have ("" in the
+/// Debian layout, which replaces uidmap; "unshare-run-" in the RPM layout, beside shadow-utils).
+fn assert_docs(root: &Path, zsh_dir: &str, shadow_pages: &str) {
     for file in [
         "usr/share/man/man1/unshare-run.1.gz",
         "usr/share/man/man1/unshare-run-images.1.gz",
         "usr/share/man/man1/unshare-run-doctor.1.gz",
-        "usr/share/man/man1/newuidmap.1.gz",
-        "usr/share/man/man1/newgidmap.1.gz",
-        &format!("usr/share/man/man1/{getsubids_page}.1.gz"),
+        &format!("usr/share/man/man1/{shadow_pages}newuidmap.1.gz"),
+        &format!("usr/share/man/man1/{shadow_pages}newgidmap.1.gz"),
+        &format!("usr/share/man/man1/{shadow_pages}getsubids.1.gz"),
         "usr/share/bash-completion/completions/unshare-run",
         &format!("usr/share/zsh/{zsh_dir}/_unshare-run"),
         "usr/share/fish/vendor_completions.d/unshare-run.fish",
@@ -70,7 +72,7 @@ fn debian_layout() {
     );
     assert!(!dir.path().join("usr/libexec").exists());
     assert_eq!(mode(&dir.path().join("etc/apparmor.d/unshare-run")), 0o644);
-    assert_docs(dir.path(), "vendor-completions", "getsubids");
+    assert_docs(dir.path(), "vendor-completions", "");
     for d in ["usr", "usr/bin"] {
         std::fs::set_permissions(dir.path().join(d), std::fs::Permissions::from_mode(0o755))
             .unwrap();
@@ -97,14 +99,13 @@ fn rpm_layout_runs_a_full_map_container() {
         assert_eq!(mode(&path), 0o755, "{helper}");
     }
     assert!(!dir.path().join("usr/bin/newuidmap").exists());
-    // shadow-utils-subid owns /usr/bin/getsubids and its page on Fedora.
+    // shadow-utils owns the helpers' pages on Fedora, shadow-utils-subid /usr/bin/getsubids and its page.
     assert!(!dir.path().join("usr/bin/getsubids").exists());
-    assert!(
-        !dir.path()
-            .join("usr/share/man/man1/getsubids.1.gz")
-            .exists()
-    );
-    assert_docs(dir.path(), "site-functions", "unshare-run-getsubids");
+    for page in ["newuidmap", "newgidmap", "getsubids"] {
+        let path = format!("usr/share/man/man1/{page}.1.gz");
+        assert!(!dir.path().join(&path).exists(), "{path}");
+    }
+    assert_docs(dir.path(), "site-functions", "unshare-run-");
     // What the spec's %caps(cap_setuid=ep) / %caps(cap_setgid=ep) do at install time.
     run_ok(
         Command::new("setcap")

@@ -25,7 +25,10 @@ fn rpm_file_list_modes_and_capabilities() {
         ("/usr/libexec/unshare-run/newuidmap", "-rwxr-xr-x"),
         ("/usr/libexec/unshare-run/newgidmap", "-rwxr-xr-x"),
         ("/usr/libexec/unshare-run/getsubids", "-rwxr-xr-x"),
-        ("/usr/share/man/man1/newuidmap.1.gz", "-rw-r--r--"),
+        (
+            "/usr/share/man/man1/unshare-run-newuidmap.1.gz",
+            "-rw-r--r--",
+        ),
         ("/usr/share/man/man1/unshare-run-doctor.1.gz", "-rw-r--r--"),
         (
             "/usr/share/man/man1/unshare-run-getsubids.1.gz",
@@ -46,6 +49,8 @@ fn rpm_file_list_modes_and_capabilities() {
         "/usr/bin/newuidmap",
         "/usr/bin/newgidmap",
         "/usr/bin/getsubids",
+        "/usr/share/man/man1/newuidmap.1",
+        "/usr/share/man/man1/newgidmap.1",
         "/usr/share/man/man1/getsubids.1",
     ] {
         assert!(!list.contains(&format!(" {path}")), "{path} in:\n{list}");
