@@ -247,6 +247,15 @@ fn cases() -> Vec<Case> {
             "0 100000 65536",
             OursStricter,
         ),
+        // shadow 4.13 reads `user:1:2:x` as `user:1:2`; ours takes a line of four fields as invalid
+        // (one reader decides what newuidmap grants and what getsubids lists).
+        case(
+            "a fourth field",
+            false,
+            &["{name}:100000:65536:extra"],
+            "0 100000 65536",
+            OursStricter,
+        ),
     ];
     let mut second = case(
         "second write",
