@@ -203,3 +203,215 @@ fn no_new_privs_fails_and_tun_only_warns() {
         );
     }
 }
+
+/// A sandbox in which a user `kubelet` (uid 4322) exists, known only to NSS (libnss-extrausers,
+/// configured only in the sandbox's /etc overlay, as tests/runner.rs provides its NSS-only user: no
+/// real user is made), with our getsubids bound over /usr/bin/getsubids (`getsubids: false` hides it
+/// instead). alice has a range far from every kubelet fixture, so that only the kubelet check
+/// speaks.
+fn with_kubelet(subuid: &[&str], subgid: &[&str], getsubids: bool, ours: &TempDir) -> Sandbox {
+    let alice_range = format!("{}:4000000000:65536", alice().name);
+    let lines = |kubelet: &[&str]| {
+        let mut lines = vec![alice_range.as_str()];
+        lines.extend_from_slice(kubelet);
+        Fixture::lines(&lines)
+    };
+    let mut sandbox = Sandbox::new(lines(subuid), lines(subgid));
+    sandbox.env.push((
+        "PATH".into(),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ));
+    let getsubids = if getsubids {
+        format!(
+            "mount --bind {} /usr/bin/getsubids",
+            ours.path().join("getsubids").display()
+        )
+    } else {
+        "mount --bind /dev/null /usr/bin/getsubids\ntest ! -f /usr/local/bin/getsubids".into()
+    };
+    sandbox.setup = format!(
+        "grep -q '^kubelet:' /etc/passwd && exit 99\n\
+         mount -t tmpfs -o mode=755 tmpfs /var/lib/extrausers\n\
+         echo 'kubelet:x:4322:4322::/nonexistent:/usr/sbin/nologin' > /var/lib/extrausers/passwd\n\
+         echo 'kubelet:x:4322:' > /var/lib/extrausers/group\n\
+         sed -i 's/^passwd:.*/passwd: files extrausers/; s/^group:.*/group: files extrausers/' \
+         /etc/nsswitch.conf\n\
+         {getsubids}"
+    );
+    sandbox
+}
+
+/// doctor's kubelet check with a user `kubelet` that only NSS knows (the packaged, musl-linked
+/// runner finds it through getent): a passing fixture, then one failing fixture per rule, each
+/// with its warning and the fix with concrete numbers. Beside doctor, the getsubids the kubelet
+/// would run prints what doctor judged. A kubelet problem is a warning: exit status 0 throughout.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn kubelet_check_passes_and_warns_with_the_fix_for_each_rule() {
+    require_root();
+    let ours = TempDir::new("doctor-getsubids");
+    let dest = ours.path().join("getsubids");
+    std::fs::copy(built_binary(), &dest).unwrap();
+    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = |subuid: &[&str], subgid: &[&str], getsubids: bool| {
+        let sandbox = with_kubelet(subuid, subgid, getsubids, &ours);
+        let script = format!(
+            "{} doctor; echo \"doctor exit $?\"; echo ---; getsubids kubelet; getsubids -g kubelet",
+            install().runner()
+        );
+        let out = sandbox.run_as(alice(), &["sh", "-c", &script]);
+        let text = out.stdout_text();
+        let (doctor, listed) = text.split_once("---\n").expect("both parts ran");
+        assert!(doctor.contains("doctor exit 0\n"), "{text}");
+        assert!(!doctor.contains("[FAIL]"), "{text}");
+        (doctor.to_string(), listed.to_string())
+    };
+
+    let good = "kubelet:65536:7208960";
+    let (doctor, listed) = run(&[good], &[good], true);
+    assert_eq!(
+        listed,
+        "0: kubelet 65536 7208960\n0: kubelet 65536 7208960\n"
+    );
+    for line in [
+        "[ ok ] getsubids is /usr/bin/getsubids (the kubelet runs it: a user kubelet exists)",
+        "[ ok ] `getsubids kubelet` and `getsubids -g kubelet` both print `0: kubelet 65536 \
+         7208960`: ids for 110 pods, as the kubelet needs",
+        "A container with your full id map can start.",
+    ] {
+        assert!(doctor.contains(line), "missing {line:?} in:\n{doctor}");
+    }
+    assert!(!doctor.contains("[warn] user kubelet"), "{doctor}");
+    // The uid's own line is kubelet's too.
+    let (doctor, _) = run(&["4322:65536:7208960"], &[good], true);
+    assert!(
+        doctor.contains("both print `0: kubelet 65536 7208960`"),
+        "{doctor}"
+    );
+
+    let moved = |old: &str| {
+        format!(
+            "fix: as root: usermod --del-subuids {old} --del-subgids {old} --add-subuids \
+             65536-7274495 --add-subgids 65536-7274495 kubelet\n"
+        )
+    };
+    let bob_line = format!("{}:100000:65536", bob().name);
+    // (subuid lines, subgid lines, getsubids in PATH, the warning, the fix)
+    type Case<'a> = (Vec<&'a str>, Vec<&'a str>, bool, String, String);
+    let cases: Vec<Case> = vec![
+        (
+            vec![good],
+            vec![good],
+            false,
+            "[warn] a user kubelet exists but getsubids is not in PATH".into(),
+            "fix: install this project's Debian package (/usr/bin/getsubids)".into(),
+        ),
+        (
+            vec![good],
+            vec![],
+            true,
+            "[warn] user kubelet has no ranges in /etc/subgid: `getsubids -g kubelet` fails".into(),
+            "fix: as root: usermod --add-subgids 65536-7274495 kubelet\n".into(),
+        ),
+        (
+            vec![good, "kubelet:8000000:65536"],
+            vec![good],
+            true,
+            "[warn] user kubelet has 2 ranges in /etc/subuid (65536-7274495, 8000000-8065535): \
+             `getsubids kubelet` prints 2 lines, the kubelet takes exactly one"
+                .into(),
+            "fix: as root: usermod --del-subuids 8000000-8065535 kubelet\n".into(),
+        ),
+        (
+            vec![good],
+            vec!["kubelet:7274496:7208960"],
+            true,
+            "[warn] `getsubids kubelet` prints `0: kubelet 65536 7208960` but `getsubids -g \
+             kubelet` prints `0: kubelet 7274496 7208960`: the kubelet needs both identical"
+                .into(),
+            "fix: as root: usermod --del-subgids 7274496-14483455 --add-subgids 65536-7274495 \
+             kubelet\n"
+                .into(),
+        ),
+        (
+            vec!["kubelet:100000:7208960"],
+            vec!["kubelet:100000:7208960"],
+            true,
+            "starts at 100000, not a multiple of 65536".into(),
+            moved("100000-7308959"),
+        ),
+        (
+            vec!["kubelet:0:7208960"],
+            vec!["kubelet:0:7208960"],
+            true,
+            "starts below 65536 (the kubelet keeps ids 0-65535 for the host)".into(),
+            moved("0-7208959"),
+        ),
+        (
+            vec!["kubelet:65536:7208961"],
+            vec!["kubelet:65536:7208961"],
+            true,
+            "has 7208961 ids, not a multiple of 65536".into(),
+            moved("65536-7274496"),
+        ),
+        (
+            vec!["kubelet:65536:65536"],
+            vec!["kubelet:65536:65536"],
+            true,
+            "has 65536 ids, fewer than 65536 x 110 = 7208960".into(),
+            moved("65536-131071"),
+        ),
+        (
+            vec!["kubelet:4294901760:7208960"],
+            vec!["kubelet:4294901760:7208960"],
+            true,
+            "runs past 4294967294, the largest id a map can hold".into(),
+            moved("4294901760-4302110719"),
+        ),
+        (
+            vec![&bob_line, good],
+            vec![&bob_line, good],
+            true,
+            format!(
+                "[warn] user kubelet's range 65536-7274495 in /etc/subuid and /etc/subgid overlaps \
+                 {b}'s 100000-165535 in /etc/subuid and /etc/subgid: pods would get ids that {b} has",
+                b = bob().name
+            ),
+            "fix: as root: usermod --del-subuids 65536-7274495 --del-subgids 65536-7274495 \
+             --add-subuids 196608-7405567 --add-subgids 196608-7405567 kubelet\n"
+                .into(),
+        ),
+    ];
+    for (subuid, subgid, getsubids, what, fix) in cases {
+        let (doctor, _) = run(&subuid, &subgid, getsubids);
+        assert!(doctor.contains(&what), "missing {what:?} in:\n{doctor}");
+        assert!(doctor.contains(&fix), "missing {fix:?} in:\n{doctor}");
+        assert_eq!(
+            doctor.matches("[warn]").count() - doctor.matches("[warn] /dev/net/tun").count(),
+            1,
+            "one warning for one broken rule:\n{doctor}"
+        );
+    }
+}
+
+/// Without a user `kubelet`, doctor says nothing about it.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn no_kubelet_user_no_kubelet_line() {
+    require_root();
+    let out = doctor(
+        &with_lines(&[format!("{}:100000:65536", alice().name)]),
+        &install().runner(),
+    );
+    out.assert_code(0);
+    assert!(
+        !out.stdout_text().contains("kubelet"),
+        "{}",
+        out.stdout_text()
+    );
+    assert!(
+        !out.stdout_text().contains("getsubids"),
+        "{}",
+        out.stdout_text()
+    );
+}

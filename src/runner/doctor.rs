@@ -1,15 +1,19 @@
 //! `unshare-run doctor`: can this user start a container with the full id map here, and if not, what
 //! exactly to fix. Each check prints one line with a mark; a failed check also prints the fix. Exit 0
-//! when a full-map container can start, 1 otherwise.
+//! when a full-map container can start, 1 otherwise. When a user `kubelet` exists, the kubelet's
+//! demands on its subid ranges are checked too (`check_kubelet`), as warnings: they do not decide
+//! whether a container can start.
 //!
 //! Every decision is a pure function of what was read (unit-tested); `main` only gathers the inputs.
 
 use std::path::{Path, PathBuf};
 
-use unshare_run_helpers::subid::{self, IdInterval, SubidOwner};
+use unshare_run_helpers::getsubids;
+use unshare_run_helpers::subid::{self, IdInterval, SubidFileError, SubidOwner};
 
 use super::error::RunError;
 use super::mapping::{self, Caller, HelperPrivilege};
+use super::users;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mark {
@@ -230,6 +234,413 @@ pub fn check_tun(result: Result<(), String>) -> Finding {
     }
 }
 
+/// The kubelet's user: when a user of this name exists, the kubelet (Kubernetes user namespaces)
+/// takes the ranges for its pods from `getsubids kubelet` and `getsubids -g kubelet`.
+pub const KUBELET: &str = "kubelet";
+/// The kubelet's default `idsPerPod`: every pod gets one block of this many ids.
+const IDS_PER_POD: u64 = 65536;
+/// The kubelet's default `maxPods`: its range must hold this many blocks.
+const MAX_PODS: u64 = 110;
+/// The ids a range for the kubelet needs at least: 7,208,960.
+const KUBELET_IDS: u64 = IDS_PER_POD * MAX_PODS;
+/// One past the largest id a user namespace map can hold (4294967295 is `(uid_t) -1`).
+const ID_LIMIT: u64 = u32::MAX as u64;
+
+/// What was read for the kubelet check, when a user `kubelet` exists: its uid (numeric owners of
+/// subid lines that are its uid are its lines too), the `getsubids` the kubelet would find in PATH,
+/// and /etc/subuid and /etc/subgid as getsubids opens them (`subid::open_trusted`: `Ok(None)` when
+/// missing; the bytes otherwise).
+#[derive(Debug)]
+pub struct KubeletState {
+    pub uid: u32,
+    pub getsubids: Option<PathBuf>,
+    pub subuid: Result<Option<Vec<u8>>, SubidFileError>,
+    pub subgid: Result<Option<Vec<u8>>, SubidFileError>,
+}
+
+/// One subid file as the kubelet check sees it.
+struct KubeletFile<'a> {
+    path: &'static str,
+    /// usermod's option for this file: "subuids" or "subgids".
+    flag: &'static str,
+    /// What the kubelet runs to read it.
+    command: &'static str,
+    missing: bool,
+    /// What getsubids prints for kubelet: the bytes the kubelet compares.
+    listing: Vec<u8>,
+    /// kubelet's lines in file order, as getsubids lists them: (owner field, range).
+    lines: Vec<(&'a [u8], IdInterval)>,
+    /// Every other owner's granting range (owner name, range).
+    others: Vec<(&'a [u8], IdInterval)>,
+}
+
+impl<'a> KubeletFile<'a> {
+    fn read(
+        path: &'static str,
+        flag: &'static str,
+        command: &'static str,
+        content: Option<&'a [u8]>,
+        uid: u32,
+    ) -> KubeletFile<'a> {
+        let missing = content.is_none();
+        let content = content.unwrap_or_default();
+        let owner = SubidOwner::named(KUBELET.as_bytes(), Some(uid));
+        let mut lines = Vec::new();
+        subid::for_each_owner_line(content, &owner, |entry| {
+            lines.push((entry.owner, entry.range));
+            std::ops::ControlFlow::Continue(())
+        });
+        let uid_key = uid.to_string();
+        let others = content
+            .split(|&b| b == b'\n')
+            .filter_map(subid::parse_line)
+            .filter(|e| {
+                e.owner != KUBELET.as_bytes()
+                    && e.owner != uid_key.as_bytes()
+                    && !e.range.is_empty()
+            })
+            .map(|e| (e.owner, e.range))
+            .collect();
+        KubeletFile {
+            path,
+            flag,
+            command,
+            missing,
+            listing: getsubids::list_ranges(content, KUBELET.as_bytes(), Some(uid)),
+            lines,
+            others,
+        }
+    }
+
+    /// The one range getsubids prints, if it prints exactly one.
+    fn single(&self) -> Option<IdInterval> {
+        match self.lines[..] {
+            [(_, range)] => Some(range),
+            _ => None,
+        }
+    }
+}
+
+fn span(r: IdInterval) -> String {
+    if r.is_empty() {
+        format!("{} (count 0)", r.start)
+    } else {
+        format!("{}-{}", r.start, r.end - 1)
+    }
+}
+
+/// What is wrong with `range` for the kubelet (its own rules, then overlaps with other users' ranges
+/// in `files`, the files the range is in: uids and gids are separate), each as a sentence; `place`
+/// says where the range is.
+fn kubelet_range_problems(
+    range: IdInterval,
+    place: &str,
+    files: &[&KubeletFile<'_>],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (start, count) = (range.start, range.count());
+    let of = format!("user {KUBELET}'s range {} in {place}", span(range));
+    if start % IDS_PER_POD != 0 {
+        problems.push(format!(
+            "{of} starts at {start}, not a multiple of {IDS_PER_POD}"
+        ));
+    }
+    if start < IDS_PER_POD {
+        problems.push(format!(
+            "{of} starts below {IDS_PER_POD} (the kubelet keeps ids 0-65535 for the host)"
+        ));
+    }
+    if count % IDS_PER_POD != 0 {
+        problems.push(format!(
+            "{of} has {count} ids, not a multiple of {IDS_PER_POD}"
+        ));
+    }
+    if count < KUBELET_IDS {
+        problems.push(format!(
+            "{of} has {count} ids, fewer than {IDS_PER_POD} x {MAX_PODS} = {KUBELET_IDS} (a block \
+             of {IDS_PER_POD} per pod, for the kubelet's default maxPods of {MAX_PODS})"
+        ));
+    }
+    if range.end > ID_LIMIT {
+        problems.push(format!(
+            "{of} runs past {}, the largest id a map can hold",
+            ID_LIMIT - 1
+        ));
+    }
+    // Another user's range that overlaps, with the files it is in (the same line is usually in both).
+    let mut overlapping: Vec<(&[u8], IdInterval, Vec<&str>)> = Vec::new();
+    for file in files {
+        for &(name, other) in &file.others {
+            if !overlaps(range, other) {
+                continue;
+            }
+            match overlapping
+                .iter_mut()
+                .find(|(n, r, _)| *n == name && *r == other)
+            {
+                Some((_, _, paths)) => paths.push(file.path),
+                None => overlapping.push((name, other, vec![file.path])),
+            }
+        }
+    }
+    for (name, other, paths) in overlapping {
+        let name = String::from_utf8_lossy(name);
+        problems.push(format!(
+            "{of} overlaps {name}'s {} in {}: pods would get ids that {name} has",
+            span(other),
+            paths.join(" and ")
+        ));
+    }
+    problems
+}
+
+/// The lowest range of KUBELET_IDS ids on a block boundary, from 65536 on, that no other user has in
+/// any of `files`.
+fn free_kubelet_range(files: &[&KubeletFile<'_>]) -> Option<IdInterval> {
+    let mut taken: Vec<IdInterval> = files
+        .iter()
+        .flat_map(|f| f.others.iter().map(|(_, r)| *r))
+        .collect();
+    taken.sort_by_key(|r| r.start);
+    let mut start = IDS_PER_POD;
+    for r in &taken {
+        if r.end <= start {
+            continue;
+        }
+        if r.start >= start.saturating_add(KUBELET_IDS) {
+            break;
+        }
+        start = r.end.div_ceil(IDS_PER_POD).checked_mul(IDS_PER_POD)?;
+    }
+    IdInterval::from_start_count(start, KUBELET_IDS).filter(|r| r.end <= ID_LIMIT)
+}
+
+/// The commands that leave `target` as the only line of user kubelet in every file.
+fn kubelet_fix(target: Option<IdInterval>, files: &[&KubeletFile<'_>]) -> String {
+    let Some(target) = target else {
+        return format!(
+            "no block of {KUBELET_IDS} ids from {IDS_PER_POD} on is free of other users' ranges \
+             below {ID_LIMIT}: free one, then as root: usermod --add-subuids START-END \
+             --add-subgids START-END {KUBELET}"
+        );
+    };
+    let mut deletions = Vec::new();
+    let mut additions = Vec::new();
+    let mut by_hand = Vec::new();
+    for file in files {
+        if file.lines.len() == 1 && file.lines[0].1 == target {
+            continue;
+        }
+        // usermod removes a range from the lines named kubelet (cutting any that overlap it), never
+        // lines owned by the uid, and cannot name a count-0 line.
+        let removable =
+            |(owner, r): &(&[u8], IdInterval)| owner == &KUBELET.as_bytes() && !r.is_empty();
+        let kept = file
+            .lines
+            .iter()
+            .position(|line| removable(line) && line.1 == target);
+        let keep = kept.is_some_and(|k| {
+            file.lines
+                .iter()
+                .enumerate()
+                .all(|(i, line)| i == k || !removable(line) || !overlaps(line.1, target))
+        });
+        let mut removed: Vec<IdInterval> = Vec::new();
+        for (i, line) in file.lines.iter().enumerate() {
+            if keep && Some(i) == kept {
+                continue;
+            }
+            if removable(line) {
+                if !removed.contains(&line.1) {
+                    removed.push(line.1);
+                    deletions.push(format!("--del-{} {}", file.flag, span(line.1)));
+                }
+            } else {
+                by_hand.push(format!(
+                    "`{}:{}:{}` of {}",
+                    String::from_utf8_lossy(line.0),
+                    line.1.start,
+                    line.1.count(),
+                    file.path
+                ));
+            }
+        }
+        if !keep {
+            additions.push(format!("--add-{} {}", file.flag, span(target)));
+        }
+    }
+    let missing: Vec<&str> = files.iter().filter(|f| f.missing).map(|f| f.path).collect();
+    let mut fix = String::from("as root: ");
+    if !missing.is_empty() {
+        // usermod refuses --add-subuids when /etc/subuid does not exist.
+        let paths = missing.join(" ");
+        fix.push_str(&format!("touch {paths} && chmod 0644 {paths} && "));
+    }
+    if !deletions.is_empty() || !additions.is_empty() {
+        deletions.extend(additions);
+        fix.push_str(&format!("usermod {} {KUBELET}", deletions.join(" ")));
+    }
+    if !by_hand.is_empty() {
+        if !fix.ends_with("as root: ") {
+            fix.push_str("; then ");
+        }
+        fix.push_str(&format!(
+            "delete the line{} {} by hand (usermod removes only lines named {KUBELET} with a count)",
+            if by_hand.len() == 1 { "" } else { "s" },
+            by_hand.join(", ")
+        ));
+    }
+    fix
+}
+
+fn refused_fix(path: &str, e: &SubidFileError) -> String {
+    match e {
+        SubidFileError::Symlink => format!(
+            "as root: replace the symbolic link by the file it names: cp --remove-destination \
+             \"$(readlink -f {path})\" {path}"
+        ),
+        SubidFileError::NotRegular => {
+            format!("as root: make {path} a regular file owned by root, mode 0644")
+        }
+        SubidFileError::Untrusted { .. } | SubidFileError::Io(_) => {
+            format!("as root: chown root:root {path} && chmod 0644 {path}")
+        }
+    }
+}
+
+/// The kubelet's demands (DESIGN 8; kubelet_pods.go getKubeletMappings and pkg/kubelet/userns), when
+/// a user `kubelet` exists: `getsubids` in PATH; `getsubids kubelet` and `getsubids -g kubelet`
+/// printing byte-identical output of exactly one range, whose start and count are multiples of
+/// 65536, start >= 65536 and count >= 65536 x 110 pods; and, ours on top, a range below 2^32 - 1 that
+/// no other user has. Judged on what our getsubids prints (the helpers' reader). Every failure is a
+/// warning, with one fix for all the range problems: the `usermod` line (concrete numbers: the range
+/// kubelet already has when it passes, else the lowest free one) and the lines to delete by hand.
+///
+/// Warnings, not failures: doctor's exit status says whether a full-map container can start here,
+/// and a kubelet misconfiguration does not stop that; it stops the kubelet (or, without getsubids,
+/// makes some kubelet versions ignore the ranges).
+pub fn check_kubelet(k: &KubeletState) -> Vec<Finding> {
+    let mut findings = vec![match &k.getsubids {
+        Some(path) => ok(format!(
+            "getsubids is {} (the kubelet runs it: a user {KUBELET} exists)",
+            path.display()
+        )),
+        None => warn(
+            format!(
+                "a user {KUBELET} exists but getsubids is not in PATH: the kubelet cannot read its \
+                 ranges (it fails to start, or ignores them)"
+            ),
+            "install this project's Debian package (/usr/bin/getsubids), or with its RPM: ln -s \
+             /usr/libexec/unshare-run/getsubids /usr/local/bin/getsubids",
+        ),
+    }];
+    let mut readable = Vec::new();
+    for (path, flag, command, read) in [
+        ("/etc/subuid", "subuids", "getsubids kubelet", &k.subuid),
+        ("/etc/subgid", "subgids", "getsubids -g kubelet", &k.subgid),
+    ] {
+        match read {
+            Ok(content) => readable.push(KubeletFile::read(
+                path,
+                flag,
+                command,
+                content.as_deref(),
+                k.uid,
+            )),
+            // The kubelet runs getsubids as root, which may read what this user cannot.
+            Err(SubidFileError::Io(e)) => findings.push(warn(
+                format!("cannot read {path} ({e}): the kubelet's ranges in it are not checked"),
+                format!("run unshare-run doctor as root, or as root: chmod 0644 {path}"),
+            )),
+            Err(e) => findings.push(warn(
+                format!("{path} {e}: `{command}` fails, and the kubelet with it"),
+                refused_fix(path, e),
+            )),
+        }
+    }
+    let [uids, gids] = &readable[..] else {
+        return findings;
+    };
+    let files = [uids, gids];
+    let mut problems = Vec::new();
+    for file in files {
+        match file.lines.len() {
+            0 => problems.push(format!(
+                "user {KUBELET} has no ranges in {}{}: `{}` fails (Error fetching ranges), and \
+                 the kubelet with it",
+                file.path,
+                if file.missing { " (no such file)" } else { "" },
+                file.command
+            )),
+            1 => {}
+            n => problems.push(format!(
+                "user {KUBELET} has {n} ranges in {} ({}): `{}` prints {n} lines, the kubelet \
+                 takes exactly one",
+                file.path,
+                file.lines
+                    .iter()
+                    .map(|(_, r)| span(*r))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                file.command
+            )),
+        }
+    }
+    let printed =
+        |f: &KubeletFile<'_>| String::from_utf8_lossy(f.listing.trim_ascii_end()).into_owned();
+    match (uids.single(), gids.single()) {
+        (Some(u), Some(g)) if uids.listing == gids.listing => {
+            debug_assert_eq!(u, g);
+            problems.extend(kubelet_range_problems(
+                u,
+                "/etc/subuid and /etc/subgid",
+                &files,
+            ));
+        }
+        (u, g) => {
+            if u.is_some() && g.is_some() {
+                problems.push(format!(
+                    "`getsubids kubelet` prints `{}` but `getsubids -g kubelet` prints `{}`: the \
+                     kubelet needs both identical",
+                    printed(uids),
+                    printed(gids)
+                ));
+            }
+            if let Some(u) = u {
+                problems.extend(kubelet_range_problems(u, uids.path, &[uids]));
+            }
+            if let Some(g) = g {
+                problems.extend(kubelet_range_problems(g, gids.path, &[gids]));
+            }
+        }
+    }
+    if problems.is_empty() {
+        findings.push(ok(format!(
+            "`getsubids kubelet` and `getsubids -g kubelet` both print `{}`: ids for {MAX_PODS} pods, \
+             as the kubelet needs",
+            printed(uids)
+        )));
+        return findings;
+    }
+    // The range kubelet has already, where it passes every rule in both files; else the lowest one
+    // free in both.
+    let target = [uids.single(), gids.single()]
+        .into_iter()
+        .flatten()
+        .find(|r| kubelet_range_problems(*r, "", &files).is_empty())
+        .or_else(|| free_kubelet_range(&files));
+    let fix = kubelet_fix(target, &files);
+    let last = problems.len() - 1;
+    for (i, what) in problems.into_iter().enumerate() {
+        findings.push(Finding {
+            mark: Mark::Warn,
+            what,
+            fix: (i == last).then(|| fix.clone()),
+        });
+    }
+    findings
+}
+
 fn read_number(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -244,6 +655,23 @@ fn probe_user_namespace() -> Result<(), String> {
             other => Err(format!("{other:?}")),
         },
     }
+}
+
+/// The first executable file `name` in `path_var`, as the kubelet finds getsubids (Go's
+/// exec.LookPath).
+fn in_path(name: &str, path_var: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&path_var?)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// A subid file as getsubids opens it.
+fn read_as_getsubids(path: &str) -> Result<Option<Vec<u8>>, SubidFileError> {
+    subid::open_trusted(Path::new(path)).map(|file| file.map(|f| f.as_ref().to_vec()))
 }
 
 fn gather_helper(name: &'static str) -> HelperState {
@@ -279,8 +707,14 @@ pub fn command() -> clap::Command {
              enabled, newuidmap and newgidmap found and privileged (setuid root or a file capability, \
              not on a nosuid mount), your ranges in /etc/subuid and /etc/subgid (present, 65536 ids or \
              more, not containing your own id, not overlapping other users'), no_new_privs not set, and \
-             /dev/net/tun usable for --net pasta. Each check prints one line; a failed one also prints \
-             the exact fix.",
+             /dev/net/tun usable for --net pasta. When a user named kubelet exists, also what the \
+             kubelet (Kubernetes user namespaces) demands of the ranges it reads with getsubids: \
+             getsubids in PATH, and 'getsubids kubelet' and 'getsubids -g kubelet' printing the same \
+             single range, its start and count multiples of 65536, the start at least 65536, at least \
+             65536 x 110 ids (the default 110 pods), below 2^32 and overlapping no other user's range. \
+             Each check prints one line; a failed one also prints the exact fix (for the kubelet's \
+             ranges: the usermod line with concrete numbers, and lines to delete by hand). Kubelet \
+             problems are warnings: they stop the kubelet, not a container.",
         )
         .after_help(
             "Exit status: 0 when a full-map container can start, 1 otherwise.\n\
@@ -317,6 +751,15 @@ pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
             .map(drop)
             .map_err(|e| e.to_string()),
     ));
+    // No user kubelet: the kubelet does not read subid ranges, and nothing is printed.
+    if let Some(uid) = users::uid_of(KUBELET) {
+        findings.extend(check_kubelet(&KubeletState {
+            uid,
+            getsubids: in_path("getsubids", std::env::var_os("PATH")),
+            subuid: read_as_getsubids("/etc/subuid"),
+            subgid: read_as_getsubids("/etc/subgid"),
+        }));
+    }
     for f in &findings {
         let mark = match f.mark {
             Mark::Ok => "[ ok ]",
@@ -479,6 +922,272 @@ mod tests {
                 .what
                 .contains("another implementation")
         );
+    }
+
+    fn kubelet(subuid: &str, subgid: &str) -> KubeletState {
+        KubeletState {
+            uid: 4322,
+            getsubids: Some("/usr/bin/getsubids".into()),
+            subuid: Ok(Some(subuid.as_bytes().to_vec())),
+            subgid: Ok(Some(subgid.as_bytes().to_vec())),
+        }
+    }
+
+    /// The warnings (what) and the fixes printed, in order.
+    fn kubelet_warnings(k: &KubeletState) -> (Vec<String>, Vec<String>) {
+        let findings = check_kubelet(k);
+        assert!(
+            findings.iter().all(|f| f.mark != Mark::Fail),
+            "a kubelet problem is never a failure: {findings:?}"
+        );
+        let warned: Vec<&Finding> = findings.iter().filter(|f| f.mark == Mark::Warn).collect();
+        assert!(
+            warned.is_empty() || warned.last().unwrap().fix.is_some(),
+            "{findings:?}"
+        );
+        (
+            warned.iter().map(|f| f.what.clone()).collect(),
+            warned.iter().filter_map(|f| f.fix.clone()).collect(),
+        )
+    }
+
+    /// One failing fixture per rule: exactly that warning, and the one fix for it.
+    fn assert_kubelet_warns(k: &KubeletState, what: &str, fix: &str) {
+        let (warned, fixes) = kubelet_warnings(k);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains(what), "{warned:?} lacks {what:?}");
+        assert_eq!(fixes, [fix], "{warned:?}");
+    }
+
+    const ALICE: &str = "alice:100000:65536\n";
+
+    #[test]
+    fn kubelet_passes_with_one_identical_block_aligned_range_for_110_pods() {
+        let file = format!("{ALICE}kubelet:196608:7208960\n");
+        let findings = check_kubelet(&kubelet(&file, &file));
+        assert_eq!(marks(&findings), [Mark::Ok, Mark::Ok], "{findings:?}");
+        assert!(findings[0].what.contains("getsubids is /usr/bin/getsubids"));
+        assert!(
+            findings[1]
+                .what
+                .contains("both print `0: kubelet 196608 7208960`"),
+            "{findings:?}"
+        );
+        // Its uid's lines are its lines: getsubids prints them under the name, byte-identical.
+        let numeric = check_kubelet(&kubelet("4322:196608:7208960\n", &file));
+        assert_eq!(marks(&numeric), [Mark::Ok, Mark::Ok], "{numeric:?}");
+        // The Kubernetes documentation's example, on a machine where nobody else has ranges there.
+        let docs = kubelet("kubelet:65536:7208960\n", "kubelet:65536:7208960\n");
+        assert_eq!(marks(&check_kubelet(&docs)), [Mark::Ok, Mark::Ok]);
+    }
+
+    #[test]
+    fn kubelet_without_getsubids_in_path_warns() {
+        let file = format!("{ALICE}kubelet:196608:7208960\n");
+        let k = KubeletState {
+            getsubids: None,
+            ..kubelet(&file, &file)
+        };
+        assert_kubelet_warns(
+            &k,
+            "getsubids is not in PATH",
+            "install this project's Debian package (/usr/bin/getsubids), or with its RPM: ln -s \
+             /usr/libexec/unshare-run/getsubids /usr/local/bin/getsubids",
+        );
+    }
+
+    #[test]
+    fn kubelet_rule_ranges_in_both_files() {
+        let good = format!("{ALICE}kubelet:196608:7208960\n");
+        assert_kubelet_warns(
+            &kubelet(&good, ALICE),
+            "user kubelet has no ranges in /etc/subgid: `getsubids -g kubelet` fails",
+            "as root: usermod --add-subgids 196608-7405567 kubelet",
+        );
+        let missing = KubeletState {
+            subuid: Ok(None),
+            ..kubelet("", &good)
+        };
+        assert_kubelet_warns(
+            &missing,
+            "no ranges in /etc/subuid (no such file)",
+            "as root: touch /etc/subuid && chmod 0644 /etc/subuid && usermod --add-subuids \
+             196608-7405567 kubelet",
+        );
+    }
+
+    #[test]
+    fn kubelet_rule_exactly_one_range() {
+        let good = format!("{ALICE}kubelet:196608:7208960\n");
+        assert_kubelet_warns(
+            &kubelet(&format!("{good}kubelet:8000000:65536\n"), &good),
+            "user kubelet has 2 ranges in /etc/subuid (196608-7405567, 8000000-8065535): \
+             `getsubids kubelet` prints 2 lines",
+            "as root: usermod --del-subuids 8000000-8065535 kubelet",
+        );
+        // Lines usermod cannot remove: owned by the uid, or of count 0.
+        assert_kubelet_warns(
+            &kubelet(&good, &format!("{good}4322:196608:7208960\nkubelet:5:0\n")),
+            "user kubelet has 3 ranges in /etc/subgid",
+            "as root: delete the lines `4322:196608:7208960` of /etc/subgid, `kubelet:5:0` of \
+             /etc/subgid by hand (usermod removes only lines named kubelet with a count)",
+        );
+        // A duplicate of the range: usermod removes both copies, so the range is added again.
+        assert_kubelet_warns(
+            &kubelet(&format!("{good}kubelet:196608:7208960\n"), &good),
+            "has 2 ranges in /etc/subuid",
+            "as root: usermod --del-subuids 196608-7405567 --add-subuids 196608-7405567 kubelet",
+        );
+    }
+
+    #[test]
+    fn kubelet_rule_identical_output() {
+        let uids = format!("{ALICE}kubelet:196608:7208960\n");
+        let gids = format!("{ALICE}kubelet:7405568:7208960\n");
+        assert_kubelet_warns(
+            &kubelet(&uids, &gids),
+            "`getsubids kubelet` prints `0: kubelet 196608 7208960` but `getsubids -g kubelet` \
+             prints `0: kubelet 7405568 7208960`",
+            "as root: usermod --del-subgids 7405568-14614527 --add-subgids 196608-7405567 kubelet",
+        );
+    }
+
+    #[test]
+    fn kubelet_rules_on_the_range() {
+        let both = |line: &str| {
+            let file = format!("{ALICE}{line}\n");
+            kubelet(&file, &file)
+        };
+        // The fix moves kubelet to the lowest free block-aligned range: 196608, after alice's.
+        let moved = |old: &str| {
+            format!(
+                "as root: usermod --del-subuids {old} --del-subgids {old} --add-subuids \
+                 196608-7405567 --add-subgids 196608-7405567 kubelet"
+            )
+        };
+        assert_kubelet_warns(
+            &both("kubelet:262144:7208961"),
+            "user kubelet's range 262144-7471104 in /etc/subuid and /etc/subgid has 7208961 ids, \
+             not a multiple of 65536",
+            &moved("262144-7471104"),
+        );
+        assert_kubelet_warns(
+            &both("kubelet:200000:7208960"),
+            "starts at 200000, not a multiple of 65536",
+            &moved("200000-7408959"),
+        );
+        assert_kubelet_warns(
+            &both("kubelet:196608:65536"),
+            "has 65536 ids, fewer than 65536 x 110 = 7208960",
+            &moved("196608-262143"),
+        );
+        assert_kubelet_warns(
+            &both("kubelet:4294901760:7208960"),
+            "runs past 4294967294, the largest id a map can hold",
+            &moved("4294901760-4302110719"),
+        );
+        assert_kubelet_warns(
+            &both("kubelet:65536:7208960"),
+            "overlaps alice's 100000-165535 in /etc/subuid and /etc/subgid: pods would get ids that \
+             alice has",
+            &moved("65536-7274495"),
+        );
+        // Below 65536: alone in the files, so that the overlap with alice does not show too.
+        assert_kubelet_warns(
+            &kubelet("kubelet:0:7208960\n", "kubelet:0:7208960\n"),
+            "starts below 65536",
+            "as root: usermod --del-subuids 0-7208959 --del-subgids 0-7208959 --add-subuids \
+             65536-7274495 --add-subgids 65536-7274495 kubelet",
+        );
+    }
+
+    #[test]
+    fn kubelet_problems_together_get_one_fix() {
+        let (warned, fixes) = kubelet_warnings(&kubelet(
+            &format!("{ALICE}kubelet:1000:1000\nkubelet:196608:7208960\n"),
+            &format!("{ALICE}kubelet:1000:1000\n"),
+        ));
+        // Two ranges in /etc/subuid; four rules broken by the one in /etc/subgid.
+        assert_eq!(warned.len(), 5, "{warned:?}");
+        assert_eq!(
+            fixes,
+            [
+                "as root: usermod --del-subuids 1000-1999 --del-subgids 1000-1999 --add-subgids \
+              196608-7405567 kubelet"
+            ]
+        );
+        // Nowhere free below 2^32: the fix says so.
+        let everything = "alice:0:4294967295\nkubelet:0:1\n";
+        let (_, fixes) = kubelet_warnings(&kubelet(everything, everything));
+        assert!(fixes[0].starts_with("no block of 7208960 ids"), "{fixes:?}");
+    }
+
+    #[test]
+    fn kubelet_files_getsubids_refuses() {
+        let good = format!("{ALICE}kubelet:196608:7208960\n");
+        let untrusted = KubeletState {
+            subgid: Err(SubidFileError::Untrusted {
+                uid: 1000,
+                mode: 0o664,
+            }),
+            ..kubelet(&good, &good)
+        };
+        assert_kubelet_warns(
+            &untrusted,
+            "/etc/subgid must be owned by root and not writable by others (owner 1000, mode 0664): \
+             `getsubids -g kubelet` fails",
+            "as root: chown root:root /etc/subgid && chmod 0644 /etc/subgid",
+        );
+        let symlink = KubeletState {
+            subuid: Err(SubidFileError::Symlink),
+            ..kubelet(&good, &good)
+        };
+        let (warned, fixes) = kubelet_warnings(&symlink);
+        assert!(warned[0].contains("symbolic link"), "{warned:?}");
+        assert!(fixes[0].contains("readlink -f /etc/subuid"), "{fixes:?}");
+        // Unreadable by the caller: root's kubelet may still read it, so doctor cannot tell.
+        let unreadable = KubeletState {
+            subuid: Err(SubidFileError::Io(std::io::Error::from_raw_os_error(
+                libc::EACCES,
+            ))),
+            ..kubelet(&good, &good)
+        };
+        assert_kubelet_warns(
+            &unreadable,
+            "cannot read /etc/subuid (Permission denied (os error 13)): the kubelet's ranges in \
+             it are not checked",
+            "run unshare-run doctor as root, or as root: chmod 0644 /etc/subuid",
+        );
+        // Ranges up in the far corner of the id space: the search for a free range stops there
+        // without overflowing.
+        let corner = "alice:0:18446744073709000000\nbob:18446744073709100000:1\nkubelet:1:1\n";
+        let (_, fixes) = kubelet_warnings(&kubelet(corner, corner));
+        assert!(fixes[0].starts_with("no block of 7208960 ids"), "{fixes:?}");
+    }
+
+    #[test]
+    fn the_kubelet_finds_getsubids_as_an_executable_file_in_path() {
+        let dir = std::env::temp_dir().join(format!("urt-doctor-path-{}", std::process::id()));
+        let (plain, exe) = (dir.join("plain"), dir.join("exe"));
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::create_dir_all(&exe).unwrap();
+        std::fs::write(plain.join("getsubids"), "").unwrap();
+        std::fs::write(exe.join("getsubids"), "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            exe.join("getsubids"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let path = std::env::join_paths([&plain, &exe]).unwrap();
+        assert_eq!(
+            in_path("getsubids", Some(path)),
+            Some(exe.join("getsubids"))
+        );
+        let path = std::env::join_paths([&plain]).unwrap();
+        assert_eq!(in_path("getsubids", Some(path)), None);
+        assert_eq!(in_path("getsubids", None), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

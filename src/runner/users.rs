@@ -118,29 +118,59 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
     Ok((uid, gid))
 }
 
-/// The caller's name, to pick its lines of /etc/subuid and /etc/subgid to ask the helpers for; the
-/// runner decides nothing privileged with it (the helpers look the caller up themselves). In order:
+/// What a passwd lookup is keyed by.
+#[derive(Clone, Copy, Debug)]
+enum Account<'a> {
+    Uid(u32),
+    Name(&'a str),
+}
+
+/// The name and uid of a passwd entry, looked up as the runner looks up users (for the caller's name,
+/// and for doctor's `kubelet`). In order:
 /// - the host's /etc/passwd, read directly: the first NSS lookup of a process costs more than a
 ///   tenth of a warm start (nscd probes, nsswitch.conf);
 /// - the C library's lookup (NSS with glibc; with musl only /etc/passwd and nscd);
-/// - `getent passwd UID`, glibc's NSS in its own process: the packaged unshare-run is the musl build
+/// - `getent passwd KEY`, glibc's NSS in its own process: the packaged unshare-run is the musl build
 ///   (README, "Why the runner is linked against musl"), and users that only LDAP, sssd or
-///   systemd-userdb know must still find their lines by name. Runs only for a caller that neither
-///   lookup knows.
-pub fn caller_name(uid: u32) -> Option<String> {
-    name_in_passwd(&read_account_file(Path::new("/etc/passwd")), uid)
+///   systemd-userdb know must still be found. Runs only for an account that neither lookup knows.
+fn lookup(account: Account<'_>) -> Option<(String, u32)> {
+    entry_in_passwd(&read_account_file(Path::new("/etc/passwd")), account)
         .or_else(|| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .ok()
+            let user = match account {
+                Account::Uid(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+                Account::Name(name) => nix::unistd::User::from_name(name),
+            };
+            user.ok()
                 .flatten()
-                .map(|u| u.name)
+                .filter(|u| matches(account, &u.name, u.uid.as_raw()))
+                .map(|u| (u.name, u.uid.as_raw()))
         })
-        .or_else(|| name_from_getent(uid))
+        .or_else(|| entry_from_getent(account))
 }
 
-fn name_from_getent(uid: u32) -> Option<String> {
+/// The caller's name, to pick its lines of /etc/subuid and /etc/subgid to ask the helpers for; the
+/// runner decides nothing privileged with it (the helpers look the caller up themselves).
+pub fn caller_name(uid: u32) -> Option<String> {
+    lookup(Account::Uid(uid)).map(|(name, _)| name)
+}
+
+/// The uid of the user `name` (doctor: whether a user `kubelet` exists, and which numeric owner of
+/// /etc/subuid lines is also its), found as `caller_name` finds the caller.
+pub fn uid_of(name: &str) -> Option<u32> {
+    lookup(Account::Name(name)).map(|(_, uid)| uid)
+}
+
+fn entry_from_getent(account: Account<'_>) -> Option<(String, u32)> {
+    let key = match account {
+        Account::Uid(uid) => uid.to_string(),
+        // getent takes an all-digit key for a uid; no such name is looked up this way.
+        Account::Name(name) if name.is_empty() || name.bytes().all(|b| b.is_ascii_digit()) => {
+            return None;
+        }
+        Account::Name(name) => name.to_string(),
+    };
     let out = std::process::Command::new("getent")
-        .args(["passwd", &uid.to_string()])
+        .args(["passwd", &key])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
@@ -148,18 +178,31 @@ fn name_from_getent(uid: u32) -> Option<String> {
     if !out.status.success() {
         return None;
     }
-    name_in_passwd(std::str::from_utf8(&out.stdout).ok()?, uid)
+    entry_in_passwd(std::str::from_utf8(&out.stdout).ok()?, account)
 }
 
-fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+fn matches(account: Account<'_>, name: &str, uid: u32) -> bool {
+    !name.is_empty()
+        && match account {
+            Account::Uid(want) => uid == want,
+            Account::Name(want) => name == want,
+        }
+}
+
+/// The first well-formed passwd line of the account, as (name, uid).
+fn entry_in_passwd(passwd: &str, account: Account<'_>) -> Option<(String, u32)> {
     passwd_entries(passwd)
-        .find(|e| e.uid == uid && !e.name.is_empty())
-        .map(|e| e.name.to_string())
+        .find(|e| matches(account, e.name, e.uid))
+        .map(|e| (e.name.to_string(), e.uid))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+        entry_in_passwd(passwd, Account::Uid(uid)).map(|(name, _)| name)
+    }
 
     #[test]
     fn the_first_passwd_line_with_the_uid_names_the_caller() {
@@ -174,6 +217,22 @@ mod tests {
         // Not there: the caller falls back to NSS.
         assert_eq!(name_in_passwd(passwd, 1001), None);
         assert_eq!(name_in_passwd("bob:x:10010:1::/:/bin/sh\n", 1001), None);
+    }
+
+    #[test]
+    fn the_first_passwd_line_with_the_name_gives_the_uid() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                      kubelet:x:x:1::/:/bin/sh\n\
+                      kubelet:x:4322:4322::/:/usr/sbin/nologin\n\
+                      kubelet:x:4400:4400::/:/bin/sh\n";
+        let uid = |name| entry_in_passwd(passwd, Account::Name(name)).map(|(_, uid)| uid);
+        assert_eq!(uid("kubelet"), Some(4322));
+        assert_eq!(uid("root"), Some(0));
+        assert_eq!(uid("kube"), None);
+        assert_eq!(uid(""), None);
+        // Not there: the lookup falls back to NSS (here the machine's, which has no such user).
+        assert_eq!(uid_of("urt-no-such-user"), None);
+        assert_eq!(uid_of("root"), Some(0));
     }
 
     #[test]
