@@ -19,10 +19,8 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use memchr::arch::all::packedpair::HeuristicFrequencyRank;
-use memchr::memmem::{Finder, FinderBuilder};
-
 use crate::numbers::parse_c_ulong;
+use crate::sys;
 
 /// A line this long or longer is invalid (shadow's limit).
 pub const MAX_LINE_LEN: usize = 1024;
@@ -86,8 +84,10 @@ fn is_valid_owner(owner: &[u8]) -> bool {
 pub struct SubidOwner {
     /// The login name and the decimal uid: an entry counts when its owner field is exactly one of them.
     keys: Vec<Vec<u8>>,
-    /// Searchers for "\n" + key + ":", the byte patterns that can start one of this owner's lines.
-    finders: Vec<Finder<'static>>,
+    /// "\n" + key + ":" for each key: the byte patterns that can start one of this owner's lines.
+    needles: Vec<Needle>,
+    /// Where a needle may start: the bytes of every needle that the scan compares first.
+    filter: LineFilter,
 }
 
 impl SubidOwner {
@@ -101,19 +101,13 @@ impl SubidOwner {
         let mut keys = vec![name.to_vec()];
         keys.extend(uid.map(|uid| uid.to_string().into_bytes()));
         keys.dedup();
-        let finders = keys
-            .iter()
-            .map(|key| {
-                let mut needle = Vec::with_capacity(key.len() + 2);
-                needle.push(b'\n');
-                needle.extend_from_slice(key);
-                needle.push(b':');
-                FinderBuilder::new()
-                    .build_forward_with_ranker(SubidByteFrequency, &needle)
-                    .into_owned()
-            })
-            .collect();
-        SubidOwner { keys, finders }
+        let needles: Vec<Needle> = keys.iter().map(|key| Needle::new(key)).collect();
+        let filter = LineFilter::for_needles(&needles);
+        SubidOwner {
+            keys,
+            needles,
+            filter,
+        }
     }
 
     /// A found needle only says where a line may start: a name that contains ':' (some NSS sources
@@ -121,28 +115,170 @@ impl SubidOwner {
     fn owns(&self, owner_field: &[u8]) -> bool {
         self.keys.iter().any(|key| key == owner_field)
     }
-}
 
-/// How common each byte is in a subid file, for the searcher's prefilter (which looks for the two
-/// rarest bytes of the needle first). memchr's default table is for text, where digits and ':' are rare;
-/// here they are most of the file, so "\n1003:" was checked at nearly every number. Only speed depends
-/// on this: every candidate is still compared in full.
-struct SubidByteFrequency;
-
-impl HeuristicFrequencyRank for SubidByteFrequency {
-    fn rank(&self, byte: u8) -> u8 {
-        match byte {
-            b'0'..=b'9' => 255,
-            b':' => 200,
-            b'\n' => 150,
-            b'a'..=b'z' => 120,
-            _ => 40,
-        }
+    /// Whether one of the needles starts at `pos` of `region`.
+    fn needle_at(&self, region: &[u8], pos: usize) -> bool {
+        self.needles.iter().any(|needle| needle.is_at(region, pos))
     }
 }
 
-/// Scan window: small enough that both searches (name and numeric uid) run over L1-resident data
-/// (measured: 32 KiB beat 16, 64 and 128 KiB; docs/benchmarks.md).
+/// "\n" + key + ":", with its first 8 bytes as a word for a quick first comparison.
+#[derive(Clone, Debug)]
+struct Needle {
+    bytes: Vec<u8>,
+    head: u64,
+    head_mask: u64,
+}
+
+impl Needle {
+    fn new(key: &[u8]) -> Needle {
+        let mut bytes = Vec::with_capacity(key.len() + 2);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(key);
+        bytes.push(b':');
+        let mut head = [0u8; 8];
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
+        Needle {
+            head: u64::from_le_bytes(head),
+            head_mask: u64::MAX >> (8 * (8 - n)),
+            bytes,
+        }
+    }
+
+    fn is_at(&self, region: &[u8], pos: usize) -> bool {
+        let Some(rest) = region.get(pos..) else {
+            return false;
+        };
+        // Most candidates differ in their first 8 bytes: one comparison of words, no call.
+        if let Some(word) = rest.first_chunk::<8>()
+            && (u64::from_le_bytes(*word) ^ self.head) & self.head_mask != 0
+        {
+            return false;
+        }
+        rest.starts_with(&self.bytes)
+    }
+}
+
+/// The filter of the scan: position `i` of a region may start a needle when the region has "\n" at
+/// `i` and, for one of the two needles, its bytes `bytes[2j]` and `bytes[2j + 1]` at `i +
+/// offsets[2j]` and `i + offsets[2j + 1]` (with one needle, both halves are the same). The bytes are
+/// each needle's two rarest in subid files (`byte_rank`), taken from its first `FILTER_REACH` bytes,
+/// so every needle passes the filter wherever it starts; every candidate is then compared in full.
+/// Only speed depends on the choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineFilter {
+    offsets: [usize; 4],
+    bytes: [u8; 4],
+    /// 32 positions at a time where the processor has AVX2, else 16 (SSE2).
+    avx2: Option<sys::Avx2>,
+}
+
+/// How far past a "\n" the filter looks: offsets are taken modulo FILTER_REACH.
+pub const FILTER_REACH: usize = 64;
+/// The filter decides 64 positions at a time, from a block of this many bytes.
+pub const FILTER_BLOCK: usize = 64 + FILTER_REACH;
+
+impl LineFilter {
+    /// A filter with these offsets (modulo FILTER_REACH) and bytes, as fast as the machine allows.
+    pub fn new(offsets: [usize; 4], bytes: [u8; 4]) -> LineFilter {
+        LineFilter {
+            offsets: offsets.map(|o| o % FILTER_REACH),
+            bytes,
+            avx2: sys::avx2(),
+        }
+    }
+
+    /// The same filter without AVX2 (tests compare both ways with `mask_scalar`).
+    pub fn without_avx2(self) -> LineFilter {
+        LineFilter { avx2: None, ..self }
+    }
+
+    pub fn uses_avx2(&self) -> bool {
+        self.avx2.is_some()
+    }
+
+    fn for_needles(needles: &[Needle]) -> LineFilter {
+        let pick = |needle: &Needle| {
+            let bytes = &needle.bytes;
+            // Rarest first; of equally rare bytes the later (names share prefixes: user1, user2...).
+            let mut positions: Vec<usize> = (1..bytes.len().min(FILTER_REACH)).collect();
+            positions.sort_by_key(|&i| (byte_rank(bytes[i]), std::cmp::Reverse(i)));
+            let first = positions.first().copied().unwrap_or(1);
+            let second = positions.get(1).copied().unwrap_or(first);
+            [first, second].map(|i| (i, bytes.get(i).copied().unwrap_or(b':')))
+        };
+        let a = needles.first().map(pick).unwrap_or([(1, b':'); 2]);
+        let b = needles.get(1).map(pick).unwrap_or(a);
+        LineFilter::new(
+            [a[0].0, a[1].0, b[0].0, b[1].0],
+            [a[0].1, a[1].1, b[0].1, b[1].1],
+        )
+    }
+
+    /// Bit `i` of the result: position `i` of `block` (0..64) passes the filter. The definition of
+    /// the vectorised version in sys.rs (tests compare them), and the filter on other architectures.
+    pub fn mask_scalar(&self, block: &[u8; FILTER_BLOCK]) -> u64 {
+        let [o0, o1, o2, o3] = self.offsets.map(|o| o % FILTER_REACH);
+        let [b0, b1, b2, b3] = self.bytes;
+        (0..64).fold(0, |mask, i| {
+            let hit = block[i] == b'\n'
+                && ((block[i + o0] == b0 && block[i + o1] == b1)
+                    || (block[i + o2] == b2 && block[i + o3] == b3));
+            mask | (u64::from(hit) << i)
+        })
+    }
+
+    /// From `pos`, in steps of 64 positions while a whole block of `region` remains from the step's
+    /// first: the first step with positions that pass the filter, `Ok((step, mask))` (bit `i` for
+    /// position `step + i`), or `Err(end)`: the positions from `end` on are not decided. Vectorised
+    /// where the machine allows, else with `mask_scalar`.
+    pub fn next_candidates(&self, region: &[u8], pos: usize) -> Result<(usize, u64), usize> {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        {
+            sys::next_line_candidates(region, pos, self.offsets, self.bytes, self.avx2)
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        {
+            self.next_candidates_scalar(region, pos)
+        }
+    }
+
+    /// `next_candidates` with `mask_scalar`.
+    pub fn next_candidates_scalar(
+        &self,
+        region: &[u8],
+        mut pos: usize,
+    ) -> Result<(usize, u64), usize> {
+        while let Some(block) = region
+            .get(pos..)
+            .and_then(|rest| rest.first_chunk::<FILTER_BLOCK>())
+        {
+            let mask = self.mask_scalar(block);
+            if mask != 0 {
+                return Ok((pos, mask));
+            }
+            pos += 64;
+        }
+        Err(pos)
+    }
+}
+
+/// How common each byte is in a subid file, for choosing the filter's bytes (the rarest are compared
+/// first). Digits and ':' are most of the file, so "\n1003:" would be a candidate at nearly every
+/// line start of a file of numeric owners if its digits were not compared too.
+fn byte_rank(byte: u8) -> u8 {
+    match byte {
+        b'0'..=b'9' => 255,
+        b':' => 200,
+        b'\n' => 150,
+        b'a'..=b'z' => 120,
+        _ => 40,
+    }
+}
+
+/// Scan window: the scan goes region by region, each ending at a line's end (the window boundaries
+/// are tested with tiny windows).
 const WINDOW: usize = 32 * 1024;
 
 /// Calls `visit` for each valid entry of `owner` in `file` (a whole subid file) that grants ids, in
@@ -157,8 +293,9 @@ pub fn for_each_owner_entry(
 
 /// Calls `visit` for each valid line of `owner` in `file`, count-0 lines included (they grant
 /// nothing, but getsubids lists them as shadow does), in file order, until `visit` breaks. Lines of
-/// other owners are never parsed: a vectorised search for "\nNAME:" skips them; nothing is allocated;
-/// and a mapped file is read only as far as the scan goes.
+/// other owners are never parsed: one vectorised pass finds where "\nNAME:" or "\nUID:" may start
+/// (`LineFilter`) and only those places are compared; nothing is allocated; and a mapped file is read
+/// only as far as the scan goes.
 pub fn for_each_owner_line<'a>(
     file: &'a [u8],
     owner: &SubidOwner,
@@ -210,29 +347,48 @@ fn for_each_owner_line_windowed<'a>(
     }
 }
 
-/// `region` starts with "\n"; its last line ends at the region's end. Visits the owner's lines in it.
+/// `region` starts with "\n"; its last line ends at the region's end. Visits the owner's lines in it,
+/// in order: one pass of the filter over 64 positions at a time, then every "\n" of the last bytes,
+/// each candidate compared with the needles in full.
 fn scan_region<'a>(
     region: &'a [u8],
     owner: &SubidOwner,
     visit: &mut impl FnMut(SubidEntry<'a>) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     let mut pos = 0;
-    loop {
-        // The earliest match of any needle keeps file order.
-        let next = owner
-            .finders
-            .iter()
-            .filter_map(|finder| finder.find(&region[pos..]))
-            .min();
-        let Some(offset) = next else {
-            return ControlFlow::Continue(());
-        };
-        let line_start = pos + offset + 1;
-        let line_len =
-            memchr::memchr(b'\n', &region[line_start..]).unwrap_or(region.len() - line_start);
-        visit_line(&region[line_start..line_start + line_len], owner, visit)?;
-        pos = line_start + line_len;
+    let tail = loop {
+        match owner.filter.next_candidates(region, pos) {
+            Ok((step, mut mask)) => {
+                while mask != 0 {
+                    visit_candidate(region, step + mask.trailing_zeros() as usize, owner, visit)?;
+                    mask &= mask - 1;
+                }
+                pos = step + 64;
+            }
+            Err(end) => break end,
+        }
+    };
+    // The last bytes, fewer than a block: every "\n" is a candidate.
+    let rest = region.get(tail..).unwrap_or_default();
+    for newline in memchr::memchr_iter(b'\n', rest) {
+        visit_candidate(region, tail + newline, owner, visit)?;
     }
+    ControlFlow::Continue(())
+}
+
+/// `region[pos]` is a "\n": visits the line after it when a needle starts there.
+fn visit_candidate<'a>(
+    region: &'a [u8],
+    pos: usize,
+    owner: &SubidOwner,
+    visit: &mut impl FnMut(SubidEntry<'a>) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if !owner.needle_at(region, pos) {
+        return ControlFlow::Continue(());
+    }
+    let line = region.get(pos + 1..).unwrap_or_default();
+    let line_len = memchr::memchr(b'\n', line).unwrap_or(line.len());
+    visit_line(&line[..line_len], owner, visit)
 }
 
 fn visit_line<'a>(
@@ -581,6 +737,139 @@ mod tests {
                     got.len(),
                     usize::from(file.len() > 2),
                     "{file:?} window {window}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_compares_each_needles_two_rarest_bytes() {
+        let owner = SubidOwner::new(b"urt-bench", 1004);
+        // "\nurt-bench:": '-' (rarest), then the last of the equally rare letters; "\n1004:": ':', then
+        // the last digit.
+        assert_eq!(owner.filter.offsets, [4, 9, 5, 4]);
+        assert_eq!(owner.filter.bytes, *b"-h:4");
+        // One needle (no passwd entry): both halves are the same.
+        let ghost = SubidOwner::named(b"ghost", None);
+        assert_eq!(ghost.filter.offsets, [5, 4, 5, 4]);
+        assert_eq!(ghost.filter.bytes, *b"tsts");
+        // Offsets stay within the filter's reach for long names.
+        let long = SubidOwner::named(&[b'a'; 200], Some(7));
+        assert!(
+            long.filter
+                .offsets
+                .iter()
+                .all(|&o| (1..FILTER_REACH).contains(&o))
+        );
+    }
+
+    /// Bytes from the alphabet of subid files, deterministically scrambled.
+    fn scrambled(len: usize, seed: u64) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"\n\n\n:::0123456789abh-";
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ALPHABET[(x % ALPHABET.len() as u64) as usize]
+            })
+            .collect()
+    }
+
+    fn all_candidates(next: impl Fn(usize) -> Result<(usize, u64), usize>) -> (Vec<usize>, usize) {
+        let (mut found, mut pos) = (Vec::new(), 0);
+        loop {
+            match next(pos) {
+                Ok((step, mut mask)) => {
+                    while mask != 0 {
+                        found.push(step + mask.trailing_zeros() as usize);
+                        mask &= mask - 1;
+                    }
+                    pos = step + 64;
+                }
+                Err(end) => return (found, end),
+            }
+        }
+    }
+
+    #[test]
+    fn the_vectorised_filter_equals_the_scalar_one() {
+        let filters = [
+            LineFilter::new([4, 9, 5, 4], *b"-h:4"),
+            LineFilter::new([1, 2, 1, 2], *b"0:a:"),
+            LineFilter::new([63, 1, 62, 2], *b"9a::"),
+            LineFilter::new([64 + 3, 200, 1, 1], *b"::00"),
+        ];
+        for seed in 1..40 {
+            let region = scrambled(100 + 37 * seed as usize, seed);
+            for filter in filters {
+                let scalar = all_candidates(|pos| filter.next_candidates_scalar(&region, pos));
+                assert_eq!(
+                    all_candidates(|pos| filter.next_candidates(&region, pos)),
+                    scalar,
+                    "seed {seed}, {filter:?}"
+                );
+                assert_eq!(
+                    all_candidates(|pos| filter.without_avx2().next_candidates(&region, pos)),
+                    scalar,
+                    "seed {seed}, {filter:?}"
+                );
+                // The blocks end where fewer than a whole block remain.
+                assert_eq!(
+                    scalar.1,
+                    region.len().saturating_sub(FILTER_BLOCK - 64) / 64 * 64
+                );
+            }
+        }
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_env = "gnu"))]
+    #[test]
+    fn avx2_is_used_exactly_where_the_processor_has_it() {
+        let filter = LineFilter::new([1; 4], [b':'; 4]);
+        assert_eq!(
+            filter.uses_avx2(),
+            std::arch::is_x86_feature_detected!("avx2")
+        );
+        assert!(!filter.without_avx2().uses_avx2());
+    }
+
+    #[test]
+    fn needles_are_compared_in_full() {
+        let short = Needle::new(b"1004");
+        let long = Needle::new(b"urt-bench");
+        let region = b"\n1004:1:1\n1005:1:1\n1004\n\nurt-bench:5:5\nurt-bencH:1:1\n1004:";
+        let at = |needle: &Needle| {
+            (0..region.len() + 2)
+                .filter(|&i| needle.is_at(region, i))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(at(&short), [0, 52]);
+        assert_eq!(at(&long), [24]);
+        assert!(!long.is_at(b"\nurt-bench", 0));
+    }
+
+    #[test]
+    fn lines_at_every_place_in_the_blocks_are_found() {
+        // alice's line after every number of filler bytes, across the 64- and 128-byte blocks and the
+        // tail: the filter never hides a line.
+        let owner = SubidOwner::new(b"alice", 1001);
+        for filler in 0..300 {
+            for numeric in [false, true] {
+                let mut file = b"bob:1:1\n".to_vec();
+                file.extend(std::iter::repeat_n(b'x', filler));
+                file.extend(if numeric {
+                    &b"\n1001:7:1\n"[..]
+                } else {
+                    b"\nalice:7:1\n"
+                });
+                file.extend(std::iter::repeat_n(b'y', 300 - filler));
+                file.extend(b"\nalice:9:1");
+                assert_eq!(
+                    owner_ranges(&file, &owner),
+                    [iv(7, 1), iv(9, 1)],
+                    "filler {filler}, numeric {numeric}"
                 );
             }
         }

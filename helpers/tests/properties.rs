@@ -3,7 +3,8 @@
 //! - the parsers (`subid::parse_line`, `numbers::parse_c_ulong`, `target::parse_target`,
 //!   `idmap::parse_mappings`) never panic on arbitrary input, and what they accept keeps their invariants;
 //! - `subid::coverage`, `subid::owner_ranges` and `newidmap::authorize` agree with a plain reference model
-//!   (a set of individual ids) on random subid files and requests;
+//!   (a set of individual ids) on random subid files and requests, long files included;
+//! - the scan's vectorised filter marks exactly what its scalar definition marks;
 //! - `getsubids::list_ranges` lists what shadow's rule lists, and exactly the ranges the helpers grant.
 
 use std::cell::Cell;
@@ -17,7 +18,9 @@ use unshare_run_helpers::getsubids;
 use unshare_run_helpers::idmap::{self, IdMapping, MAX_MAP_LINES, MapError};
 use unshare_run_helpers::newidmap::{self, Caller, IdKind};
 use unshare_run_helpers::numbers::parse_c_ulong;
-use unshare_run_helpers::subid::{self, IdInterval, MAX_LINE_LEN, SubidFileError, SubidOwner};
+use unshare_run_helpers::subid::{
+    self, IdInterval, LineFilter, MAX_LINE_LEN, SubidFileError, SubidOwner,
+};
 use unshare_run_helpers::target::{TargetSpec, parse_target};
 
 fn config(cases: u32) -> ProptestConfig {
@@ -545,6 +548,93 @@ proptest! {
             String::from_utf8_lossy(&file)
         );
         // Same answer with small scan windows, so lines straddle every kind of window boundary.
+        prop_assert_eq!(subid::owner_ranges_windowed(&file, &alice(), window), expected);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The scan's vectorised filter, and the scan over files long enough for it
+// ---------------------------------------------------------------------------------------------------
+
+/// Every candidate position of `filter` in `region`, and where the undecided positions begin.
+fn candidates(next: impl Fn(usize) -> Result<(usize, u64), usize>) -> (Vec<usize>, usize) {
+    let (mut found, mut pos) = (Vec::new(), 0);
+    loop {
+        match next(pos) {
+            Ok((step, mut mask)) => {
+                while mask != 0 {
+                    found.push(step + mask.trailing_zeros() as usize);
+                    mask &= mask - 1;
+                }
+                pos = step + 64;
+            }
+            Err(end) => return (found, end),
+        }
+    }
+}
+
+/// A line of a long subid file: alice's (by name or uid), and owners that share her bytes: names
+/// with the same letters, uids with the same digits or length.
+fn long_file_line() -> impl Strategy<Value = Line> {
+    let entry = (
+        select(vec![
+            "alice", "1001", "bob", "alice2", "ali", "xalice", "1000", "1011", "10010", "1001x",
+            "2001", "user1001", "al:ice",
+        ]),
+        0u64..200,
+        prop_oneof![1 => Just(0u64), 6 => 0u64..30],
+        0u8..3,
+    )
+        .prop_map(|(owner, start, count, base)| Line::Entry {
+            owner,
+            start,
+            count,
+            base,
+        });
+    prop_oneof![
+        8 => entry,
+        1 => select(GARBAGE).prop_map(Line::Garbage),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// The vectorised filter (AVX2 where the processor has it, and SSE2) marks exactly the positions
+    /// of its scalar definition, for any offsets and bytes, block by block up to the same end.
+    #[test]
+    fn the_vectorised_filter_equals_its_scalar_definition(
+        region in vec(prop_oneof![4 => select(b"\n:0123456789alice-".to_vec()), 1 => any::<u8>()], 0..700),
+        offsets in [0usize..200, 0usize..200, 0usize..200, 0usize..200],
+        bytes in [
+            select(b":01ae\n-".to_vec()),
+            select(b":01ae\n-".to_vec()),
+            select(b":01ae\n-".to_vec()),
+            select(b":01ae\n-".to_vec()),
+        ],
+    ) {
+        let filter = LineFilter::new(offsets, bytes);
+        let expected = candidates(|pos| filter.next_candidates_scalar(&region, pos));
+        prop_assert_eq!(&candidates(|pos| filter.next_candidates(&region, pos)), &expected);
+        prop_assert_eq!(&candidates(|pos| filter.without_avx2().next_candidates(&region, pos)), &expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// Files of hundreds of lines, whose other owners share alice's letters or uid digits, so that
+    /// the filter's blocks, the per-line comparison and the tail all decide: the ranges are alice's
+    /// entries in file order, for any scan window.
+    #[test]
+    fn owner_ranges_of_long_files_are_alices_entries_in_file_order(
+        lines in vec(long_file_line(), 100..600),
+        trailing_newline in any::<bool>(),
+        window in prop_oneof![1usize..200, 200usize..20_000],
+    ) {
+        let file = render_file(&lines, trailing_newline);
+        let expected: Vec<IdInterval> = lines.iter().filter_map(Line::alice_range).collect();
+        prop_assert_eq!(&subid::owner_ranges(&file, &alice()), &expected);
         prop_assert_eq!(subid::owner_ranges_windowed(&file, &alice(), window), expected);
     }
 }
