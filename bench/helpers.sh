@@ -12,10 +12,13 @@
 #   shadow-100k shadow's newuidmap, same 100,000-line file
 #   true        /bin/true in the same loop: the spawn+exec+wait floor
 # and prints the ratios (a) ours-2/shadow-2 (target <= 1.0) and (b) ours-100k/ours-2 (target <= 1.5).
-# Run 3 measures getsubids beside them, in ONE hyperfine run (RUNS, default 300; GETSUBIDS_WARMUP,
+# Run 2 repeats (b) alone, also with a 100,000-line file whose other owners are uids (ours-100k-uids,
+# ratio b-uids, target <= 1.5).
+# Run 3 measures getsubids beside them, in hyperfine runs (RUNS, default 300; GETSUBIDS_WARMUP,
 # default 20): our getsubids (a 0755 copy of the same build) and shadow's /usr/bin/getsubids, each for
-# `getsubids urt-bench` with the 2-line file as /etc/subuid and `getsubids -g urt-bench` with the
-# 100,000-line file as /etc/subgid (one private mount namespace holds both, so no wrapper is timed).
+# `getsubids urt-bench` with the 2-line file as /etc/subuid and `getsubids -g urt-bench` with a
+# 100,000-line file as /etc/subgid (one private mount namespace holds both, so no wrapper is timed):
+# one run with the names file, one with the uids file.
 #
 # How the fixtures are used: the driver runs as root and starts one worker per variant; each worker is
 # `unshare --mount --propagation private` + `mount --bind FIXTURE /etc/subuid` + `setpriv` to urt-bench,
@@ -100,9 +103,24 @@ awk -v user="$bench_user" -v start="$start" -v count="$count" 'BEGIN {
     for (i = 1; i <= 99999; i++) printf "user%d:%.0f:65536\n", i, 200000 + (i - 1) * 65536
     printf "%s:%s:%s\n", user, start, count
 }' >"$tmp/subuid-100k"
-chown root:root "$tmp/subuid-2" "$tmp/subuid-100k"
-chmod 0644 "$tmp/subuid-2" "$tmp/subuid-100k"
-[[ $(wc -l <"$tmp/subuid-100k") -eq 100000 ]] || { echo "fixture has the wrong size" >&2; exit 1; }
+# The same with numeric owners: uids with as many digits as urt-bench's own (1000..9999 for a 4-digit
+# uid, cycling, never its own), so the search for its "\nUID:" lines meets a candidate at many line
+# starts; urt-bench's line is last, by name.
+bench_uid=$(id -u "$bench_user")
+awk -v user="$bench_user" -v uid="$bench_uid" -v start="$start" -v count="$count" 'BEGIN {
+    low = 10 ^ (length(uid) - 1); span = 9 * low
+    for (i = 1; i <= 99999; i++) {
+        owner = low + (i - 1) % span
+        if (owner == uid) owner = low + span - 1
+        printf "%d:%.0f:65536\n", owner, 200000 + (i - 1) * 65536
+    }
+    printf "%s:%s:%s\n", user, start, count
+}' >"$tmp/subuid-100k-uids"
+chown root:root "$tmp/subuid-2" "$tmp/subuid-100k" "$tmp/subuid-100k-uids"
+chmod 0644 "$tmp/subuid-2" "$tmp/subuid-100k" "$tmp/subuid-100k-uids"
+for f in subuid-100k subuid-100k-uids; do
+    [[ $(wc -l <"$tmp/$f") -eq 100000 ]] || { echo "fixture $f has the wrong size" >&2; exit 1; }
+done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(uname -sr)  $(nproc) cpus  $(. /etc/os-release && echo "$PRETTY_NAME")"
 echo "# shadow: $(dpkg-query -W -f='${Package} ${Version}' uidmap 2>/dev/null || echo unknown)"
@@ -133,35 +151,41 @@ run_driver \
     --ratio "ours-floor=ours-2/true" \
     --ratio "shadow-floor=shadow-2/true" \
     "$@"
-# Run 2: (b) on its own: ours with the 2-line and with the 100,000-line file, interleaved.
+# Run 2: (b) on its own: ours with the 2-line and with the two 100,000-line files (other owners names,
+# other owners uids), interleaved.
 echo "# run 2: ours, 2 lines vs 100,000 lines"
 run_driver \
     --helper "ours-2=$tmp/newuidmap,subuid=$tmp/subuid-2" \
     --helper "ours-100k=$tmp/newuidmap,subuid=$tmp/subuid-100k" \
+    --helper "ours-100k-uids=$tmp/newuidmap,subuid=$tmp/subuid-100k-uids" \
     --floor "true=/bin/true,subuid=$tmp/subuid-2" \
     --ratio "b=ours-100k/ours-2,target=1.5" \
+    --ratio "b-uids=ours-100k-uids/ours-2,target=1.5" \
     "$@"
-# Run 3: getsubids, ours and shadow's, 2 lines (/etc/subuid) and 100,000 lines (/etc/subgid, -g).
-echo "# run 3: getsubids (hyperfine), 2 lines vs 100,000 lines"
-unshare --mount --propagation private -- bash -c '
-    set -euo pipefail
-    tmp=$1 user=$2 runs=$3 warmup=$4
-    mount --bind "$tmp/subuid-2" /etc/subuid
-    mount --bind "$tmp/subuid-100k" /etc/subgid
-    as_user() { setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups -- "$@"; }
-    # Every variant must give the one right answer before anything is timed.
-    for cmd in "$tmp/getsubids $user" "/usr/bin/getsubids $user" "$tmp/getsubids -g $user" "/usr/bin/getsubids -g $user"; do
-        out=$(as_user $cmd)
-        [[ $out == "0: $user 100000 65536" ]] || { echo "$cmd printed: $out" >&2; exit 1; }
-    done
-    as_user hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$tmp/out/getsubids.json" \
-        -n ours-2 "$tmp/getsubids $user" -n shadow-2 "/usr/bin/getsubids $user" \
-        -n ours-100k "$tmp/getsubids -g $user" -n shadow-100k "/usr/bin/getsubids -g $user"
-' bash "$tmp" "$bench_user" "${RUNS:-300}" "${GETSUBIDS_WARMUP:-20}"
-python3 - "$tmp/out/getsubids.json" <<'PY'
+# Run 3: getsubids, ours and shadow's, 2 lines (/etc/subuid) and 100,000 lines (/etc/subgid, -g): one
+# hyperfine run with the names file as /etc/subgid, then one with the uids file.
+getsubids_run() {
+    local fixture=$1 json=$2
+    unshare --mount --propagation private -- bash -c '
+        set -euo pipefail
+        tmp=$1 user=$2 runs=$3 warmup=$4 fixture=$5 json=$6
+        mount --bind "$tmp/subuid-2" /etc/subuid
+        mount --bind "$tmp/$fixture" /etc/subgid
+        as_user() { setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups -- "$@"; }
+        # Every variant must give the one right answer before anything is timed.
+        for cmd in "$tmp/getsubids $user" "/usr/bin/getsubids $user" "$tmp/getsubids -g $user" "/usr/bin/getsubids -g $user"; do
+            out=$(as_user $cmd)
+            [[ $out == "0: $user 100000 65536" ]] || { echo "$cmd printed: $out" >&2; exit 1; }
+        done
+        as_user hyperfine -N --style basic --warmup "$warmup" --runs "$runs" --export-json "$tmp/out/$json" \
+            -n ours-2 "$tmp/getsubids $user" -n shadow-2 "/usr/bin/getsubids $user" \
+            -n ours-100k "$tmp/getsubids -g $user" -n shadow-100k "/usr/bin/getsubids -g $user"
+    ' bash "$tmp" "$bench_user" "${RUNS:-300}" "${GETSUBIDS_WARMUP:-20}" "$fixture" "$json"
+    python3 - "$tmp/out/$json" "$fixture" <<'PY'
 import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 median = {name: r["median"] * 1000 for name, r in results.items()}
+print(f"# 100,000-line file: {sys.argv[2]}")
 print("| variant     | lines   | median ms | mean ms | stddev ms | min ms |")
 for name, lines in [("ours-2", 2), ("shadow-2", 2), ("ours-100k", 100000), ("shadow-100k", 100000)]:
     r = results[name]
@@ -172,3 +196,7 @@ for label, num, den in [("ours-2 / shadow-2", "ours-2", "shadow-2"),
                         ("ours-100k / shadow-100k", "ours-100k", "shadow-100k")]:
     print(f"ratio {label}: {median[num] / median[den]:.3f}")
 PY
+}
+echo "# run 3: getsubids (hyperfine), 2 lines vs 100,000 lines"
+getsubids_run subuid-100k getsubids.json
+getsubids_run subuid-100k-uids getsubids-uids.json
