@@ -13,7 +13,8 @@
 #   true        /bin/true in the same loop: the spawn+exec+wait floor
 # and prints the ratios (a) ours-2/shadow-2 (target <= 1.0) and (b) ours-100k/ours-2 (target <= 1.5).
 # Run 2 repeats (b) alone, also with a 100,000-line file whose other owners are uids (ours-100k-uids,
-# ratio b-uids, target <= 1.5).
+# ratio b-uids, target <= 1.5), and, as context, the names file written in 1 MiB writes (large page
+# cache folios; ours-100k-1m-writes, ratio b-1m-writes).
 # Run 3 measures getsubids beside them, in hyperfine runs (RUNS, default 300; GETSUBIDS_WARMUP,
 # default 20): our getsubids (a 0755 copy of the same build) and shadow's /usr/bin/getsubids, each for
 # `getsubids urt-bench` with the 2-line file as /etc/subuid and `getsubids -g urt-bench` with a
@@ -116,8 +117,13 @@ awk -v user="$bench_user" -v uid="$bench_uid" -v start="$start" -v count="$count
     }
     printf "%s:%s:%s\n", user, start, count
 }' >"$tmp/subuid-100k-uids"
-chown root:root "$tmp/subuid-2" "$tmp/subuid-100k" "$tmp/subuid-100k-uids"
-chmod 0644 "$tmp/subuid-2" "$tmp/subuid-100k" "$tmp/subuid-100k-uids"
+# Context only: the names file again, written in 1 MiB writes. awk writes 4 KiB at a time, as shadow's
+# tools write /etc/subuid (stdio), and the page cache then holds the file in 4 KiB folios, each of which
+# costs the helper's mapping and its exit; 1 MiB writes (or a file read back from disk) give large
+# folios. The scan is the same for both.
+dd if="$tmp/subuid-100k" of="$tmp/subuid-100k-1m-writes" bs=1M status=none
+chown root:root "$tmp/subuid-2" "$tmp/subuid-100k" "$tmp/subuid-100k-uids" "$tmp/subuid-100k-1m-writes"
+chmod 0644 "$tmp/subuid-2" "$tmp/subuid-100k" "$tmp/subuid-100k-uids" "$tmp/subuid-100k-1m-writes"
 for f in subuid-100k subuid-100k-uids; do
     [[ $(wc -l <"$tmp/$f") -eq 100000 ]] || { echo "fixture $f has the wrong size" >&2; exit 1; }
 done
@@ -158,9 +164,11 @@ run_driver \
     --helper "ours-2=$tmp/newuidmap,subuid=$tmp/subuid-2" \
     --helper "ours-100k=$tmp/newuidmap,subuid=$tmp/subuid-100k" \
     --helper "ours-100k-uids=$tmp/newuidmap,subuid=$tmp/subuid-100k-uids" \
+    --helper "ours-100k-1m-writes=$tmp/newuidmap,subuid=$tmp/subuid-100k-1m-writes" \
     --floor "true=/bin/true,subuid=$tmp/subuid-2" \
     --ratio "b=ours-100k/ours-2,target=1.5" \
     --ratio "b-uids=ours-100k-uids/ours-2,target=1.5" \
+    --ratio "b-1m-writes=ours-100k-1m-writes/ours-2" \
     "$@"
 # Run 3: getsubids, ours and shadow's, 2 lines (/etc/subuid) and 100,000 lines (/etc/subgid, -g): one
 # hyperfine run with the names file as /etc/subgid, then one with the uids file.
