@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds unshare-run, installs it with the setuid helpers under $PREFIX (default /usr/local), and runs a
-# container as an unprivileged user with the full subordinate map.
+# Builds unshare-run, installs it with the setuid helpers under $PREFIX (default /usr/local), and runs
+# containers as an unprivileged user with the full subordinate map: one on the host's files that gives
+# a file to uid 1000, and a Debian bookworm one (debootstrap's minbase, made once and cached) that
+# apt-installs and runs `hello`.
 # Run as root: sudo scripts/setup-and-demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,12 +50,38 @@ if [ -z "$user" ] || [ "$user" = root ] || ! grep -qE "^($user|$(id -u "$user"))
 fi
 trap '[ -n "$fixture" ] && rm -rf "$fixture"' EXIT
 
+# A Debian root filesystem, as a tarball that unshare-run imports into the user's image store in the
+# user's mapped namespace, every owner kept. Made once with debootstrap (about a minute), then cached;
+# the test suite's copy serves if it is there.
+cache=/var/cache/unshare-run-demo
+tarball=$cache/bookworm-minbase.tar
+if [ -f /var/cache/unshare-run-tests/bookworm-minbase.tar ] && [ ! -f "$tarball" ]; then
+    install -D -m 0644 /var/cache/unshare-run-tests/bookworm-minbase.tar "$tarball"
+fi
+if [ ! -f "$tarball" ]; then
+    command -v debootstrap >/dev/null || { apt-get update -qq; apt-get install -y -qq debootstrap >/dev/null; }
+    echo "== debootstrap --variant=minbase bookworm (once; cached in $cache)"
+    install -d -m 0755 "$cache"
+    work=$(mktemp -d "$cache/make.XXXXXX")
+    debootstrap --variant=minbase bookworm "$work/root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
+    # Device nodes stay out: nobody can create them in a user namespace, and containers get a /dev.
+    tar --numeric-owner --exclude='./dev/*' -C "$work/root" -cf "$work/rootfs.tar" .
+    chmod 0644 "$work/rootfs.tar"
+    mv "$work/rootfs.tar" "$tarball"
+    rm -rf "$work"
+fi
+
 # As the user: a container on the host filesystem with every range of the user mapped; inside, a file
-# is given to uid 1000, which only a full map allows.
+# is given to uid 1000, which only a full map allows. Then the Debian one: apt drops to its _apt user
+# and dpkg gives files to root and others, which only a full map allows (--ephemeral: the stored image
+# stays as it was, so the demo can run again).
 demo='set -e
 echo "outside: $(id)"
-unshare-run --tmpfs /mnt -- sh -c "echo \"inside:  \$(id)\"; echo uid_map:; cat /proc/self/uid_map; echo gid_map:; cat /proc/self/gid_map; touch /mnt/f; chown 1000:1000 /mnt/f; echo \"chown 1000:1000 inside: \$(stat -c %u:%g /mnt/f)\""'
-run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env PATH="$PREFIX/bin:/usr/bin:/bin" sh -c "$demo")
+unshare-run --tmpfs /mnt -- sh -c "echo \"inside:  \$(id)\"; echo uid_map:; cat /proc/self/uid_map; echo gid_map:; cat /proc/self/gid_map; touch /mnt/f; chown 1000:1000 /mnt/f; echo \"chown 1000:1000 inside: \$(stat -c %u:%g /mnt/f)\""
+echo "== Debian bookworm: apt-get install hello"
+unshare-run --rootfs "$1" --ephemeral -- sh -c "apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello"'
+home=$(getent passwd "$user" | cut -d: -f6)
+run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env HOME="$home" PATH="$PREFIX/bin:/usr/bin:/bin" sh -c "$demo" demo "$tarball")
 echo "== demo"
 if [ -n "$fixture" ]; then
     unshare --mount --propagation private -- sh -c \
@@ -61,4 +89,5 @@ if [ -n "$fixture" ]; then
 else
     "${run_as_user[@]}"
 fi
-echo "== done: unshare-run ran a container with the full map, written by newuidmap/newgidmap from $PREFIX/bin."
+echo "== done: unshare-run ran containers with the full map, written by newuidmap/newgidmap from $PREFIX/bin;"
+echo "   the Debian image is in $user's store (unshare-run images)."
