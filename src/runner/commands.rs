@@ -25,8 +25,9 @@ pub struct Verb {
     pub run: fn(&clap::ArgMatches) -> Result<u8, RunError>,
 }
 
-/// The container run: what unshare-run does without a verb.
-pub const CONTAINER_RUN: Verb = Verb {
+/// The container run: what unshare-run does without a verb. A static, not a const: `dispatch` tells
+/// it from the verbs by its address, which a const does not have.
+pub static CONTAINER_RUN: Verb = Verb {
     name: "unshare-run",
     hidden: false,
     definition: cli::Cli::command,

@@ -59,8 +59,8 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         NetMode::Pasta => Some(network::start_pasta(pid1.pid(), &spec.publish)?),
         _ => None,
     };
-    pid1.start()?;
-    let status = supervise(pid1.pid(), &signals);
+    let status = pid1.start().and_then(|()| supervise(pid1.pid(), &signals));
+    // Also when PID 1 could not be started: pasta goes with the container.
     if let Some(pasta) = pasta.as_mut() {
         let _ = pasta.kill();
         let _ = pasta.wait();

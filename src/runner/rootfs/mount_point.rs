@@ -108,8 +108,9 @@ fn cannot_create(shown: &str, e: Errno) -> RunError {
     )
 }
 
-/// The mount point `inside` of `root` as an O_PATH descriptor, made if missing: missing directories
-/// 0755, the last component as `make` says. A dangling link where something must be made is an error;
+/// The mount point `inside` of `root` as a descriptor (O_PATH, or a file's own when it was just made
+/// as one: see `make_entry`), made if missing: missing directories 0755, the last component as
+/// `make` says. A dangling link where something must be made is an error;
 /// None only for `MountPoint::OptionalFile` that cannot be made (see there).
 pub fn mount_point(
     root: &Root,
