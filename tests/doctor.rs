@@ -206,7 +206,7 @@ fn no_new_privs_fails_and_tun_only_warns() {
 
 /// A sandbox in which a user `kubelet` (uid 4322) exists, known only to NSS (libnss-extrausers,
 /// configured only in the sandbox's /etc overlay, as tests/runner.rs provides its NSS-only user: no
-/// real user is made), with our getsubids bound over /usr/bin/getsubids (`getsubids: false` hides it
+/// real user is made), with our getsubids bound over /usr/bin/getsubids and PATH without /usr/local (`getsubids: false` hides it
 /// instead). alice has a range far from every kubelet fixture, so that only the kubelet check
 /// speaks.
 fn with_kubelet(subuid: &[&str], subgid: &[&str], getsubids: bool, ours: &TempDir) -> Sandbox {
@@ -217,17 +217,17 @@ fn with_kubelet(subuid: &[&str], subgid: &[&str], getsubids: bool, ours: &TempDi
         Fixture::lines(&lines)
     };
     let mut sandbox = Sandbox::new(lines(subuid), lines(subgid));
-    sandbox.env.push((
-        "PATH".into(),
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-    ));
+    // Without /usr/local: a machine on which the README's set-up ran has our getsubids there too.
+    sandbox
+        .env
+        .push(("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()));
     let getsubids = if getsubids {
         format!(
             "mount --bind {} /usr/bin/getsubids",
             ours.path().join("getsubids").display()
         )
     } else {
-        "mount --bind /dev/null /usr/bin/getsubids\ntest ! -f /usr/local/bin/getsubids".into()
+        "mount --bind /dev/null /usr/bin/getsubids".into()
     };
     sandbox.setup = format!(
         "grep -q '^kubelet:' /etc/passwd && exit 99\n\
