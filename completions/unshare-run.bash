@@ -38,7 +38,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
+            opts="-u -t -i -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --tty --interactive --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -74,6 +74,14 @@ _unshare__run() {
                     ;;
                 -u)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tty)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --hostname)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_unshare_run_global_optspecs
-    string join \n rootfs= name= ephemeral read-only overlay= entrypoint= map= net= u/user= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+    string join \n rootfs= name= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
 end
 
 function __fish_unshare_run_needs_command
@@ -36,6 +36,8 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l net -d 'Which n
 none\t'A new network namespace with only the loopback interface, up'
 pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s t -l tty -d 'Give the container a terminal of its own (a pseudo-terminal of its devpts, relayed to yours, which is in raw mode meanwhile). Default: with --rootfs, when stdin and stdout are terminals; --tty=false: none. Without one, a --rootfs command runs in a session of its own with no controlling terminal: it cannot push input into your shell (TIOCSTI). Your terminal\'s settings come back when the container ends, and before unshare-run stops or ends by a signal; only after SIGKILL does it stay raw (`reset` repairs it)' -r -f -a "true\t''
+false\t''"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l hostname -d 'Hostname inside the container' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s w -l workdir -d 'Working directory of the command inside the container; with --rootfs it is made if missing' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s e -l env -d 'Set an environment variable (repeatable)' -r
@@ -46,6 +48,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tmpfs -d 'Mount
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s i -l interactive -d 'Accepted for podman\'s `-it`: stdin always reaches the command'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s V -l version -d 'Print version'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "doctor" -d 'Check that you can start containers with your full id map here, and say what to fix'

@@ -1,16 +1,20 @@
 //! The two-way channel between unshare-run and a child it starts in new namespaces (crun's idea):
-//! the parent says when the child may start (once its id map is written), and the child says why it
-//! failed, so that the parent reports the error, with its errno and exit status, as its own.
+//! the parent says when the child may start (once its id map is written), the child may pass a
+//! descriptor back (the master of the container's terminal), and the child says why it failed, so
+//! that the parent reports the error, with its errno and exit status, as its own.
 //!
 //! A SOCK_SEQPACKET socket pair keeps each message whole; sending with MSG_NOSIGNAL turns a peer
 //! that is gone into EPIPE rather than SIGPIPE. Both ends are close-on-exec: nothing the child execs
 //! inherits its end.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recv, send, sendmsg, socketpair,
+};
 
 use super::error::RunError;
 
@@ -20,6 +24,7 @@ pub struct Channel(OwnedFd);
 
 const START: u8 = b'S';
 const FAILED: u8 = b'F';
+const TERMINAL: u8 = b'T';
 /// A failure report longer than this is cut (messages name paths, not files' contents).
 const MAX_REPORT: usize = 64 * 1024;
 
@@ -51,6 +56,44 @@ impl Channel {
                 Err(Errno::EINTR) => continue,
                 _ => return false,
             }
+        }
+    }
+
+    /// Child: passes the master of the container's terminal to the parent.
+    pub fn send_terminal(&self, master: BorrowedFd<'_>) -> Result<(), RunError> {
+        let fds = [master.as_raw_fd()];
+        let rights = [ControlMessage::ScmRights(&fds)];
+        loop {
+            let message = [IoSlice::new(&[TERMINAL])];
+            match sendmsg::<()>(
+                self.0.as_raw_fd(),
+                &message,
+                &rights,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(RunError::sys("passing the terminal to unshare-run", e)),
+            }
+        }
+    }
+
+    /// Parent: waits for the terminal's master that the child sends before its command runs. None if
+    /// the child failed first (its report stays for `report`) or ended.
+    pub fn receive_terminal(&self) -> Option<OwnedFd> {
+        let fd = self.0.as_raw_fd();
+        let mut kind = [0u8; 1];
+        loop {
+            match recv(fd, &mut kind, MsgFlags::MSG_PEEK) {
+                Ok(1) if kind[0] == TERMINAL => break,
+                Err(Errno::EINTR) => continue,
+                _ => return None,
+            }
+        }
+        match crate::sys::receive_descriptor(self.0.as_fd()) {
+            Ok((TERMINAL, master)) => master,
+            _ => None,
         }
     }
 
@@ -181,6 +224,29 @@ mod tests {
         let (parent, child) = pair().unwrap();
         drop(child);
         assert!(parent.send_start().is_err());
+    }
+
+    #[test]
+    fn a_terminal_arrives_as_a_descriptor_and_a_failure_first_is_kept_for_report() {
+        use std::io::{Read, Write};
+        let (parent, child) = pair().unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        child.send_terminal(writer.as_fd()).unwrap();
+        drop(writer);
+        let received = parent.receive_terminal().expect("a descriptor");
+        std::fs::File::from(received).write_all(b"through").unwrap();
+        let mut text = String::new();
+        std::io::BufReader::new(reader)
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "through");
+        // A child that fails before it opens a terminal: no descriptor, and the report is intact.
+        let (parent, child) = pair().unwrap();
+        child.fail(RunError::new("no ptmx"));
+        assert!(parent.receive_terminal().is_none());
+        assert_eq!(parent.report().unwrap().message, "no ptmx");
+        drop(child);
+        assert!(parent.receive_terminal().is_none());
     }
 
     #[test]

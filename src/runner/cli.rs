@@ -104,6 +104,26 @@ pub struct Cli {
     #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_parser = parse_user)]
     pub user: Option<String>,
 
+    /// Give the container a terminal of its own (a pseudo-terminal of its devpts, relayed to yours,
+    /// which is in raw mode meanwhile). Default: with --rootfs, when stdin and stdout are terminals;
+    /// --tty=false: none. Without one, a --rootfs command runs in a session of its own with no
+    /// controlling terminal: it cannot push input into your shell (TIOCSTI). Your terminal's
+    /// settings come back when the container ends, and before unshare-run stops or ends by a
+    /// signal; only after SIGKILL does it stay raw (`reset` repairs it).
+    #[arg(
+        short = 't',
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub tty: Option<bool>,
+
+    /// Accepted for podman's `-it`: stdin always reaches the command.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
     /// Hostname inside the container.
     #[arg(long, value_name = "NAME", value_parser = parse_hostname)]
     pub hostname: Option<String>,
@@ -292,6 +312,24 @@ mod tests {
         assert_eq!(cli.command, ["sh", "-c", "--hostname"]);
         // A misspelt option is an error, not a command named after it.
         assert!(Cli::try_parse_from(["unshare-run", "--hostnme", "x", "--", "true"]).is_err());
+    }
+
+    #[test]
+    fn tty_is_podmans_option() {
+        let tty = |args: &[&str]| {
+            let mut argv = vec!["unshare-run"];
+            argv.extend_from_slice(args);
+            let cli = Cli::try_parse_from(argv).unwrap();
+            (cli.tty, cli.interactive, cli.command)
+        };
+        assert_eq!(tty(&["--", "sh"]), (None, false, vec!["sh".into()]));
+        assert_eq!(tty(&["-t", "sh"]), (Some(true), false, vec!["sh".into()]));
+        assert_eq!(tty(&["-it", "sh"]), (Some(true), true, vec!["sh".into()]));
+        assert_eq!(tty(&["-ti", "sh"]), (Some(true), true, vec!["sh".into()]));
+        assert_eq!(tty(&["--tty", "sh"]).0, Some(true));
+        assert_eq!(tty(&["--tty=false", "sh"]).0, Some(false));
+        assert_eq!(tty(&["--tty=true", "--", "sh"]).0, Some(true));
+        assert!(Cli::try_parse_from(["unshare-run", "--tty=maybe"]).is_err());
     }
 
     #[test]

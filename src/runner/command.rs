@@ -11,6 +11,7 @@ use nix::unistd::{Gid, Uid, setresgid, setresuid};
 use super::error::RunError;
 use super::exit;
 use super::spec::ContainerSpec;
+use super::terminal::{self, Session};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -25,6 +26,7 @@ pub struct Prepared {
     uid: u32,
     gid: u32,
     workdir: Option<PathBuf>,
+    session: Session,
 }
 
 /// A user's entry in the container's /etc/passwd: (home, shell).
@@ -126,6 +128,7 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
         uid: spec.uid,
         gid: spec.gid,
         workdir: spec.workdir.clone(),
+        session: spec.session,
     })
 }
 
@@ -153,17 +156,25 @@ fn make_working_directory(spec: &ContainerSpec) -> Result<(), RunError> {
         })
 }
 
-/// In the command's process: become the requested user and exec. Returns only if that failed, with
-/// the error to report (its status is 125, 126 or 127). `ignored` are the signals the caller of
+/// In the command's process: enter its session (on `terminal`, the container's terminal, if it has
+/// one), become the requested user and exec. Returns only if that failed, with the error to report
+/// (its status is 125, 126 or 127). `ignored` are the signals the caller of
 /// unshare-run ignored (nohup's SIGHUP, a background job's SIGINT): PID 1's handlers for them would
 /// turn into the default action at exec, so they are ignored again. The process shares PID 1's memory
 /// (sys::spawn_sharing_memory) but has its own signal handlers, credentials, working directory and
 /// descriptors, which are all this changes.
-pub fn exec(p: &Prepared, ignored: &[nix::sys::signal::Signal]) -> RunError {
+pub fn exec(
+    p: &Prepared,
+    ignored: &[nix::sys::signal::Signal],
+    terminal: Option<std::os::fd::BorrowedFd<'_>>,
+) -> RunError {
     for &signal in ignored {
         let _ = crate::sys::ignore(signal);
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Err(e) = terminal::enter_session(p.session, terminal) {
+        return e;
+    }
     let gid = Gid::from_raw(p.gid);
     if let Err(e) = setresgid(gid, gid, gid) {
         return RunError::sys(format!("cannot switch to gid {}", p.gid), e);

@@ -1,7 +1,8 @@
 //! The container's processes:
 //!
 //! ```text
-//! unshare-run (host)                     supervises: forwards signals, waits, restores the terminal
+//! unshare-run (host)                     supervises: relays the container's terminal, forwards signals,
+//!                                        waits, restores the caller's terminal
 //!   └─ PID 1 (new user/mount/pid/uts/ipc[/net] namespaces)   set-up, then init: reaps, forwards
 //!        └─ the command
 //! ```
@@ -16,7 +17,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -25,6 +26,7 @@ use super::cli::NetMode;
 use super::error::RunError;
 use super::mapping::MapPlan;
 use super::spec::ContainerSpec;
+use super::terminal::{self, Relay, Session};
 use super::userns::{self, Lifetime, UserNamespace};
 use super::{exit, holder, init, network, signals};
 
@@ -59,7 +61,15 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         NetMode::Pasta => Some(network::start_pasta(pid1.pid(), &spec.publish)?),
         _ => None,
     };
-    let status = pid1.start().and_then(|()| supervise(pid1.pid(), &signals));
+    let status = pid1.start().and_then(|()| {
+        // The terminal's master comes before the command runs; the relay restores the caller's
+        // terminal when it is dropped, before anything is reported.
+        let relay = match spec.session.has_terminal() {
+            true => pid1.terminal().map(Relay::start).transpose()?,
+            false => None,
+        };
+        supervise(pid1.pid(), &signals, spec.session, relay)
+    });
     // Also when PID 1 could not be started: pasta goes with the container.
     if let Some(pasta) = pasta.as_mut() {
         let _ = pasta.kill();
@@ -91,22 +101,65 @@ fn holder_namespace(spec: &ContainerSpec, plan: &MapPlan) -> Result<Option<Owned
     holder::spawn(plan, &socket, spec.holder_idle).map(Some)
 }
 
-/// The parent: forwards signals that processes send it, waits for PID 1; its wait status.
-fn supervise(child: Pid, signals: &SigSet) -> Result<WaitStatus, RunError> {
-    let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
+/// The parent: relays the container's terminal, if it has one, passes signals on, waits for PID 1;
+/// its wait status. Signals that a process sends are passed on; so are those that the caller's
+/// terminal sends when the container's processes are in a session of their own (they are out of
+/// its foreground group). With a terminal, a window size change is copied instead, and signals
+/// that would stop or end unshare-run give the caller's terminal back first.
+fn supervise(
+    child: Pid,
+    signals: &SigSet,
+    session: Session,
+    mut relay: Option<Relay>,
+) -> Result<WaitStatus, RunError> {
+    let mut watched = *signals;
+    if relay.is_some() {
+        for signal in terminal::CAUGHT_WHILE_RAW {
+            watched.add(signal);
+        }
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&watched), None)
+            .map_err(|e| RunError::sys("sigprocmask", e))?;
+    }
+    let sfd = SignalFd::with_flags(&watched, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| RunError::sys("signalfd", e))?;
     loop {
         // A SIGCHLD may have been merged with an earlier one: always check before blocking.
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
             Ok(status) if exit::of_process(status).is_some() => {
+                if let Some(relay) = relay.as_mut() {
+                    relay.drain();
+                }
                 restore_terminal_foreground();
                 return Ok(status);
             }
             Ok(_) => {}
             Err(e) => return Err(RunError::sys("waitpid", e)),
         }
-        signals::forward_next(&sfd, child)?;
+        if let Some(relay) = relay.as_mut() {
+            relay.until_readable(sfd.as_fd())?;
+        }
+        let Some(received) = signals::next(&sfd)? else {
+            continue;
+        };
+        match (received.signal, relay.as_mut()) {
+            (Signal::SIGCHLD, _) => {}
+            (Signal::SIGWINCH, Some(relay)) => relay.resize(),
+            (Signal::SIGTSTP, Some(relay)) => {
+                relay.suspend();
+                let _ = kill(nix::unistd::getpid(), Signal::SIGSTOP);
+                relay.resume();
+            }
+            (Signal::SIGCONT, Some(relay)) => relay.resume(),
+            (signal, Some(_)) if terminal::CAUGHT_WHILE_RAW.contains(&signal) => {
+                drop(relay.take());
+                crate::sys::die_by(signal)
+            }
+            (signal, _) if !received.by_kernel || session.is_own() => {
+                let _ = kill(child, signal);
+            }
+            _ => {}
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! that processes send it on to the command, and exits with the command's status. When it exits, the
 //! kernel kills whatever is left in the pid namespace.
 
+use std::os::fd::AsFd;
+
 use nix::errno::Errno;
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -13,14 +15,14 @@ use super::channel::Channel;
 use super::cli::NetMode;
 use super::error::RunError;
 use super::spec::ContainerSpec;
-use super::{command, exit, rootfs, signals};
+use super::{command, exit, rootfs, signals, terminal};
 use crate::sys;
 
 /// PID 1, once started by the parent. Returns the status to exit with. A failure before the command
 /// runs (set-up, or the command cannot be executed) goes to the parent through `channel`, which is
 /// closed once the command runs: the container keeps nothing of the parent's.
 pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
-    let (command, sfd) = match setup(spec).and_then(|()| start_command(spec, signals)) {
+    let (command, sfd) = match setup(spec).and_then(|()| start_command(spec, signals, &channel)) {
         Ok(started) => started,
         Err(e) => return channel.fail(e),
     };
@@ -35,6 +37,11 @@ pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
 }
 
 fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+    if spec.session.is_own() {
+        // Out of the caller's session: nothing here is in its terminal's foreground group, and
+        // none of the container's processes can make that terminal theirs.
+        nix::unistd::setsid().map_err(|e| RunError::sys("setsid", e))?;
+    }
     if spec.setgroups_allowed {
         // Unmapped supplementary groups would show up as nogroup inside.
         nix::unistd::setgroups(&[]).map_err(|e| RunError::sys("setgroups", e))?;
@@ -48,8 +55,13 @@ fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     rootfs::setup(spec)
 }
 
-/// Starts the command; its pid and the signalfd on which PID 1 reads what to forward.
-fn start_command(spec: &ContainerSpec, signals: &SigSet) -> Result<(Pid, SignalFd), RunError> {
+/// Starts the command (on a terminal of the container's own, whose master goes to unshare-run through
+/// `channel`, when the spec says so); its pid and the signalfd on which PID 1 reads what to forward.
+fn start_command(
+    spec: &ContainerSpec,
+    signals: &SigSet,
+    channel: &Channel,
+) -> Result<(Pid, SignalFd), RunError> {
     let mut ignored_by_caller = Vec::new();
     for signal in signals::FORWARDED {
         // PID 1 only receives signals it has a handler for; they stay blocked and arrive on the fd.
@@ -60,15 +72,30 @@ fn start_command(spec: &ContainerSpec, signals: &SigSet) -> Result<(Pid, SignalF
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| RunError::sys("signalfd", e))?;
     let prepared = command::prepare(spec)?;
+    let terminal = match spec.session.has_terminal() {
+        true => {
+            let pty = terminal::open(spec.uid)?;
+            channel.send_terminal(pty.master.as_fd())?;
+            // PID 1 keeps no end of it: once the command's processes are gone, unshare-run reads
+            // the end of its output.
+            Some(pty.terminal)
+        }
+        false => None,
+    };
     // The command's process shares this memory until it execs: where it failed is left here.
     let mut failed = None;
     let command = sys::spawn_sharing_memory(&mut || {
-        let error = command::exec(&prepared, &ignored_by_caller);
+        let error = command::exec(
+            &prepared,
+            &ignored_by_caller,
+            terminal.as_ref().map(|t| t.as_fd()),
+        );
         let status = error.status;
         failed = Some(error);
         libc::c_int::from(status)
     })
     .map_err(|e| RunError::sys("starting the command", e))?;
+    drop(terminal);
     match failed {
         Some(error) => Err(error),
         None => Ok((command, sfd)),

@@ -4,7 +4,8 @@
 //! Modules by concern. Each uses only modules below it in `LAYERS` (a test checks it; README, "Where
 //! things are", draws it): commands (the verb table) -> run (the container run), doctor ->
 //! container (the start and its supervisor) -> holder (warm starts), init (PID 1) -> command (the
-//! exec), rootfs (mounts) -> spec (what a container is) -> image, network -> userns (children in new
+//! exec), rootfs (mounts) -> spec (what a container is) -> terminal (the container's own) -> image,
+//! network -> userns (children in new
 //! namespaces) -> cli (options), mapping (which ids, the helpers), users, channel, signals, error,
 //! exit.
 
@@ -25,6 +26,7 @@ mod rootfs;
 mod run;
 mod signals;
 mod spec;
+mod terminal;
 mod userns;
 mod users;
 
@@ -47,6 +49,7 @@ const LAYERS: &[&str] = &[
     "command",
     "rootfs",
     "spec",
+    "terminal",
     "image",
     "network",
     "userns",

@@ -36,21 +36,39 @@ fn is_user_sent(code: i32) -> bool {
     code != SI_KERNEL
 }
 
-/// Waits for the next signal on `sfd` (SIGCHLD included, so the caller can reap) and passes it on to
-/// `target` if a process sent it.
-pub fn forward_next(sfd: &SignalFd, target: Pid) -> Result<(), RunError> {
+/// A signal read from a signalfd.
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    pub signal: Signal,
+    /// The kernel generated it (a terminal's ^C, SIGWINCH, a hang-up), rather than a process.
+    pub by_kernel: bool,
+}
+
+/// Waits for the next signal on `sfd`. None for one that nix does not know (a real-time signal).
+pub fn next(sfd: &SignalFd) -> Result<Option<Received>, RunError> {
     let Some(info) = sfd
         .read_signal()
         .map_err(|e| RunError::sys("reading signals", e))?
     else {
-        return Ok(());
+        return Ok(None);
     };
-    let signo = info.ssi_signo as i32;
-    if signo != libc::SIGCHLD
-        && is_user_sent(info.ssi_code)
-        && let Ok(signal) = Signal::try_from(signo)
+    Ok(Signal::try_from(info.ssi_signo as i32)
+        .ok()
+        .map(|signal| Received {
+            signal,
+            by_kernel: !is_user_sent(info.ssi_code),
+        }))
+}
+
+/// Waits for the next signal on `sfd` (SIGCHLD included, so the caller can reap) and passes it on to
+/// `target` if a process sent it: PID 1, whose command is in the same session as its terminal's
+/// signals, if any.
+pub fn forward_next(sfd: &SignalFd, target: Pid) -> Result<(), RunError> {
+    if let Some(received) = next(sfd)?
+        && received.signal != Signal::SIGCHLD
+        && !received.by_kernel
     {
-        let _ = kill(target, signal);
+        let _ = kill(target, received.signal);
     }
     Ok(())
 }

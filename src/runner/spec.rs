@@ -11,6 +11,7 @@ use super::error::RunError;
 use super::image::{ImageConfig, Resolved};
 use super::mapping::MapPlan;
 use super::network::{self, Generated};
+use super::terminal::{self, CallerStdio, Session};
 use super::users::{self, GidWithoutEntry};
 
 /// Everything the container needs, resolved and validated.
@@ -37,6 +38,8 @@ pub struct ContainerSpec {
     pub overlay: Option<Overlay>,
     /// The root filesystem is mounted read-only (its submounts keep their own flags).
     pub read_only_root: bool,
+    /// The command's session, and whether it has a terminal of the container's own.
+    pub session: Session,
     /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
     /// them and their directory).
     pub generated: Option<Generated>,
@@ -92,6 +95,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
                 PathBuf::from("/").join(w)
             }
         });
+    let session = terminal::session_for(cli.tty, rootfs.is_some(), CallerStdio::probe());
     Ok(ContainerSpec {
         rootfs,
         net: cli.net,
@@ -110,6 +114,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         },
         read_only_root: cli.read_only,
         setgroups_allowed: plan.allows_setgroups(),
+        session,
         publish: cli.publish,
         holder_idle: Duration::from_secs(cli.holder_idle),
         generated,

@@ -90,6 +90,12 @@ impl Child {
         self.pid
     }
 
+    /// The master of the terminal that the started child opened for its command (its body sends it
+    /// with `Channel::send_terminal`); None if the child failed first or ended.
+    pub fn terminal(&self) -> Option<std::os::fd::OwnedFd> {
+        self.channel.receive_terminal()
+    }
+
     /// Lets the child run `body`. If it is gone already, it is reaped and its report (or its status)
     /// is the error.
     pub fn start(&mut self) -> Result<(), RunError> {

@@ -1,18 +1,21 @@
 //! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
-//! dispositions, the new mount API's calls (for read-only binds), extended attributes and the
-//! loopback ioctl: what nix cannot offer safely. The privileged code has its own module in
-//! helpers/src/sys.rs.
+//! dispositions, terminal ioctls, descriptors received over a socket, the new mount API's calls (for
+//! read-only binds), extended attributes and the loopback ioctl: what nix cannot offer safely. The
+//! privileged code has its own module in helpers/src/sys.rs.
 
 mod entry;
 pub mod mount;
 mod net;
 mod process;
 mod signals;
+mod socket;
+pub mod terminal;
 mod xattr;
 
 pub use net::bring_up_loopback;
 pub use process::{
     Forked, clone_into, detach_and_exec, exit_now, spawn_dying_with_parent, spawn_sharing_memory,
 };
-pub use signals::{ignore, install_noop_handler};
+pub use signals::{die_by, ignore, install_noop_handler};
+pub use socket::receive_descriptor;
 pub use xattr::{read_xattr, set_xattr};

@@ -28,3 +28,18 @@ pub fn ignore(signal: Signal) -> io::Result<()> {
         .map(drop)
         .map_err(io::Error::from)
 }
+
+/// Ends the process by `signal`'s default action, as if it had not been caught (the exit status a
+/// shell sees is 128+N): the disposition is reset, the signal unblocked and raised.
+pub fn die_by(signal: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, sigaction};
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing SIG_DFL runs no code of ours.
+    let _ = unsafe { sigaction(signal, &default) };
+    let mut only = SigSet::empty();
+    only.add(signal);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+    let _ = nix::sys::signal::raise(signal);
+    // A signal whose default is to stop or to be ignored: end as the shell would report it.
+    super::exit_now(128 + signal as i32)
+}

@@ -341,6 +341,7 @@ mod tests {
             holder_idle: std::time::Duration::ZERO,
             overlay: None,
             read_only_root: false,
+            session: crate::runner::terminal::Session::Own,
             generated: None,
         }
     }
