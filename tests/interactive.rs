@@ -1,6 +1,7 @@
 //! Terminals: the interactive shell gets a controlling terminal and job control; ^C reaches the
 //! foreground command once; the terminal is given back when the container ends. Driven through tmux.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -285,31 +286,50 @@ fn tiocsti_in_a_rootfs_container_never_reaches_the_host_shell() {
     tmux.expect("INJECTED-42");
 }
 
+/// tmux running the runner on `root` with `command`, the terminal's settings saved before and after
+/// it (`stty -a`); the files of both.
+fn runner_between_stty(
+    dir: &TempDir,
+    root: &TempDir,
+    command: &[&str],
+) -> (Tmux, PathBuf, PathBuf) {
+    let before = dir.path().join("stty.before");
+    let after = dir.path().join("stty.after");
+    let mut argv = vec![
+        install().runner(),
+        "--rootfs".into(),
+        root.path().to_str().unwrap().into(),
+        "--".into(),
+    ];
+    argv.extend(command.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let line = format!(
+        "stty -a > {}; {}; echo EXITED=$?; stty -a > {}; sleep 60",
+        before.display(),
+        command_line(&sandbox(), &argv, dir),
+        after.display()
+    );
+    (Tmux::start(&line), before, after)
+}
+
+/// The terminal's settings once the runner has ended are those it had before.
+fn assert_same_settings(before: &Path, after: &Path) {
+    assert!(wait_for(Duration::from_secs(5), || after.exists()));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read_to_string(before).unwrap(),
+        std::fs::read_to_string(after).unwrap(),
+        "the terminal's settings changed"
+    );
+}
+
 #[test]
 #[ignore = "needs root: sudo tests/run"]
 fn a_rootfs_shell_has_a_terminal_of_its_own_with_job_control() {
     require_root();
     let dir = TempDir::new("tmux-rootfs-shell");
     let root = busybox_rootfs(alice());
-    let before = dir.path().join("stty.before");
-    let after = dir.path().join("stty.after");
-    let line = format!(
-        "stty -a > {}; {}; echo EXITED=$?; stty -a > {}; sleep 60",
-        before.display(),
-        command_line(
-            &sandbox(),
-            &[
-                &install().runner(),
-                "--rootfs",
-                root.path().to_str().unwrap(),
-                "--",
-                "sh"
-            ],
-            &dir
-        ),
-        after.display()
-    );
-    let tmux = Tmux::start(&line);
+    let (tmux, before, after) = runner_between_stty(&dir, &root, &["sh"]);
     tmux.expect("#");
     tmux.send(&["tty; test -t 0 && echo stdin-is-a-tty; stty size", "Enter"]);
     tmux.expect("stdin-is-a-tty\n50 160\n");
@@ -347,13 +367,7 @@ fn a_rootfs_shell_has_a_terminal_of_its_own_with_job_control() {
     }
     tmux.send(&["exit 3", "Enter"]);
     tmux.expect("EXITED=3");
-    assert!(wait_for(Duration::from_secs(5), || after.exists()));
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        std::fs::read_to_string(&before).unwrap(),
-        std::fs::read_to_string(&after).unwrap(),
-        "the terminal's settings changed"
-    );
+    assert_same_settings(&before, &after);
 }
 
 #[test]
@@ -388,26 +402,7 @@ fn a_signal_that_ends_unshare_run_gives_the_terminal_back_first() {
     require_root();
     let dir = TempDir::new("tmux-alarm");
     let root = busybox_rootfs(alice());
-    let before = dir.path().join("stty.before");
-    let after = dir.path().join("stty.after");
-    let line = format!(
-        "stty -a > {}; {}; echo EXITED=$?; stty -a > {}; sleep 60",
-        before.display(),
-        command_line(
-            &sandbox(),
-            &[
-                &install().runner(),
-                "--rootfs",
-                root.path().to_str().unwrap(),
-                "--",
-                "sleep",
-                "1000"
-            ],
-            &dir
-        ),
-        after.display()
-    );
-    let tmux = Tmux::start(&line);
+    let (tmux, before, after) = runner_between_stty(&dir, &root, &["sleep", "1000"]);
     // This test's runner alone (the other tests' run at the same time).
     let pattern = format!(
         "^{} --rootfs {} -- sleep 1000",
@@ -422,12 +417,7 @@ fn a_signal_that_ends_unshare_run_gives_the_terminal_back_first() {
     run_ok(Command::new("pkill").args(["-ALRM", "-u", &alice().uid.to_string(), "-f", &pattern]));
     // 128 + SIGALRM (14).
     tmux.expect("EXITED=142");
-    assert!(wait_for(Duration::from_secs(5), || after.exists()));
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        std::fs::read_to_string(&before).unwrap(),
-        std::fs::read_to_string(&after).unwrap()
-    );
+    assert_same_settings(&before, &after);
     // And the container went with it.
     let container = "^sleep 1000$";
     assert!(wait_for(Duration::from_secs(5), || !processes_of(
