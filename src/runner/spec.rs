@@ -95,7 +95,12 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
                 PathBuf::from("/").join(w)
             }
         });
-    let session = terminal::session_for(cli.tty, rootfs.is_some(), CallerStdio::probe());
+    // Host mode without -t keeps the caller's session whatever its descriptors are: no probe.
+    let caller = match (&rootfs, cli.tty) {
+        (None, None) => CallerStdio::default(),
+        _ => CallerStdio::probe(),
+    };
+    let session = terminal::session_for(cli.tty, rootfs.is_some(), caller);
     Ok(ContainerSpec {
         rootfs,
         net: cli.net,
