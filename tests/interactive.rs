@@ -286,6 +286,19 @@ fn tiocsti_in_a_rootfs_container_never_reaches_the_host_shell() {
     tmux.expect("INJECTED-42");
 }
 
+/// The runner on `root` running `command`, as alice in the sandbox, as one shell string.
+fn rootfs_runner_line(dir: &TempDir, root: &TempDir, command: &[&str]) -> String {
+    let mut argv = vec![
+        install().runner(),
+        "--rootfs".into(),
+        root.path().to_str().unwrap().into(),
+        "--".into(),
+    ];
+    argv.extend(command.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    command_line(&sandbox(), &argv, dir)
+}
+
 /// tmux running the runner on `root` with `command`, the terminal's settings saved before and after
 /// it (`stty -a`); the files of both.
 fn runner_between_stty(
@@ -295,18 +308,10 @@ fn runner_between_stty(
 ) -> (Tmux, PathBuf, PathBuf) {
     let before = dir.path().join("stty.before");
     let after = dir.path().join("stty.after");
-    let mut argv = vec![
-        install().runner(),
-        "--rootfs".into(),
-        root.path().to_str().unwrap().into(),
-        "--".into(),
-    ];
-    argv.extend(command.iter().map(|s| s.to_string()));
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let line = format!(
         "stty -a > {}; {}; echo EXITED=$?; stty -a > {}; sleep 60",
         before.display(),
-        command_line(&sandbox(), &argv, dir),
+        rootfs_runner_line(dir, root, command),
         after.display()
     );
     (Tmux::start(&line), before, after)
@@ -435,19 +440,7 @@ fn ctrl_c_reaches_a_rootfs_command_without_a_terminal_once() {
     // stdout piped: no terminal of its own, so the command is out of the terminal's foreground
     // group, and unshare-run passes the ^C on.
     let script = "n=0; trap 'n=$((n+1))' INT; echo ready; sleep 1; sleep 1; echo ints=$n";
-    let runner = command_line(
-        &sandbox(),
-        &[
-            &install().runner(),
-            "--rootfs",
-            root.path().to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
-        &dir,
-    );
+    let runner = rootfs_runner_line(&dir, &root, &["sh", "-c", script]);
     let out = dir.path().join("out");
     let tmux = Tmux::start(&format!(
         "{runner} > {out}; echo EXITED=$?; cat {out}; sleep 60",
@@ -494,18 +487,14 @@ fn a_stderr_redirected_to_a_file_stays_out_of_the_terminal() {
     let root = busybox_rootfs(alice());
     let log = user_dir(alice(), "stderr-log");
     let errors = log.path().join("errors");
-    let runner = command_line(
-        &sandbox(),
+    let runner = rootfs_runner_line(
+        &dir,
+        &root,
         &[
-            &install().runner(),
-            "--rootfs",
-            root.path().to_str().unwrap(),
-            "--",
             "sh",
             "-c",
             "tty; echo to-stdout; echo to-stderr >&2; test -t 2 || echo stderr-is-no-tty",
         ],
-        &dir,
     );
     let tmux = Tmux::start(&format!(
         "{runner} 2> {}; echo EXITED=$?; sleep 60",
