@@ -257,6 +257,16 @@ fn tiocsti_in_a_rootfs_container_never_reaches_the_host_shell() {
         "{}",
         tmux.screen()
     );
+    // Nor can it open the caller's terminal as its controlling terminal, /dev/tty.
+    tmux.send(&[
+        &format!(
+            "{runner} sh -c 'echo VIA-TTY-$((4+5)) > /dev/tty || echo no-tty-$((2+3))' | cat; echo third=$?"
+        ),
+        "Enter",
+    ]);
+    tmux.expect("third=0");
+    assert!(tmux.screen().contains("no-tty-5"), "{}", tmux.screen());
+    assert!(!tmux.screen().contains("VIA-TTY-9"), "{}", tmux.screen());
     tmux.send(&["echo alive-$((1+1)); history", "Enter"]);
     tmux.expect("alive-2");
     std::thread::sleep(Duration::from_millis(300));

@@ -130,7 +130,9 @@ fn supervise(
                 if let Some(relay) = relay.as_mut() {
                     relay.drain();
                 }
-                restore_terminal_foreground();
+                if session == Session::Caller {
+                    restore_terminal_foreground();
+                }
                 return Ok(status);
             }
             Ok(_) => {}
@@ -164,9 +166,9 @@ fn supervise(
 }
 
 /// An interactive shell inside took the terminal's foreground; give it back to our process group.
+/// Only a container in the caller's session (host mode) can have taken it.
 fn restore_terminal_foreground() {
-    let stdin = std::io::stdin();
-    let fd = stdin.as_fd();
+    let fd = terminal::stdin();
     if !nix::unistd::isatty(fd).unwrap_or(false) {
         return;
     }

@@ -38,9 +38,7 @@ pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
 
 fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     if spec.session.is_own() {
-        // Out of the caller's session: nothing here is in its terminal's foreground group, and
-        // none of the container's processes can make that terminal theirs.
-        nix::unistd::setsid().map_err(|e| RunError::sys("setsid", e))?;
+        terminal::leave_caller_terminal()?;
     }
     if spec.setgroups_allowed {
         // Unmapped supplementary groups would show up as nogroup inside.

@@ -12,17 +12,23 @@
 //! `enter_session` (in the command's process, before exec), `Relay` (in unshare-run). `exec -t` and
 //! a later detach with logs use the same pieces.
 
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
 use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
+use nix::unistd::Pid;
 
 use super::error::RunError;
-use crate::sys::terminal as tty;
+use crate::sys::terminal::{self as tty, Standard};
+
+/// The caller's stdin, which the relay reads and whose settings it changes.
+pub fn stdin() -> BorrowedFd<'static> {
+    tty::standard(Standard::Input)
+}
 
 /// Which session the command runs in, and on which terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,14 +71,13 @@ pub struct CallerStdio {
 impl CallerStdio {
     pub fn probe() -> CallerStdio {
         let is_tty = |fd: BorrowedFd<'_>| nix::unistd::isatty(fd).unwrap_or(false);
-        let stdin = io::stdin();
-        let stdin_tty = is_tty(stdin.as_fd());
+        let stdin_tty = is_tty(stdin());
         CallerStdio {
             stdin_tty,
-            stdout_tty: is_tty(io::stdout().as_fd()),
-            stderr_tty: is_tty(io::stderr().as_fd()),
+            stdout_tty: is_tty(tty::standard(Standard::Output)),
+            stderr_tty: is_tty(tty::standard(Standard::Error)),
             foreground: stdin_tty
-                && nix::unistd::tcgetpgrp(stdin.as_fd()).is_ok_and(|g| g == nix::unistd::getpgrp()),
+                && nix::unistd::tcgetpgrp(stdin()).is_ok_and(|g| g == nix::unistd::getpgrp()),
         }
     }
 }
@@ -93,6 +98,29 @@ pub fn session_for(tty: Option<bool>, rootfs: bool, caller: CallerStdio) -> Sess
         (false, true) => Session::Own,
         (false, false) => Session::Caller,
     }
+}
+
+/// In PID 1, first, for a session of the container's own: out of the caller's terminal. A process
+/// group of its own keeps the terminal's ^C and ^Z from reaching the container directly (unshare-run
+/// passes them on); giving up the controlling terminal leaves no process in the container able to
+/// use the caller's terminal (TIOCSTI and TIOCLINUX need it to be theirs, and a process that leads
+/// no session cannot take one, nor open /dev/tty). Not setsid, which does the same but, with the
+/// scheduler's autogroups (the kernel default), also makes a scheduler group for each container: 2%
+/// of a start here (docs/benchmarks.md). setsid is the fallback when /dev/tty cannot be opened for
+/// another reason than there being no controlling terminal.
+pub fn leave_caller_terminal() -> Result<(), RunError> {
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
+        .map_err(|e| RunError::sys("setpgid", e))?;
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let given_up = match nix::fcntl::open("/dev/tty", flags, Mode::empty()) {
+        Ok(controlling) => tty::give_up_controlling(controlling.as_fd()).is_ok(),
+        Err(Errno::ENXIO) => true,
+        Err(_) => false,
+    };
+    if !given_up {
+        nix::unistd::setsid().map_err(|e| RunError::sys("setsid", e))?;
+    }
+    Ok(())
 }
 
 /// A pseudo-terminal opened inside the container.
@@ -122,13 +150,13 @@ pub fn open(owner: u32) -> Result<Pty, RunError> {
 /// In the command's process, before exec: enters `session`; with a terminal, `terminal` becomes the
 /// controlling terminal and the standard descriptors.
 pub fn enter_session(session: Session, terminal: Option<BorrowedFd<'_>>) -> Result<(), RunError> {
-    if session == Session::Caller {
-        return Ok(());
-    }
-    nix::unistd::setsid().map_err(|e| RunError::sys("setsid", e))?;
+    // Without a terminal, PID 1's session (which has no controlling terminal) is enough, and the
+    // caller's session is kept in host mode.
     let (Session::OwnTerminal { stderr }, Some(terminal)) = (session, terminal) else {
         return Ok(());
     };
+    // Only a session leader can take a controlling terminal.
+    nix::unistd::setsid().map_err(|e| RunError::sys("setsid", e))?;
     tty::make_controlling(terminal)
         .map_err(|e| RunError::sys("cannot make the terminal the command's own", e))?;
     let targets: &[i32] = if stderr { &[0, 1, 2] } else { &[0, 1] };
@@ -186,7 +214,7 @@ impl Relay {
             FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
         )
         .map_err(|e| RunError::sys("fcntl", e))?;
-        let saved = termios::tcgetattr(io::stdin().as_fd()).ok();
+        let saved = termios::tcgetattr(stdin()).ok();
         let mut relay = Relay {
             master,
             saved,
@@ -207,7 +235,7 @@ impl Relay {
         };
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
-        termios::tcsetattr(io::stdin().as_fd(), SetArg::TCSANOW, &raw)
+        termios::tcsetattr(stdin(), SetArg::TCSANOW, &raw)
             .map_err(|e| RunError::sys("cannot put your terminal into raw mode", e))?;
         self.raw = true;
         Ok(())
@@ -216,7 +244,7 @@ impl Relay {
     fn restore(&mut self) {
         if let (true, Some(saved)) = (self.raw, &self.saved) {
             // TCSADRAIN: what was relayed is shown before the settings change back.
-            let _ = termios::tcsetattr(io::stdin().as_fd(), SetArg::TCSADRAIN, saved);
+            let _ = termios::tcsetattr(stdin(), SetArg::TCSADRAIN, saved);
             self.raw = false;
         }
     }
@@ -225,9 +253,9 @@ impl Relay {
     /// the container's terminal, whose foreground job the kernel then sends SIGWINCH.
     pub fn resize(&self) {
         let size = [
-            io::stdin().as_fd(),
-            io::stdout().as_fd(),
-            io::stderr().as_fd(),
+            stdin(),
+            tty::standard(Standard::Output),
+            tty::standard(Standard::Error),
         ]
         .into_iter()
         .find_map(|fd| tty::window_size(fd).ok());
@@ -251,7 +279,6 @@ impl Relay {
 
     /// Relays until `signals` (a signalfd) has a signal to read.
     pub fn until_readable(&mut self, signals: BorrowedFd<'_>) -> Result<(), RunError> {
-        let stdin = io::stdin();
         loop {
             let mut master_events = PollFlags::empty();
             if self.output_open {
@@ -268,7 +295,7 @@ impl Relay {
                 fds.push(PollFd::new(self.master.as_fd(), master_events));
             }
             if watch_stdin {
-                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+                fds.push(PollFd::new(stdin(), PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
@@ -324,7 +351,7 @@ impl Relay {
         match nix::unistd::read(&self.master, &mut self.buffer) {
             Ok(0) => self.output_open = false,
             Ok(n) => {
-                if write_all(io::stdout().as_fd(), &self.buffer[..n]).is_err() {
+                if write_all(tty::standard(Standard::Output), &self.buffer[..n]).is_err() {
                     // The caller's stdout is gone (EPIPE): the output is dropped, the container goes on.
                     log::debug!("stdout is closed: the container's output is dropped");
                 }
@@ -337,7 +364,7 @@ impl Relay {
     }
 
     fn read_input(&mut self) {
-        match nix::unistd::read(io::stdin().as_fd(), &mut self.buffer) {
+        match nix::unistd::read(stdin(), &mut self.buffer) {
             Ok(0) => {
                 self.stdin_open = false;
                 // A stdin that is not a terminal ended: the container's terminal reads end-of-file

@@ -6,6 +6,22 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 pub use libc::winsize as WindowSize;
 
+/// Descriptor 0, 1 or 2 without std's `io::stdin()` and `io::stdout()`, whose first use allocates
+/// their buffers: the start path only asks whether they are terminals.
+pub fn standard(fd: Standard) -> BorrowedFd<'static> {
+    // SAFETY: 0, 1 and 2 are the process's standard descriptors, which std also treats as open for
+    // the whole life of the process; a closed one makes the calls on it fail with EBADF.
+    unsafe { BorrowedFd::borrow_raw(fd as i32) }
+}
+
+/// The standard descriptors, by name.
+#[derive(Clone, Copy)]
+pub enum Standard {
+    Input = 0,
+    Output = 1,
+    Error = 2,
+}
+
 /// Opens a new pseudo-terminal master through /dev/ptmx (close-on-exec, not a controlling terminal)
 /// and unlocks its terminal end.
 pub fn open_master() -> io::Result<OwnedFd> {
@@ -40,6 +56,16 @@ pub fn open_peer(master: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 pub fn make_controlling(terminal: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: TIOCSCTTY takes an int by value (0: do not steal it from another session).
     match unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCSCTTY, 0) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Gives up `terminal` as the calling process's controlling terminal (TIOCNOTTY). For a process that
+/// does not lead its session, this concerns it alone: no signal is sent, and the session keeps it.
+pub fn give_up_controlling(terminal: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCNOTTY takes no argument.
+    match unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCNOTTY) } {
         0 => Ok(()),
         _ => Err(io::Error::last_os_error()),
     }
