@@ -38,7 +38,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -t -i -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --tty --interactive --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
+            opts="-u -t -i -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -82,6 +82,22 @@ _unshare__run() {
                     ;;
                 -t)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --cap-add)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cap-drop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --security-opt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preserve-fds)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --hostname)

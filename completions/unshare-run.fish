@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_unshare_run_global_optspecs
-    string join \n rootfs= name= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+    string join \n rootfs= name= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
 end
 
 function __fish_unshare_run_needs_command
@@ -38,6 +38,10 @@ pasta\t'A new network namespace connected to the host\'s network by pasta (packa
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s t -l tty -d 'Give the container a terminal of its own (a pseudo-terminal of its devpts, relayed to yours, which is in raw mode meanwhile). Default: with --rootfs, when stdin and stdout are terminals; --tty=false: none. Without one, a --rootfs command runs in a session of its own with no controlling terminal: it cannot push input into your shell (TIOCSTI). Your terminal\'s settings come back when the container ends, and before unshare-run stops or ends by a signal; only after SIGKILL does it stay raw (`reset` repairs it)' -r -f -a "true\t''
 false\t''"
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l cap-add -d 'Add a capability to the --rootfs container\'s default set (podman\'s: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT): a name with or without CAP_, or ALL (repeatable, or comma-separated). Capabilities count inside the user namespace only: SYS_ADMIN mounts there, never on the host' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l cap-drop -d 'Take a capability from the default set, or ALL of them (repeatable, or comma-separated)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l security-opt -d 'podman\'s security options: no-new-privileges (no setuid program or file capability gains anything), seccomp=unconfined, label=disable (repeatable)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l preserve-fds -d 'Pass descriptors 3 to 3+N-1 on to the command (with --rootfs, it gets only 0, 1 and 2 otherwise; systemd\'s socket activation, LISTEN_FDS, is passed on without it). Host mode passes every descriptor' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l hostname -d 'Hostname inside the container' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s w -l workdir -d 'Working directory of the command inside the container; with --rootfs it is made if missing' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s e -l env -d 'Set an environment variable (repeatable)' -r
@@ -49,6 +53,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s i -l interactive -d 'Accepted for podman\'s `-it`: stdin always reaches the command'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l privileged -d 'Confine the --rootfs container no more than host mode is: every capability of the user namespace (for nested containers and mounts inside)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s V -l version -d 'Print version'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "doctor" -d 'Check that you can start containers with your full id map here, and say what to fix'

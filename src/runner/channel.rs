@@ -40,6 +40,12 @@ pub fn pair() -> Result<(Channel, Channel), RunError> {
     Ok((Channel(parent), Channel(child)))
 }
 
+impl std::os::fd::AsRawFd for Channel {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 impl Channel {
     /// Parent: the child may start. Fails (EPIPE) when the child is gone.
     pub fn send_start(&self) -> io::Result<()> {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use super::confinement::capabilities::{self, Named};
 use super::mapping::MapMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -123,6 +124,33 @@ pub struct Cli {
     /// Accepted for podman's `-it`: stdin always reaches the command.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+
+    /// Add a capability to the --rootfs container's default set (podman's: CHOWN, DAC_OVERRIDE,
+    /// FOWNER, FSETID, KILL, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT): a
+    /// name with or without CAP_, or ALL (repeatable, or comma-separated). Capabilities count inside
+    /// the user namespace only: SYS_ADMIN mounts there, never on the host.
+    #[arg(long, value_name = "CAP", value_delimiter = ',', value_parser = capabilities::parse, requires = "rootfs")]
+    pub cap_add: Vec<Named>,
+
+    /// Take a capability from the default set, or ALL of them (repeatable, or comma-separated).
+    #[arg(long, value_name = "CAP", value_delimiter = ',', value_parser = capabilities::parse, requires = "rootfs")]
+    pub cap_drop: Vec<Named>,
+
+    /// Confine the --rootfs container no more than host mode is: every capability of the user
+    /// namespace (for nested containers and mounts inside).
+    #[arg(long, conflicts_with_all = ["cap_add", "cap_drop"])]
+    pub privileged: bool,
+
+    /// podman's security options: no-new-privileges (no setuid program or file capability gains
+    /// anything), seccomp=unconfined, label=disable (repeatable).
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
+    /// Pass descriptors 3 to 3+N-1 on to the command (with --rootfs, it gets only 0, 1 and 2
+    /// otherwise; systemd's socket activation, LISTEN_FDS, is passed on without it). Host mode
+    /// passes every descriptor.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
 
     /// Hostname inside the container.
     #[arg(long, value_name = "NAME", value_parser = parse_hostname)]

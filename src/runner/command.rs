@@ -8,6 +8,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
+use super::confinement::{Confinement, capabilities};
 use super::error::RunError;
 use super::exit;
 use super::spec::ContainerSpec;
@@ -27,6 +28,7 @@ pub struct Prepared {
     gid: u32,
     workdir: Option<PathBuf>,
     session: Session,
+    confinement: Confinement,
 }
 
 /// A user's entry in the container's /etc/passwd: (home, shell).
@@ -129,6 +131,7 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
         gid: spec.gid,
         workdir: spec.workdir.clone(),
         session: spec.session,
+        confinement: spec.confinement.clone(),
     })
 }
 
@@ -175,13 +178,8 @@ pub fn exec(
     if let Err(e) = terminal::enter_session(p.session, terminal) {
         return e;
     }
-    let gid = Gid::from_raw(p.gid);
-    if let Err(e) = setresgid(gid, gid, gid) {
-        return RunError::sys(format!("cannot switch to gid {}", p.gid), e);
-    }
-    let uid = Uid::from_raw(p.uid);
-    if let Err(e) = setresuid(uid, uid, uid) {
-        return RunError::sys(format!("cannot switch to uid {}", p.uid), e);
+    if let Err(e) = become_user(p) {
+        return e;
     }
     if let Some(dir) = &p.workdir
         && let Err(e) = std::env::set_current_dir(dir)
@@ -228,6 +226,29 @@ pub fn exec(
         }
         None => RunError::new(format!("{shown}: command not found")).with_status(exit::NOT_FOUND),
     }
+}
+
+/// Switches to the command's ids with its capabilities: the bounding set is limited while this process
+/// still has CAP_SETPCAP, the ids change with CAP_SETUID and CAP_SETGID (whether or not the command
+/// keeps them), and only then are the command's sets made.
+fn become_user(p: &Prepared) -> Result<(), RunError> {
+    let capabilities = p.confinement.capabilities;
+    if let Some(set) = capabilities {
+        capabilities::limit_bounding_set(set)?;
+    }
+    let gid = Gid::from_raw(p.gid);
+    setresgid(gid, gid, gid)
+        .map_err(|e| RunError::sys(format!("cannot switch to gid {}", p.gid), e))?;
+    let uid = Uid::from_raw(p.uid);
+    setresuid(uid, uid, uid)
+        .map_err(|e| RunError::sys(format!("cannot switch to uid {}", p.uid), e))?;
+    if let Some(set) = capabilities {
+        capabilities::set_for_command(set, p.uid)?;
+    }
+    if p.confinement.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| RunError::sys("no_new_privs", e))?;
+    }
+    Ok(())
 }
 
 /// Whether `path` is on a mount with noexec (EACCES for every program on it, whatever its mode).

@@ -3,7 +3,7 @@
 //! that processes send it on to the command, and exits with the command's status. When it exits, the
 //! kernel kills whatever is left in the pid namespace.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::SigSet;
@@ -13,6 +13,7 @@ use nix::unistd::Pid;
 
 use super::channel::Channel;
 use super::cli::NetMode;
+use super::confinement::descriptors;
 use super::error::RunError;
 use super::spec::ContainerSpec;
 use super::{command, exit, rootfs, signals, terminal};
@@ -22,7 +23,13 @@ use crate::sys;
 /// runs (set-up, or the command cannot be executed) goes to the parent through `channel`, which is
 /// closed once the command runs: the container keeps nothing of the parent's.
 pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
-    let (command, sfd) = match setup(spec).and_then(|()| start_command(spec, signals, &channel)) {
+    // Processes in the container cannot open what PID 1 holds (/proc/1/exe, fd, root, cwd): a
+    // process that is not dumpable is reached only with CAP_SYS_PTRACE in the initial user namespace.
+    let _ = nix::sys::prctl::set_dumpable(false);
+    let started = setup(spec)
+        .and_then(|()| keep_only_passed(spec, &channel))
+        .and_then(|()| start_command(spec, signals, &channel));
+    let (command, sfd) = match started {
         Ok(started) => started,
         Err(e) => return channel.fail(e),
     };
@@ -51,6 +58,15 @@ fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
         sys::bring_up_loopback().map_err(|e| RunError::sys("bringing up lo", e))?;
     }
     rootfs::setup(spec)
+}
+
+/// With a root filesystem, the container gets only the caller's descriptors that it passes
+/// (`confinement::descriptors`); PID 1 keeps its channel to unshare-run until the command runs.
+fn keep_only_passed(spec: &ContainerSpec, channel: &Channel) -> Result<(), RunError> {
+    match spec.rootfs {
+        Some(_) => descriptors::close_unpassed(&spec.passed_fds, channel.as_raw_fd()),
+        None => Ok(()),
+    }
 }
 
 /// Starts the command (on a terminal of the container's own, whose master goes to unshare-run through

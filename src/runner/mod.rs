@@ -13,6 +13,7 @@ mod channel;
 pub mod cli;
 mod command;
 mod commands;
+mod confinement;
 mod container;
 mod doctor;
 mod error;
@@ -54,6 +55,7 @@ const LAYERS: &[&str] = &[
     "network",
     "userns",
     "cli",
+    "confinement",
     "mapping",
     "users",
     "channel",

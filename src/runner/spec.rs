@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::cli::{Cli, NetMode, Publish};
+use super::confinement::descriptors::{self, Passed};
+use super::confinement::{self, Confinement};
 use super::error::RunError;
 use super::image::{ImageConfig, Resolved};
 use super::mapping::MapPlan;
@@ -43,6 +45,10 @@ pub struct ContainerSpec {
     /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
     /// them and their directory).
     pub generated: Option<Generated>,
+    /// The caller's descriptors above 2 that a --rootfs container gets (host mode: all of them).
+    pub passed_fds: Passed,
+    /// The command's capabilities and no_new_privs.
+    pub confinement: Confinement,
 }
 
 /// A host path bound into the container (--bind, --ro-bind).
@@ -73,6 +79,19 @@ const IMAGE_USER_HINT: &str = "choose another user with --user USER[:GROUP]";
 /// The container that `cli` asks for, with `image`'s defaults under the options, for the ids of
 /// `plan`.
 pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<ContainerSpec, RunError> {
+    let passed_fds = descriptors::passed(
+        cli.preserve_fds,
+        |k| std::env::var_os(k),
+        std::process::id(),
+    )?;
+    descriptors::check_open(&passed_fds)?;
+    let confinement = confinement::decide(&confinement::Options {
+        rootfs: image.is_some(),
+        privileged: cli.privileged,
+        cap_add: &cli.cap_add,
+        cap_drop: &cli.cap_drop,
+        security_opt: &cli.security_opt,
+    })?;
     let (rootfs, config) = match image {
         Some(resolved) => (Some(resolved.rootfs), resolved.config),
         None => (None, ImageConfig::default()),
@@ -108,7 +127,10 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         uid,
         gid,
         workdir,
-        env: image_env(&config.env).chain(cli.env).collect(),
+        env: image_env(&config.env)
+            .chain(descriptors::environment(&passed_fds))
+            .chain(cli.env)
+            .collect(),
         binds,
         tmpfs: cli.tmpfs,
         command: image_command(&config, cli.entrypoint, cli.command),
@@ -123,6 +145,8 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         publish: cli.publish,
         holder_idle: Duration::from_secs(cli.holder_idle),
         generated,
+        passed_fds,
+        confinement,
     })
 }
 

@@ -1,8 +1,10 @@
 //! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
-//! dispositions, terminal ioctls, descriptors received over a socket, the new mount API's calls (for
-//! read-only binds), extended attributes and the loopback ioctl: what nix cannot offer safely. The
-//! privileged code has its own module in helpers/src/sys.rs.
+//! dispositions, capabilities, closing descriptors by number, terminal ioctls, descriptors received
+//! over a socket, the new mount API's calls (for read-only binds), extended attributes and the
+//! loopback ioctl: what nix cannot offer safely. The privileged code has its own module in helpers/src/sys.rs.
 
+pub mod capabilities;
+mod descriptors;
 mod entry;
 pub mod mount;
 mod net;
@@ -12,6 +14,7 @@ mod socket;
 pub mod terminal;
 mod xattr;
 
+pub use descriptors::{close_from_except, is_inheritable};
 pub use net::bring_up_loopback;
 pub use process::{
     Forked, clone_into, detach_and_exec, exit_now, spawn_dying_with_parent, spawn_sharing_memory,

@@ -38,6 +38,21 @@ pub fn clone_tree(source: &Path, recursive: bool) -> io::Result<OwnedFd> {
     fd_or_error(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
 }
 
+/// A detached copy of the mount that `point` (a descriptor of a mount point, or of any place in a
+/// mount) refers to, with the mounts below it when `recursive`: open_tree(OPEN_TREE_CLONE) on the
+/// descriptor itself, so that no path is looked up.
+pub fn clone_tree_at(point: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags =
+        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: an empty path with AT_EMPTY_PATH names `point` itself; flags as documented.
+    fd_or_error(unsafe {
+        libc::syscall(libc::SYS_open_tree, point.as_raw_fd(), c"".as_ptr(), flags)
+    })
+}
+
 /// Makes the mount `mount` refers to read-only (not the mounts below it): mount_setattr(2).
 pub fn set_read_only(mount: BorrowedFd<'_>) -> io::Result<()> {
     let attr = libc::mount_attr {

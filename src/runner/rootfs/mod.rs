@@ -190,7 +190,44 @@ fn mount_source(source: &Source, target: &Path, point: BorrowedFd<'_>) -> Result
             new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
             new_mount::attach(tree.as_fd(), point).map_err(fail)
         }
+        Source::Mask => mask(target, point),
+        Source::ReadOnlyItself => {
+            log::debug!("bind {} read-only over itself", target.display());
+            let fail = |e: std::io::Error| {
+                RunError::sys(format!("cannot make {} read-only", target.display()), e)
+            };
+            let tree = new_mount::clone_tree_at(point, true).map_err(fail)?;
+            new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
+            new_mount::attach(tree.as_fd(), point).map_err(fail)
+        }
     }
+}
+
+/// Hides what `point` (`target` inside) shows: a directory under an empty read-only tmpfs, a file
+/// under the host's /dev/null, read-only.
+fn mask(target: &Path, point: BorrowedFd<'_>) -> Result<(), RunError> {
+    let is_dir = nix::sys::stat::fstat(point).is_ok_and(|st| {
+        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
+            == nix::sys::stat::SFlag::S_IFDIR
+    });
+    let source = match is_dir {
+        true => Source::Fs {
+            fstype: "tmpfs",
+            options: vec!["size=0".into(), "mode=0555".into()],
+            attrs: Attrs {
+                read_only: true,
+                nosuid: true,
+                nodev: true,
+                noexec: true,
+            },
+        },
+        false => Source::Bind {
+            host: PathBuf::from("/dev/null"),
+            recursive: false,
+            read_only: true,
+        },
+    };
+    mount_source(&source, target, point)
 }
 
 fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<(), RunError> {

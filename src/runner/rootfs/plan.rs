@@ -50,6 +50,9 @@ pub enum MountPoint {
     /// otherwise the step is left out (e.g. /etc/resolv.conf linking to systemd-resolved's stub, which
     /// the image lacks: the container keeps what it has).
     OptionalFile,
+    /// Nothing is made: the step is left out when the target does not exist (a kernel file that
+    /// this kernel lacks).
+    Existing,
 }
 
 /// What is mounted.
@@ -68,6 +71,11 @@ pub enum Source {
         recursive: bool,
         read_only: bool,
     },
+    /// What is there hidden: an empty read-only tmpfs over a directory, the host's /dev/null
+    /// (read-only) over a file.
+    Mask,
+    /// The target itself, bound read-only over itself (with what is mounted below it).
+    ReadOnlyItself,
 }
 
 /// Mount attributes of a new filesystem.
@@ -180,9 +188,24 @@ pub fn plan(spec: &ContainerSpec, host: &Host) -> Vec<Step> {
             vec![fs("tmpfs", "mode=1777", SCRATCH)],
         ));
     }
+    steps.extend(covered_paths(spec));
     steps.extend(network_files(spec, host));
     steps.extend(user_mounts(spec));
     steps
+}
+
+/// The kernel's files that the confinement masks or makes read-only, where this kernel has them.
+fn covered_paths(spec: &ContainerSpec) -> Vec<Step> {
+    let covered = &spec.confinement.covered;
+    let masked = covered.masked.iter().map(|p| (p, Source::Mask));
+    let read_only = covered
+        .read_only
+        .iter()
+        .map(|p| (p, Source::ReadOnlyItself));
+    masked
+        .chain(read_only)
+        .map(|(path, source)| mount(path, MountPoint::Existing, vec![source]))
+        .collect()
 }
 
 /// A tmpfs /dev with the host's devices bound in, its own devpts (gid=5 is valid only when gid 5 is
@@ -343,6 +366,8 @@ mod tests {
             read_only_root: false,
             session: crate::runner::terminal::Session::Own,
             generated: None,
+            passed_fds: Default::default(),
+            confinement: Default::default(),
         }
     }
 
@@ -387,6 +412,36 @@ mod tests {
             .into_iter()
             .find_map(|(t, sources)| (t == target).then_some(sources).flatten())
             .unwrap_or_else(|| panic!("no mount on {target}"))
+    }
+
+    #[test]
+    fn covered_kernel_files_come_after_proc_and_sys_and_before_the_users_mounts() {
+        let mut confined = spec(true);
+        confined.confinement.covered = crate::runner::confinement::paths::covered(&[]);
+        confined.tmpfs = vec![PathBuf::from("/proc/acpi")];
+        let steps = plan(&confined, &host());
+        let all = targets(&steps);
+        let at = |t: &str| all.iter().position(|x| x == t).unwrap();
+        assert!(at("/sys") < at("/proc/kcore") && at("/tmp") < at("/proc/kcore"));
+        assert!(at("/proc/sysrq-trigger") < at("/etc/resolv.conf"));
+        // A user's mount on a masked path goes over the mask: what the user asked for is seen.
+        assert_eq!(
+            all.iter().rposition(|x| x == "/proc/acpi"),
+            Some(all.len() - 1)
+        );
+        assert_eq!(sources(&steps, "/proc/kcore"), [Source::Mask]);
+        assert_eq!(sources(&steps, "/sys/firmware"), [Source::Mask]);
+        assert_eq!(sources(&steps, "/proc/sys"), [Source::ReadOnlyItself]);
+        for step in &steps {
+            if let Step::Mount { target, make, .. } = step
+                && target.starts_with("/sys")
+                && target != Path::new("/sys")
+            {
+                assert_eq!(*make, MountPoint::Existing, "{}", target.display());
+            }
+        }
+        // Nothing is covered without a confinement that says so (host mode, --privileged).
+        assert!(!targets(&plan(&spec(true), &host())).contains(&"/proc/kcore".to_string()));
     }
 
     #[test]

@@ -606,6 +606,7 @@ pub fn busybox_rootfs(user: &TestUser) -> TempDir {
         "test",
         "grep",
         "wc",
+        "cut",
         "ip",
         "su",
         "mkdir",
