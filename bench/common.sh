@@ -51,3 +51,30 @@ as_user() {
         mount --bind "$1/subid" /etc/subuid && mount --bind "$1/subid" /etc/subgid && shift
         exec setpriv --reuid="$1" --regid="$1" --init-groups -- env HOME=/tmp "${@:2}"' bash "$work" "$uid" "$@"
 }
+
+# rounds A_NAME A_COMMAND B_NAME B_COMMAND: ROUNDS short hyperfine runs (RUNS each, as the bench user)
+# of both commands, alternating which goes first so that neither always runs on a warmer machine;
+# prints each round's medians, their difference and ratio A/B, then the median ratio with its
+# quartiles and the median difference. A slow stretch of the machine spoils a round, not a command.
+rounds() {
+    local a=$1 a_command=$2 b=$3 b_command=$4 round first second
+    for round in $(seq "${ROUNDS:-20}"); do
+        first=("$a" "$a_command") second=("$b" "$b_command")
+        if [ $((round % 2)) = 0 ]; then first=("$b" "$b_command") second=("$a" "$a_command"); fi
+        as_user hyperfine -N --warmup 10 --runs "${RUNS:-50}" --export-json "$work/out/round$round.json" \
+            -n "${first[0]}" "${first[1]}" -n "${second[0]}" "${second[1]}" >/dev/null 2>&1
+    done
+    python3 - "$work/out" "${ROUNDS:-20}" "$a" "$b" <<'PY'
+import json, statistics, sys
+out, rounds, a, b = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ratios, diffs = [], []
+for n in range(1, rounds + 1):
+    r = {x["command"]: 1000 * x["median"] for x in json.load(open(f"{out}/round{n}.json"))["results"]}
+    ratios.append(r[a] / r[b])
+    diffs.append(r[a] - r[b])
+    print(f"round {n:2}: {a} {r[a]:.3f} ms, {b} {r[b]:.3f} ms, {diffs[-1]:+.3f} ms, ratio {ratios[-1]:.3f}")
+q = statistics.quantiles(ratios, n=4) if rounds > 1 else [ratios[0]] * 3
+print(f"{a} / {b}: median {statistics.median(ratios):.3f} (quartiles {q[0]:.3f} .. {q[2]:.3f}, "
+      f"{rounds} rounds), median difference {statistics.median(diffs):+.3f} ms")
+PY
+}

@@ -287,14 +287,17 @@ fn is_container_init(pid: u32) -> bool {
         })
 }
 
-/// The capability lines (and NoNewPrivs) of the command's /proc/self/status, as "Key value" pairs,
+/// The capability lines (and NoNewPrivs, Seccomp) of the command's /proc/self/status, as "Key value" pairs,
 /// in a --rootfs container started with `options`.
 fn capability_status(options: &[&str]) -> Vec<(String, String)> {
-    in_container(options, "grep -E '^(Cap|NoNewPrivs)' /proc/self/status")
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
+    in_container(
+        options,
+        "grep -E '^(Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status",
+    )
+    .lines()
+    .filter_map(|l| l.split_once(':'))
+    .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+    .collect()
 }
 
 fn status_value(status: &[(String, String)], key: &str) -> String {
@@ -418,7 +421,7 @@ fn bad_capability_options_say_what_to_fix() {
 
 #[test]
 #[ignore = "needs root: sudo tests/run"]
-fn debug_log_shows_the_capabilities() {
+fn debug_log_shows_the_capabilities_and_the_filter() {
     require_root();
     let mut sandbox = sandbox();
     sandbox.env.push(("UNSHARE_RUN_LOG".into(), "debug".into()));
@@ -429,6 +432,7 @@ fn debug_log_shows_the_capabilities() {
         stderr.contains("confinement: capabilities CAP_CHOWN,CAP_DAC_OVERRIDE,"),
         "{stderr}"
     );
+    assert!(stderr.contains("seccomp the default filter ("), "{stderr}");
 }
 
 /// podman's masked and read-only paths.
@@ -493,4 +497,119 @@ fn kernel_files_are_masked_or_read_only_unless_privileged() {
     let (mounts, _) =
         covered_in_container(&["--security-opt", &format!("unmask={}", unmasked.join(":"))]);
     assert_eq!(mounts, expected_mounts(&unmasked));
+}
+
+/// Makes the system call its argument names and prints `NAME=ok` or `NAME=ERRNO`: the keyrings,
+/// clone3, a new user namespace, and the same through the i386 (int 0x80) and x32 entries, which a
+/// filter for x86_64 alone would let through.
+const SYSCALL_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv) {
+    const char *what = argc > 1 ? argv[1] : "";
+    long rc;
+    if (!strcmp(what, "i386_unshare")) {
+        /* i386's unshare is 310; CLONE_NEWUSER. */
+        __asm__ volatile ("int $0x80" : "=a"(rc) : "a"(310), "b"(0x10000000) : "memory");
+        if (rc < 0) { errno = -rc; rc = -1; }
+    } else if (!strcmp(what, "x32_unshare")) {
+        rc = syscall(SYS_unshare | 0x40000000, 0x10000000);
+    } else if (!strcmp(what, "unshare")) {
+        rc = syscall(SYS_unshare, 0x10000000);
+    } else if (!strcmp(what, "keyctl")) {
+        /* KEYCTL_GET_KEYRING_ID of the session keyring. */
+        rc = syscall(SYS_keyctl, 0, -3, 0);
+    } else if (!strcmp(what, "clone3")) {
+        rc = syscall(SYS_clone3, NULL, 0);
+    } else {
+        return 2;
+    }
+    printf("%s=%s\n", what, rc < 0 ? strerrorname_np(errno) : "ok");
+    return 0;
+}
+"#;
+
+/// The probe's answers for each call, in a --rootfs container started with `options`.
+fn syscall_answers(options: &[&str]) -> String {
+    let root = busybox_rootfs(alice());
+    compile_into(&root, alice(), "syscall-probe", SYSCALL_PROBE);
+    let runner = install().runner();
+    let mut answers = String::new();
+    for call in ["unshare", "i386_unshare", "x32_unshare", "keyctl", "clone3"] {
+        let mut argv = vec![runner.as_str(), "--rootfs", root.path().to_str().unwrap()];
+        argv.extend_from_slice(options);
+        argv.extend_from_slice(&["--", "syscall-probe", call]);
+        let out = sandbox().run_as(alice(), &argv);
+        assert!(out.status.success(), "{options:?} {call}: {out:?}");
+        answers.push_str(&stdout(&out));
+    }
+    answers
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn the_default_filter_refuses_namespaces_and_keyrings_on_every_entry() {
+    require_root();
+    assert_eq!(
+        syscall_answers(&[]),
+        "unshare=EPERM\ni386_unshare=EPERM\nx32_unshare=EPERM\nkeyctl=EPERM\nclone3=ENOSYS\n"
+    );
+    // Without a filter, each of them reaches the kernel: a new user namespace is made, x32 is not
+    // built into this kernel, clone3 refuses a null argument.
+    let unfiltered = "unshare=ok\ni386_unshare=ok\nx32_unshare=ENOSYS\nkeyctl=ok\nclone3=EINVAL\n";
+    assert_eq!(syscall_answers(&["--privileged"]), unfiltered);
+    assert_eq!(
+        syscall_answers(&["--security-opt", "seccomp=unconfined"]),
+        unfiltered
+    );
+    // SYS_ADMIN opens namespaces (and the mounts in them), not the keyrings.
+    assert_eq!(
+        syscall_answers(&["--cap-add", "SYS_ADMIN"]),
+        "unshare=ok\ni386_unshare=ok\nx32_unshare=EPERM\nkeyctl=EPERM\nclone3=EINVAL\n"
+    );
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn status_shows_the_filter_and_a_profile_file_replaces_it() {
+    require_root();
+    let seccomp = |options: &[&str]| status_value(&capability_status(options), "Seccomp");
+    assert_eq!(seccomp(&[]), "2");
+    assert_eq!(seccomp(&["--privileged"]), "0");
+    assert_eq!(seccomp(&["--security-opt", "seccomp=unconfined"]), "0");
+    let dir = user_dir(alice(), "confinement-profile");
+    let profile = write_file(
+        &dir,
+        "deny-mkdir.json",
+        br#"{"defaultAction": "SCMP_ACT_ALLOW",
+             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    let option = format!("seccomp={}", profile.display());
+    let script = "mkdir /tmp/d 2>&1 || echo refused; touch /tmp/f && echo touched";
+    let out = in_container(&["--security-opt", &option], script);
+    assert!(
+        out.contains("Operation not permitted") && out.contains("refused"),
+        "{out}"
+    );
+    assert!(out.ends_with("touched\n"), "{out}");
+    // Without it, mkdir works: the profile is what refused it.
+    assert_eq!(in_container(&[], script), "touched\n");
+    // podman's own profile file (containers-common) is read as well.
+    let podmans = "seccomp=/usr/share/containers/seccomp.json";
+    assert_eq!(seccomp(&["--security-opt", podmans]), "2");
+    // A file that is not a profile: exit 125, saying so.
+    let bad = write_file(&dir, "bad.json", b"{\"defaultAction\": 1}");
+    let out = rootfs_run(
+        &["--security-opt", &format!("seccomp={}", bad.display())],
+        &["true"],
+    );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a seccomp profile"),
+        "{out:?}"
+    );
 }

@@ -196,20 +196,11 @@ int main(int argc, char **argv) {
 /// alice's busybox root filesystem with the static TIOCSTI probe in /bin and a 300-line file.
 fn rootfs_with_probe() -> TempDir {
     let root = busybox_rootfs(alice());
-    let source = root.path().join("probe.c");
-    std::fs::write(&source, TIOCSTI_PROBE).unwrap();
-    let probe = root.path().join("bin/tiocsti");
-    run_ok(
-        Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&probe)
-            .arg(&source),
-    );
+    compile_into(&root, alice(), "tiocsti", TIOCSTI_PROBE);
     let lines: String = (1..=300)
         .map(|n| format!("line {n} of the file\n"))
         .collect();
     std::fs::write(root.path().join("data/lines"), lines).unwrap();
-    give_to(alice(), &probe);
     give_to(alice(), &root.path().join("data/lines"));
     root
 }

@@ -137,12 +137,16 @@ pub struct Cli {
     pub cap_drop: Vec<Named>,
 
     /// Confine the --rootfs container no more than host mode is: every capability of the user
-    /// namespace (for nested containers and mounts inside).
+    /// namespace, no system-call filter, no masked kernel files (for nested containers and mounts
+    /// inside). Your descriptors stay out all the same.
     #[arg(long, conflicts_with_all = ["cap_add", "cap_drop"])]
     pub privileged: bool,
 
-    /// podman's security options: no-new-privileges (no setuid program or file capability gains
-    /// anything), seccomp=unconfined, label=disable (repeatable).
+    /// podman's security options (repeatable): no-new-privileges (no setuid program or file
+    /// capability gains anything); seccomp=unconfined (no system-call filter) or seccomp=FILE (a
+    /// profile in Docker's and podman's seccomp.json format instead of the default filter, which
+    /// refuses new namespaces, mounts, the keyrings and io_uring unless --cap-add SYS_ADMIN);
+    /// unmask=ALL|PATH[:PATH...] (show masked kernel files); label=disable (accepted).
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
 

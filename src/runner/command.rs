@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::unistd::{Gid, Uid, setresgid, setresuid};
 
-use super::confinement::{Confinement, capabilities};
+use super::confinement::{Confinement, capabilities, seccomp};
 use super::error::RunError;
 use super::exit;
 use super::spec::ContainerSpec;
@@ -228,13 +228,18 @@ pub fn exec(
     }
 }
 
-/// Switches to the command's ids with its capabilities: the bounding set is limited while this process
-/// still has CAP_SETPCAP, the ids change with CAP_SETUID and CAP_SETGID (whether or not the command
-/// keeps them), and only then are the command's sets made.
+/// Switches to the command's ids with its capabilities and filter: the bounding set is limited while
+/// this process still has CAP_SETPCAP, the filter installed while it has CAP_SYS_ADMIN, the ids
+/// change with CAP_SETUID and CAP_SETGID (whether or not the command keeps them), and only then are
+/// the command's sets made.
 fn become_user(p: &Prepared) -> Result<(), RunError> {
     let capabilities = p.confinement.capabilities;
     if let Some(set) = capabilities {
         capabilities::limit_bounding_set(set)?;
+    }
+    // Installed while CAP_SYS_ADMIN is still effective; the calls that follow pass through it.
+    if let Some(program) = &p.confinement.seccomp {
+        seccomp::install(program)?;
     }
     let gid = Gid::from_raw(p.gid);
     setresgid(gid, gid, gid)

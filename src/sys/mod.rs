@@ -1,7 +1,8 @@
 //! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
 //! dispositions, capabilities, closing descriptors by number, terminal ioctls, descriptors received
-//! over a socket, the new mount API's calls (for read-only binds), extended attributes and the
-//! loopback ioctl: what nix cannot offer safely. The privileged code has its own module in helpers/src/sys.rs.
+//! over a socket, the new mount API's calls (for read-only binds), the seccomp filter, extended
+//! attributes and the loopback ioctl: what nix cannot offer safely. The privileged code has its own
+//! module in helpers/src/sys.rs.
 
 pub mod capabilities;
 mod descriptors;
@@ -9,6 +10,7 @@ mod entry;
 pub mod mount;
 mod net;
 mod process;
+pub mod seccomp;
 mod signals;
 mod socket;
 pub mod terminal;

@@ -117,7 +117,8 @@ impl fmt::Display for CapabilitySet {
     }
 }
 
-fn number_of(name: &str) -> Option<u32> {
+/// The number of the capability with this exact name (without CAP_, upper case).
+pub fn number_of(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == name).map(|n| n as u32)
 }
 

@@ -1,12 +1,13 @@
 //! What a `--rootfs` container keeps of the host beyond the files it is given, and how little: the
-//! descriptors it inherits (`descriptors`), its capabilities (`capabilities`) and the kernel's files
-//! it does not see (`paths`), with podman's options and defaults. Decided while the spec is built, applied by PID 1 and by the command's
+//! descriptors it inherits (`descriptors`), its capabilities (`capabilities`), the kernel's files it
+//! does not see (`paths`) and its system-call filter (`seccomp`), with podman's options and defaults. Decided while the spec is built, applied by PID 1 and by the command's
 //! process before exec. Host mode, the `podman unshare` analogue, keeps the host's descriptors and
 //! every capability of the user namespace.
 
 pub mod capabilities;
 pub mod descriptors;
 pub mod paths;
+pub mod seccomp;
 
 use capabilities::{CapabilitySet, Named};
 
@@ -21,6 +22,9 @@ pub struct Confinement {
     pub no_new_privileges: bool,
     /// The kernel's files masked or made read-only (none in host mode and with --privileged).
     pub covered: paths::Covered,
+    /// The system-call filter's program (none in host mode, with --privileged and with
+    /// seccomp=unconfined).
+    pub seccomp: Option<Vec<seccomp::bpf::Insn>>,
 }
 
 impl Default for Confinement {
@@ -30,6 +34,7 @@ impl Default for Confinement {
             capabilities: None,
             no_new_privileges: false,
             covered: paths::Covered::default(),
+            seccomp: None,
         }
     }
 }
@@ -44,52 +49,78 @@ pub struct Options<'a> {
 }
 
 const SECURITY_OPT_HINT: &str = "unshare-run knows --security-opt no-new-privileges[=true|false], \
-     unmask=ALL|PATH[:PATH...], seccomp=unconfined and label=disable";
+     unmask=ALL|PATH[:PATH...], seccomp=unconfined|FILE and label=disable";
 
 pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
     let mut no_new_privileges = false;
     let mut unmask = Vec::new();
+    // None: unconfined.
+    let mut filter = Some(seccomp::Source::Default);
     for opt in options.security_opt {
         match security_opt(opt)? {
             SecurityOpt::NoNewPrivileges(on) => no_new_privileges = on,
             SecurityOpt::Unmask(paths) => unmask.push(paths),
+            SecurityOpt::Seccomp(source) => filter = source,
             SecurityOpt::Nothing => {}
         }
     }
     let confined = options.rootfs && !options.privileged;
+    let capabilities = match confined {
+        true => Some(capabilities::merge(options.cap_add, options.cap_drop)?),
+        false => None,
+    };
+    // --privileged turns the default filter off, not a profile the user names.
+    let filter = match (options.rootfs, confined, filter) {
+        (true, true, source) | (true, false, source @ Some(seccomp::Source::File(_))) => source,
+        _ => None,
+    };
+    let seccomp = match &filter {
+        Some(source) => {
+            let caps = capabilities.unwrap_or_else(CapabilitySet::all);
+            Some(seccomp::program(source, caps)?)
+        }
+        None => None,
+    };
     let confinement = Confinement {
-        capabilities: match confined {
-            true => Some(capabilities::merge(options.cap_add, options.cap_drop)?),
-            false => None,
-        },
+        capabilities,
         no_new_privileges,
         covered: match confined {
             true => paths::covered(&unmask),
             false => paths::Covered::default(),
         },
+        seccomp,
     };
     log::debug!(
-        "confinement: capabilities {}, no_new_privs {}, masked {:?}, read-only {:?}",
+        "confinement: capabilities {}, no_new_privs {}, masked {:?}, read-only {:?}, seccomp {}",
         confinement
             .capabilities
             .map_or("all of the user namespace".into(), |c| c.to_string()),
         confinement.no_new_privileges,
         confinement.covered.masked,
-        confinement.covered.read_only
+        confinement.covered.read_only,
+        match (&filter, &confinement.seccomp) {
+            (Some(seccomp::Source::Default), Some(p)) =>
+                format!("the default filter ({} instructions)", p.len()),
+            (Some(seccomp::Source::File(path)), Some(p)) =>
+                format!("{} ({} instructions)", path.display(), p.len()),
+            _ => "unconfined".into(),
+        }
     );
     Ok(confinement)
 }
 
-enum SecurityOpt {
+enum SecurityOpt<'a> {
     NoNewPrivileges(bool),
     /// Paths to leave uncovered: ALL, or a colon-separated list.
     Unmask(String),
+    /// The filter's source; None: unconfined.
+    Seccomp(Option<seccomp::Source<'a>>),
     /// Accepted for podman's habits, with nothing to do here.
     Nothing,
 }
 
 /// One --security-opt, in podman's spelling (`key=value`; Docker's `key:value` too).
-fn security_opt(opt: &str) -> Result<SecurityOpt, RunError> {
+fn security_opt(opt: &str) -> Result<SecurityOpt<'_>, RunError> {
     let (key, value) = match opt.split_once(['=', ':']) {
         Some((k, v)) => (k, Some(v)),
         None => (opt, None),
@@ -103,12 +134,10 @@ fn security_opt(opt: &str) -> Result<SecurityOpt, RunError> {
     match (key, value) {
         ("no-new-privileges", None | Some("true")) => Ok(SecurityOpt::NoNewPrivileges(true)),
         ("no-new-privileges", Some("false")) => Ok(SecurityOpt::NoNewPrivileges(false)),
-        // No system-call filter is installed yet: unconfined is what a container has.
-        ("seccomp", Some("unconfined")) => Ok(SecurityOpt::Nothing),
-        ("seccomp", Some(_)) => Err(RunError::new(format!(
-            "--security-opt {opt}: unshare-run does not read seccomp profiles yet"
-        ))
-        .with_hint("leave the option out (containers have no system-call filter yet)")),
+        ("seccomp", Some("unconfined")) => Ok(SecurityOpt::Seccomp(None)),
+        ("seccomp", Some(file)) if !file.is_empty() => Ok(SecurityOpt::Seccomp(Some(
+            seccomp::Source::File(std::path::Path::new(file)),
+        ))),
         ("unmask", Some(paths)) if !paths.is_empty() => Ok(SecurityOpt::Unmask(paths.into())),
         // No SELinux labels are set.
         ("label", Some("disable")) => Ok(SecurityOpt::Nothing),
@@ -135,14 +164,22 @@ mod tests {
     fn a_rootfs_container_gets_podmans_capabilities_unless_privileged() {
         let default = decided(true, false, &[]).unwrap();
         assert_eq!(default.capabilities, Some(CapabilitySet::podman_default()));
+        assert!(default.seccomp.is_some());
         assert!(!default.no_new_privileges);
         assert!(!default.covered.masked.is_empty());
         let privileged = decided(true, true, &[]).unwrap();
         assert_eq!(privileged.capabilities, None);
         assert_eq!(privileged.covered, paths::Covered::default());
+        assert_eq!(privileged.seccomp, None);
         let unmasked = decided(true, false, &["unmask=ALL"]).unwrap();
         assert_eq!(unmasked.covered, paths::Covered::default());
         assert_eq!(decided(false, false, &[]).unwrap(), Confinement::default());
+        assert_eq!(
+            decided(false, false, &["seccomp=/nonexistent"])
+                .unwrap()
+                .seccomp,
+            None
+        );
     }
 
     #[test]
@@ -176,10 +213,14 @@ mod tests {
                 "{bad}: {error}"
             );
         }
-        let profile = decided(true, false, &["seccomp=/etc/profile.json"]).unwrap_err();
+        let profile = decided(true, false, &["seccomp=/nonexistent/profile.json"]).unwrap_err();
         assert!(
-            profile.to_string().contains("seccomp profiles"),
+            profile
+                .to_string()
+                .contains("seccomp=/nonexistent/profile.json"),
             "{profile}"
         );
+        let unconfined = decided(true, false, &["seccomp=unconfined"]).unwrap();
+        assert_eq!(unconfined.seccomp, None);
     }
 }

@@ -643,6 +643,21 @@ pub fn busybox_rootfs(user: &TestUser) -> TempDir {
     dir
 }
 
+/// Compiles the C program `source` statically (gcc) into `root`'s /bin/`name`, owned by `user`.
+pub fn compile_into(root: &TempDir, user: &TestUser, name: &str, source: &str) {
+    let file = root.path().join(format!("{name}.c"));
+    fs::write(&file, source).unwrap();
+    let program = root.path().join("bin").join(name);
+    run_ok(
+        Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&program)
+            .arg(&file),
+    );
+    fs::remove_file(&file).unwrap();
+    give_to(user, &program);
+}
+
 /// Makes `path` (not what is below it) owned by `user` and the user's group.
 pub fn give_to(user: &TestUser, path: &Path) {
     run_ok(

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# What the default confinement (issue 15) costs a warm start (docs/benchmarks.md, "Confinement"):
+# `unshare-run --rootfs R -- /bin/true` against the same with --privileged (no capability limits, no
+# filter, nothing masked), as the unprivileged user of bench/common.sh on the busybox root
+# filesystem of bench/runner.sh, the shipped build (scripts/runner-binary.sh), in alternating rounds
+# (`rounds` of bench/common.sh). Run as root: bench/confinement.sh
+# Environment: ROUNDS (default 20), RUNS per command and round (default 50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+. bench/common.sh
+bench_setup hyperfine busybox-static python3 musl-tools
+root=$(busybox_rootfs)
+this=$(scripts/runner-binary.sh "$work/bin/unshare-run")
+install_as "$work/run" "$this" "$work/bin/newuidmap"
+rounds default "$work/run/unshare-run --rootfs $root -- /bin/true" \
+    privileged "$work/run/unshare-run --privileged --rootfs $root -- /bin/true"
