@@ -122,6 +122,14 @@ enum Piece {
     Insn(Insn),
     /// An unconditional jump to a label.
     Jump(Label),
+    /// A conditional jump to one of two labels: one instruction when both are within reach of
+    /// its 8-bit offsets, else three (the condition, then an unconditional jump to each).
+    Branch {
+        code: u16,
+        k: u32,
+        jt: Label,
+        jf: Label,
+    },
     Here(Label),
 }
 
@@ -163,16 +171,18 @@ impl Emitter {
         self.pieces.push(Piece::Jump(label));
     }
 
+    fn branch(&mut self, code: u16, k: u32, jt: Label, jf: Label) {
+        self.pieces.push(Piece::Branch { code, k, jt, jf });
+    }
+
     /// Jumps to `target` when `A <jump> k` holds (`when` true) or does not hold (`when` false).
     fn jump_if(&mut self, jump: u16, k: u32, when: bool, target: Label) {
-        let (jt, jf) = if when { (0, 1) } else { (1, 0) };
-        self.pieces.push(Piece::Insn(Insn {
-            code: jump,
-            jt,
-            jf,
-            k,
-        }));
-        self.jump(target);
+        let next = self.label();
+        match when {
+            true => self.branch(jump, k, target, next),
+            false => self.branch(jump, k, next, target),
+        }
+        self.here(next);
     }
 
     fn return_of(&mut self, action: Action) -> Label {
@@ -236,18 +246,28 @@ impl Emitter {
     }
 
     /// With the number in A: a binary search over `ranges` (each from its number up to the next
-    /// one's, the first from 0, sorted), to the target of the range the number is in.
+    /// one's, the first from 0, sorted) to the target of the range the number is in, one
+    /// instruction per comparison.
     fn search(&mut self, ranges: &[(u32, Label)]) {
         if let [(_, target)] = ranges {
             self.jump(*target);
             return;
         }
-        let middle = ranges.len() / 2;
-        let upper = self.label();
-        self.jump_if(JMP_JGE_K, ranges[middle].0, true, upper);
-        self.search(&ranges[..middle]);
-        self.here(upper);
-        self.search(&ranges[middle..]);
+        let (lower, upper) = ranges.split_at(ranges.len() / 2);
+        // A half of one range is its target; a larger half gets code of its own after this.
+        let mut side = |half: &[(u32, Label)]| match half {
+            [(_, target)] => (*target, false),
+            _ => (self.label(), true),
+        };
+        let (lower_at, lower_code) = side(lower);
+        let (upper_at, upper_code) = side(upper);
+        self.branch(JMP_JGE_K, upper[0].0, upper_at, lower_at);
+        for (at, code, half) in [(lower_at, lower_code, lower), (upper_at, upper_code, upper)] {
+            if code {
+                self.here(at);
+                self.search(half);
+            }
+        }
     }
 
     fn finish(mut self) -> Vec<Insn> {
@@ -255,26 +275,75 @@ impl Emitter {
             self.here(label);
             self.ret(action);
         }
+        // Branches start short; one whose target is out of reach becomes long, which moves what
+        // follows, so until nothing changes (branches only ever grow: this ends).
+        let mut long = vec![false; self.pieces.len()];
         let mut at = vec![0usize; self.labels];
-        let mut pc = 0;
-        for piece in &self.pieces {
-            match piece {
-                Piece::Here(label) => at[label.0] = pc,
-                _ => pc += 1,
+        loop {
+            let mut pc = 0;
+            for (i, piece) in self.pieces.iter().enumerate() {
+                match piece {
+                    Piece::Here(label) => at[label.0] = pc,
+                    Piece::Branch { .. } if long[i] => pc += 3,
+                    _ => pc += 1,
+                }
+            }
+            let mut grew = false;
+            let mut pc = 0;
+            // Positions as `at` has them: a branch made long now moves things in the next pass.
+            let sized = long.clone();
+            for (i, piece) in self.pieces.iter().enumerate() {
+                match piece {
+                    Piece::Here(_) => continue,
+                    Piece::Branch { jt, jf, .. } if !long[i] => {
+                        let reach = |label: &Label| at[label.0] - (pc + 1) <= u8::MAX as usize;
+                        if !reach(jt) || !reach(jf) {
+                            long[i] = true;
+                            grew = true;
+                        }
+                    }
+                    _ => {}
+                }
+                pc += if sized[i] { 3 } else { 1 };
+            }
+            if !grew {
+                break;
             }
         }
-        let mut program = Vec::with_capacity(pc);
-        for piece in self.pieces {
+        let mut program = Vec::with_capacity(self.pieces.len());
+        let offset = |program: &Vec<Insn>, label: Label| at[label.0] - (program.len() + 1);
+        for (i, piece) in self.pieces.into_iter().enumerate() {
             match piece {
                 Piece::Insn(insn) => program.push(insn),
                 Piece::Jump(label) => {
-                    let offset = at[label.0] - (program.len() + 1);
+                    let k = offset(&program, label) as u32;
                     program.push(Insn {
                         code: JMP_JA,
                         jt: 0,
                         jf: 0,
-                        k: offset as u32,
+                        k,
                     });
+                }
+                Piece::Branch { code, k, jt, jf } if !long[i] => {
+                    let (jt, jf) = (offset(&program, jt) as u8, offset(&program, jf) as u8);
+                    program.push(Insn { code, jt, jf, k });
+                }
+                Piece::Branch { code, k, jt, jf } => {
+                    program.push(Insn {
+                        code,
+                        jt: 0,
+                        jf: 1,
+                        k,
+                    });
+                    for label in [jt, jf] {
+                        let k = offset(&program, label) as u32;
+                        program.push(Insn {
+                            code: JMP_JA,
+                            jt: 0,
+                            jf: 0,
+                            k,
+                        });
+                    }
                 }
                 Piece::Here(_) => {}
             }
@@ -444,6 +513,8 @@ mod tests {
             .collect();
         let program = compile(&filter(calls.clone()));
         assert!(program.len() < MAX_INSNS, "{}", program.len());
+        // Far enough apart that some branches need the long form.
+        assert!(program.iter().any(|insn| insn.code == JMP_JA));
         for n in 0..600 {
             let expected = match calls.iter().find(|(nr, _)| *nr == n) {
                 Some((_, s)) => s.otherwise,

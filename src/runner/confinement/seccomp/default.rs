@@ -399,7 +399,7 @@ mod tests {
     fn the_default_allows_ordinary_calls_and_refuses_namespaces_mounts_and_keyrings() {
         let p = program(0);
         // Ranges of numbers with one action: a few hundred instructions, not thousands.
-        assert!(p.len() < 800, "{}", p.len());
+        assert!(p.len() < 300, "{}", p.len());
         for name in [
             "read",
             "openat",
