@@ -3,6 +3,7 @@
 use std::io::BufRead;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::Duration;
 
 use unshare_run_test_support::*;
 
@@ -611,5 +612,107 @@ fn status_shows_the_filter_and_a_profile_file_replaces_it() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not a seccomp profile"),
         "{out:?}"
+    );
+}
+
+/// SIGKILL of unshare-run at many moments of a start: before, during and after the set-up of the
+/// container, the generated /etc/hosts and the ephemeral overlay. Nothing may be left: no process of
+/// the container, no mount in the host's namespace, no generated directory (the next start removes
+/// those of killed ones).
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn sigkill_at_any_moment_of_a_start_leaves_nothing_behind() {
+    require_root();
+    let host_mounts = || std::fs::read_to_string("/proc/1/mountinfo").unwrap();
+    let before = host_mounts();
+    let root = busybox_rootfs(alice());
+    let dir = user_dir(alice(), "confinement-killed");
+    let runner = install().runner();
+    let argv = [
+        runner.as_str(),
+        "--rootfs",
+        root.path().to_str().unwrap(),
+        "--ephemeral",
+        "--hostname",
+        "urt-killed-start",
+        "--",
+        "sh",
+        "-c",
+        "touch /made; exec sleep 4261",
+    ];
+    let mut killed = Vec::new();
+    for round in 0..40u64 {
+        let mut child = sandbox().command_as(alice(), &argv, &dir).spawn().unwrap();
+        // Spread over 0 .. 300 ms, in an order that is not monotonic.
+        std::thread::sleep(Duration::from_millis(round * 97 % 300));
+        killed.push(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(
+        wait_for(Duration::from_secs(3), || !processes_of(
+            alice(),
+            "sleep 4261"
+        ) && !processes_of(
+            alice(),
+            "urt-killed-start"
+        )),
+        "a process of a killed start is left"
+    );
+    assert_eq!(
+        host_mounts(),
+        before,
+        "a killed start left a mount on the host"
+    );
+    // The ephemeral layer was the container's: the root filesystem is unchanged.
+    assert!(!root.path().join("made").exists());
+    // One more start removes what the killed ones could not.
+    let mut again = argv[..argv.len() - 3].to_vec();
+    again.push("true");
+    let out = sandbox().run_as(alice(), &again);
+    assert!(out.status.success(), "{out:?}");
+    // Where unshare-run puts them (network.rs).
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let left: Vec<String> = std::fs::read_dir(&base)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            killed
+                .iter()
+                .any(|pid| n.starts_with(&format!("unshare-run.{pid}.")))
+        })
+        .collect();
+    assert!(
+        left.is_empty(),
+        "generated directories of killed starts: {left:?}"
+    );
+    // A running container's own are gone once PID 1 has bound them.
+    let (running, _out) = start_runner(
+        &sandbox(),
+        &[
+            "--rootfs",
+            root.path().to_str().unwrap(),
+            "--hostname",
+            "urt-killed-start",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 4262",
+        ],
+        &dir,
+    );
+    let own = format!("unshare-run.{}.", running.0.id());
+    let mine = std::fs::read_dir(&base)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&own));
+    drop(running);
+    assert!(
+        !mine,
+        "the running container's generated files are still on the host"
     );
 }

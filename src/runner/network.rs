@@ -26,6 +26,35 @@ pub struct Generated {
     pub hosts: PathBuf,
 }
 
+/// The generated files' directory: this, the pid of the unshare-run that made it, a dot, nanoseconds.
+const GENERATED_PREFIX: &str = "unshare-run.";
+
+/// Generated directories of starts that were killed (SIGKILL) before PID 1 removed theirs: their
+/// unshare-run is gone. Only ours: the caller's own directories in `base`.
+fn remove_stale_files(base: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let uid = nix::unistd::getuid().as_raw();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(GENERATED_PREFIX))
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = entry
+            .metadata()
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid && m.is_dir());
+        if ours && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The container's /etc/resolv.conf (pasta's DNS forwarder) and /etc/hosts (the host's, plus the
 /// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's.
 pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Generated>, RunError> {
@@ -39,7 +68,8 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let dir = base.join(format!("unshare-run.{}.{nanos}", std::process::id()));
+    remove_stale_files(&base);
+    let dir = base.join(format!("{GENERATED_PREFIX}{}.{nanos}", std::process::id()));
     let fail = |e: std::io::Error| RunError::sys(format!("cannot create {}", dir.display()), e);
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&dir)

@@ -26,15 +26,23 @@ use plan::{Attrs, Entry, Host, Source, Step};
 pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     make_mounts_private()?;
     let steps = plan::plan(spec, &Host::probe());
-    let result = match &spec.rootfs {
-        None => apply(&Root::open(Path::new("/"))?, &steps),
+    match &spec.rootfs {
+        None => {
+            let result = apply(&Root::open(Path::new("/"))?, &steps);
+            remove_generated(spec);
+            result
+        }
         Some(root) => setup_root(spec, root, &steps),
-    };
-    // Bound by now (the mounts keep them) or never to be: the generated files are not needed.
+    }
+}
+
+/// Bound by now (the mounts keep them) or never to be: the generated files are not needed. Removed
+/// while the host's paths can still be named, before the switch into the root filesystem; a start
+/// killed before this leaves them to the next one (`network::generate_files`).
+fn remove_generated(spec: &ContainerSpec) {
     if let Some(g) = &spec.generated {
         let _ = fs::remove_dir_all(&g.dir);
     }
-    result
 }
 
 fn setup_root(spec: &ContainerSpec, root: &Path, steps: &[Step]) -> Result<(), RunError> {
@@ -49,7 +57,9 @@ fn setup_root(spec: &ContainerSpec, root: &Path, steps: &[Step]) -> Result<(), R
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
     let tree = Root::open(root)?;
-    apply(&tree, steps)?;
+    let applied = apply(&tree, steps);
+    remove_generated(spec);
+    applied?;
     // Last: the mount points above had to be made in it first.
     if spec.read_only_root {
         log::debug!("remount {} read-only", root.display());
