@@ -146,7 +146,8 @@ pub struct Cli {
     /// capability gains anything); seccomp=unconfined (no system-call filter) or seccomp=FILE (a
     /// profile in Docker's and podman's seccomp.json format instead of the default filter, which
     /// refuses new namespaces, mounts, the keyrings and io_uring unless --cap-add SYS_ADMIN);
-    /// unmask=ALL|PATH[:PATH...] (show masked kernel files); label=disable (accepted).
+    /// unmask=ALL|PATH[:PATH...] (show masked kernel files); keyring=host (your session keyring
+    /// inside instead of one of the container's own); label=disable (accepted).
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
 

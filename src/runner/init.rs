@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 
 use super::channel::Channel;
 use super::cli::NetMode;
-use super::confinement::descriptors;
+use super::confinement::{descriptors, keyring};
 use super::error::RunError;
 use super::spec::ContainerSpec;
 use super::{command, exit, rootfs, signals, terminal};
@@ -46,6 +46,9 @@ pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
 fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     if spec.session.is_own() {
         terminal::leave_caller_terminal()?;
+    }
+    if spec.confinement.own_keyring {
+        keyring::join_new()?;
     }
     if spec.setgroups_allowed {
         // Unmapped supplementary groups would show up as nogroup inside.

@@ -1,12 +1,13 @@
 //! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
-//! dispositions, capabilities, closing descriptors by number, terminal ioctls, descriptors received
-//! over a socket, the new mount API's calls (for read-only binds), the seccomp filter, extended
-//! attributes and the loopback ioctl: what nix cannot offer safely. The privileged code has its own
+//! dispositions, capabilities, closing descriptors by number, the session keyring, terminal ioctls,
+//! descriptors received over a socket, the new mount API's calls (for read-only binds), the seccomp
+//! filter, extended attributes and the loopback ioctl: what nix cannot offer safely. The privileged code has its own
 //! module in helpers/src/sys.rs.
 
 pub mod capabilities;
 mod descriptors;
 mod entry;
+pub mod keyring;
 pub mod mount;
 mod net;
 mod process;

@@ -1,11 +1,13 @@
 //! What a `--rootfs` container keeps of the host beyond the files it is given, and how little: the
 //! descriptors it inherits (`descriptors`), its capabilities (`capabilities`), the kernel's files it
-//! does not see (`paths`) and its system-call filter (`seccomp`), with podman's options and defaults. Decided while the spec is built, applied by PID 1 and by the command's
+//! does not see (`paths`), its session keyring (`keyring`) and its system-call filter (`seccomp`),
+//! with podman's options and defaults. Decided while the spec is built, applied by PID 1 and by the command's
 //! process before exec. Host mode, the `podman unshare` analogue, keeps the host's descriptors and
 //! every capability of the user namespace.
 
 pub mod capabilities;
 pub mod descriptors;
+pub mod keyring;
 pub mod paths;
 pub mod seccomp;
 
@@ -22,6 +24,8 @@ pub struct Confinement {
     pub no_new_privileges: bool,
     /// The kernel's files masked or made read-only (none in host mode and with --privileged).
     pub covered: paths::Covered,
+    /// PID 1 joins a session keyring of the container's own (`keyring`).
+    pub own_keyring: bool,
     /// The system-call filter's program (none in host mode, with --privileged and with
     /// seccomp=unconfined).
     pub seccomp: Option<Vec<seccomp::bpf::Insn>>,
@@ -34,6 +38,7 @@ impl Default for Confinement {
             capabilities: None,
             no_new_privileges: false,
             covered: paths::Covered::default(),
+            own_keyring: false,
             seccomp: None,
         }
     }
@@ -49,17 +54,19 @@ pub struct Options<'a> {
 }
 
 const SECURITY_OPT_HINT: &str = "unshare-run knows --security-opt no-new-privileges[=true|false], \
-     unmask=ALL|PATH[:PATH...], seccomp=unconfined|FILE and label=disable";
+     unmask=ALL|PATH[:PATH...], seccomp=unconfined|FILE, keyring=host|private and label=disable";
 
 pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
     let mut no_new_privileges = false;
     let mut unmask = Vec::new();
+    let mut keyring_host = false;
     // None: unconfined.
     let mut filter = Some(seccomp::Source::Default);
     for opt in options.security_opt {
         match security_opt(opt)? {
             SecurityOpt::NoNewPrivileges(on) => no_new_privileges = on,
             SecurityOpt::Unmask(paths) => unmask.push(paths),
+            SecurityOpt::KeyringHost(on) => keyring_host = on,
             SecurityOpt::Seccomp(source) => filter = source,
             SecurityOpt::Nothing => {}
         }
@@ -88,16 +95,18 @@ pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
             true => paths::covered(&unmask),
             false => paths::Covered::default(),
         },
+        own_keyring: options.rootfs && !keyring_host,
         seccomp,
     };
     log::debug!(
-        "confinement: capabilities {}, no_new_privs {}, masked {:?}, read-only {:?}, seccomp {}",
+        "confinement: capabilities {}, no_new_privs {}, masked {:?}, read-only {:?}, own keyring {}, seccomp {}",
         confinement
             .capabilities
             .map_or("all of the user namespace".into(), |c| c.to_string()),
         confinement.no_new_privileges,
         confinement.covered.masked,
         confinement.covered.read_only,
+        confinement.own_keyring,
         match (&filter, &confinement.seccomp) {
             (Some(seccomp::Source::Default), Some(p)) =>
                 format!("the default filter ({} instructions)", p.len()),
@@ -113,6 +122,8 @@ enum SecurityOpt<'a> {
     NoNewPrivileges(bool),
     /// Paths to leave uncovered: ALL, or a colon-separated list.
     Unmask(String),
+    /// keyring=host: the caller's session keyring stays the container's.
+    KeyringHost(bool),
     /// The filter's source; None: unconfined.
     Seccomp(Option<seccomp::Source<'a>>),
     /// Accepted for podman's habits, with nothing to do here.
@@ -139,6 +150,8 @@ fn security_opt(opt: &str) -> Result<SecurityOpt<'_>, RunError> {
             seccomp::Source::File(std::path::Path::new(file)),
         ))),
         ("unmask", Some(paths)) if !paths.is_empty() => Ok(SecurityOpt::Unmask(paths.into())),
+        ("keyring", Some("host")) => Ok(SecurityOpt::KeyringHost(true)),
+        ("keyring", Some("private")) => Ok(SecurityOpt::KeyringHost(false)),
         // No SELinux labels are set.
         ("label", Some("disable")) => Ok(SecurityOpt::Nothing),
         _ => Err(bad()),
@@ -165,6 +178,10 @@ mod tests {
         let default = decided(true, false, &[]).unwrap();
         assert_eq!(default.capabilities, Some(CapabilitySet::podman_default()));
         assert!(default.seccomp.is_some());
+        assert!(default.own_keyring);
+        assert!(decided(true, true, &[]).unwrap().own_keyring);
+        assert!(!decided(true, false, &["keyring=host"]).unwrap().own_keyring);
+        assert!(!decided(false, false, &[]).unwrap().own_keyring);
         assert!(!default.no_new_privileges);
         assert!(!default.covered.masked.is_empty());
         let privileged = decided(true, true, &[]).unwrap();
