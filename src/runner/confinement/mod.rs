@@ -84,7 +84,7 @@ pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
     let seccomp = match &filter {
         Some(source) => {
             let caps = capabilities.unwrap_or_else(CapabilitySet::all);
-            Some(seccomp::program(source, caps)?)
+            seccomp::program(source, caps)?
         }
         None => None,
     };

@@ -47,8 +47,29 @@ pub enum Source<'a> {
     File(&'a Path),
 }
 
-/// The program for `source`, for a command with `capabilities`.
+/// The program for `source`, for a command with `capabilities`. Only x86_64 has its tables here: on
+/// another machine a container runs without a filter (with a warning) or, with a profile file, not
+/// at all.
 pub fn program(
+    source: &Source<'_>,
+    capabilities: CapabilitySet,
+) -> Result<Option<Vec<bpf::Insn>>, RunError> {
+    if cfg!(not(target_arch = "x86_64")) {
+        return match source {
+            Source::Default => {
+                log::warn!("no seccomp filter: unshare-run has system call tables for x86_64 only");
+                Ok(None)
+            }
+            Source::File(_) => Err(RunError::new(
+                "seccomp profiles need the system call tables of x86_64, which this machine is not",
+            )
+            .with_hint("leave out --security-opt seccomp=FILE")),
+        };
+    }
+    program_for_x86_64(source, capabilities).map(Some)
+}
+
+fn program_for_x86_64(
     source: &Source<'_>,
     capabilities: CapabilitySet,
 ) -> Result<Vec<bpf::Insn>, RunError> {
