@@ -56,6 +56,9 @@ pub struct Options<'a> {
 const SECURITY_OPT_HINT: &str = "unshare-run knows --security-opt no-new-privileges[=true|false], \
      unmask=ALL|PATH[:PATH...], seccomp=unconfined|FILE, keyring=host|private and label=disable";
 
+/// The confinement that `options` ask for: podman's defaults for a --rootfs container, opened up
+/// by --privileged, --cap-add/--cap-drop and --security-opt; without a root filesystem, host mode's:
+/// nothing taken away.
 pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
     let mut no_new_privileges = false;
     let mut unmask = Vec::new();
