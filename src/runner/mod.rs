@@ -5,9 +5,8 @@
 //! things are", draws it): commands (the verb table) -> run (the container run), doctor ->
 //! container (the start and its supervisor) -> holder (warm starts), init (PID 1) -> command (the
 //! exec), rootfs (mounts) -> spec (what a container is) -> terminal (the container's own) -> image,
-//! network -> userns (children in new
-//! namespaces) -> cli (options), mapping (which ids, the helpers), users, channel, signals, error,
-//! exit.
+//! network -> userns (children in new namespaces) -> cli (options) -> confinement (what a container
+//! keeps of the host) -> mapping (which ids, the helpers), users, channel, signals, error, exit.
 
 mod channel;
 pub mod cli;

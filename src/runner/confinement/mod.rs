@@ -15,8 +15,8 @@ use capabilities::{CapabilitySet, Named};
 
 use super::error::RunError;
 
-/// How the command is confined.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How the command is confined. The default is host mode's: nothing taken away.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Confinement {
     /// None: every capability of the user namespace (host mode, --privileged).
     pub capabilities: Option<CapabilitySet>,
@@ -29,19 +29,6 @@ pub struct Confinement {
     /// The system-call filter's program (none in host mode, with --privileged and with
     /// seccomp=unconfined).
     pub seccomp: Option<Vec<seccomp::bpf::Insn>>,
-}
-
-impl Default for Confinement {
-    /// Host mode's: nothing taken away.
-    fn default() -> Confinement {
-        Confinement {
-            capabilities: None,
-            no_new_privileges: false,
-            covered: paths::Covered::default(),
-            own_keyring: false,
-            seccomp: None,
-        }
-    }
 }
 
 /// The options that decide it, from the command line.

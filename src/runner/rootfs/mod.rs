@@ -16,6 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{SFlag, fstat};
 
 use super::error::RunError;
 use super::spec::{ContainerSpec, Overlay};
@@ -216,10 +217,8 @@ fn mount_source(source: &Source, target: &Path, point: BorrowedFd<'_>) -> Result
 /// Hides what `point` (`target` inside) shows: a directory under an empty read-only tmpfs, a file
 /// under the host's /dev/null, read-only.
 fn mask(target: &Path, point: BorrowedFd<'_>) -> Result<(), RunError> {
-    let is_dir = nix::sys::stat::fstat(point).is_ok_and(|st| {
-        nix::sys::stat::SFlag::from_bits_truncate(st.st_mode) & nix::sys::stat::SFlag::S_IFMT
-            == nix::sys::stat::SFlag::S_IFDIR
-    });
+    let is_dir = fstat(point)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR);
     let source = match is_dir {
         true => Source::Fs {
             fstype: "tmpfs",
