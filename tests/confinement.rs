@@ -220,24 +220,37 @@ fn pid_1_holds_nothing_of_the_host() {
         .find(|p| is_container_init(*p))
         .expect("no PID 1 under the runner");
     let proc = Path::new("/proc").join(pid1.to_string());
-    let mut fds: Vec<(String, String)> = std::fs::read_dir(proc.join("fd"))
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            let target = std::fs::read_link(e.path()).unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                target.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
-    fds.sort_by_key(|(n, _)| n.parse::<u32>().unwrap());
-    let above_2: Vec<&str> = fds
-        .iter()
-        .filter(|(n, _)| n.parse::<u32>().unwrap() > 2)
-        .map(|(_, t)| t.as_str())
-        .collect();
-    assert_eq!(above_2, ["anon_inode:[signalfd]"], "{fds:?}");
+    let descriptors = || {
+        let mut fds: Vec<(String, String)> = std::fs::read_dir(proc.join("fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                // A descriptor closed between the listing and the readlink is gone: skip it.
+                let target = std::fs::read_link(e.path()).ok()?;
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    target.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        fds.sort_by_key(|(n, _)| n.parse::<u32>().unwrap());
+        fds
+    };
+    let above_2 = |fds: &[(String, String)]| -> Vec<String> {
+        fds.iter()
+            .filter(|(n, _)| n.parse::<u32>().unwrap() > 2)
+            .map(|(_, t)| t.clone())
+            .collect()
+    };
+    // PID 1 closes its channel to unshare-run right after the command's exec, which may be a moment
+    // after the command printed "ready": wait for that, but not for ever.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut fds = descriptors();
+    while above_2(&fds) != ["anon_inode:[signalfd]"] && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        fds = descriptors();
+    }
+    assert_eq!(above_2(&fds), ["anon_inode:[signalfd]"], "{fds:?}");
     // Its root and working directory are the container's root: the root filesystem's directory.
     let identity = |p: &Path| {
         let m = std::fs::metadata(p).unwrap();
