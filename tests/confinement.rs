@@ -244,12 +244,10 @@ fn pid_1_holds_nothing_of_the_host() {
     };
     // PID 1 closes its channel to unshare-run right after the command's exec, which may be a moment
     // after the command printed "ready": wait for that, but not for ever.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut fds = descriptors();
-    while above_2(&fds) != ["anon_inode:[signalfd]"] && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        fds = descriptors();
-    }
+    wait_for(Duration::from_secs(5), || {
+        above_2(&descriptors()) == ["anon_inode:[signalfd]"]
+    });
+    let fds = descriptors();
     assert_eq!(above_2(&fds), ["anon_inode:[signalfd]"], "{fds:?}");
     // Its root and working directory are the container's root: the root filesystem's directory.
     let identity = |p: &Path| {
