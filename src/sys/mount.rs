@@ -38,21 +38,6 @@ pub fn clone_tree(source: &Path, recursive: bool) -> io::Result<OwnedFd> {
     fd_or_error(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
 }
 
-/// A detached copy of the mount that `point` (a descriptor of a mount point, or of any place in a
-/// mount) refers to, with the mounts below it when `recursive`: open_tree(OPEN_TREE_CLONE) on the
-/// descriptor itself, so that no path is looked up.
-pub fn clone_tree_at(point: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
-    let mut flags =
-        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: an empty path with AT_EMPTY_PATH names `point` itself; flags as documented.
-    fd_or_error(unsafe {
-        libc::syscall(libc::SYS_open_tree, point.as_raw_fd(), c"".as_ptr(), flags)
-    })
-}
-
 /// Makes the mount `mount` refers to read-only (not the mounts below it): mount_setattr(2).
 pub fn set_read_only(mount: BorrowedFd<'_>) -> io::Result<()> {
     let attr = libc::mount_attr {
@@ -85,6 +70,25 @@ pub fn attach(mount: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
             target.as_raw_fd(),
             c"".as_ptr(),
             libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+}
+
+/// Attaches the detached mount `mount` onto `name` in `dir` (resolved from there, mounts on it
+/// followed): move_mount(2).
+pub fn attach_at(mount: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    let name = CString::new(name.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `mount` names itself (an empty path with MOVE_MOUNT_F_EMPTY_PATH); `name` is a
+    // NUL-terminated path resolved from `dir`.
+    ok_or_error(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mount.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
         )
     })
 }

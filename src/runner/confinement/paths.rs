@@ -5,18 +5,18 @@
 
 /// What the kernel reveals there: its memory (kcore), every key's description (keys), timers and
 /// scheduler internals of the whole machine, firmware tables, devices.
-const MASKED: [&str; 11] = [
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/fs/selinux",
-    "/sys/dev/block",
+const MASKED: [(&str, Kind); 11] = [
+    ("/proc/acpi", Kind::Directory),
+    ("/proc/kcore", Kind::File),
+    ("/proc/keys", Kind::File),
+    ("/proc/latency_stats", Kind::File),
+    ("/proc/timer_list", Kind::File),
+    ("/proc/timer_stats", Kind::File),
+    ("/proc/sched_debug", Kind::File),
+    ("/proc/scsi", Kind::Directory),
+    ("/sys/firmware", Kind::Directory),
+    ("/sys/fs/selinux", Kind::Directory),
+    ("/sys/dev/block", Kind::Directory),
 ];
 
 /// Where a write would change the machine rather than the container (sysctls, the sysrq trigger,
@@ -30,9 +30,17 @@ const READ_ONLY: [&str; 6] = [
     "/proc/sysrq-trigger",
 ];
 
+/// What a masked path is on the kernels podman's list was made for (a directory gets a tmpfs over
+/// it, a file /dev/null); where a kernel differs, the mount says so (ENOTDIR) and the other is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Directory,
+    File,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Covered {
-    pub masked: Vec<&'static str>,
+    pub masked: Vec<(&'static str, Kind)>,
     pub read_only: Vec<&'static str>,
 }
 
@@ -48,7 +56,11 @@ pub fn covered(unmask: &[String]) -> Covered {
         })
     };
     Covered {
-        masked: MASKED.iter().filter(&kept).copied().collect(),
+        masked: MASKED
+            .iter()
+            .filter(|(path, _)| kept(&path))
+            .copied()
+            .collect(),
         read_only: READ_ONLY.iter().filter(&kept).copied().collect(),
     }
 }
@@ -64,12 +76,13 @@ mod tests {
         assert_eq!(all.read_only, READ_ONLY);
         assert_eq!(covered(&["ALL".into()]), Covered::default());
         let some = covered(&["/proc/kcore:/sys/firmware/".into(), "/proc/sys".into()]);
-        assert!(!some.masked.contains(&"/proc/kcore") && !some.masked.contains(&"/sys/firmware"));
-        assert!(some.masked.contains(&"/proc/keys"));
+        let masked = |c: &Covered, path| c.masked.iter().any(|(p, _)| *p == path);
+        assert!(!masked(&some, "/proc/kcore") && !masked(&some, "/sys/firmware"));
+        assert!(masked(&some, "/proc/keys"));
         assert!(!some.read_only.contains(&"/proc/sys") && some.read_only.contains(&"/proc/irq"));
         let proc = covered(&["/proc/*".into()]);
         assert_eq!(
-            proc.masked,
+            proc.masked.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
             ["/sys/firmware", "/sys/fs/selinux", "/sys/dev/block"]
         );
         assert!(proc.read_only.is_empty());

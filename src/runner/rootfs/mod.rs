@@ -11,18 +11,19 @@ mod mount_point;
 mod plan;
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{SFlag, fstat};
 
 use super::error::RunError;
 use super::spec::{ContainerSpec, Overlay};
+use crate::runner::confinement::paths::Kind;
 use crate::sys::mount as new_mount;
 use mount_point::Root;
-use plan::{Attrs, Entry, Host, Source, Step};
+use plan::{Attrs, Covering, Entry, Host, Source, Step};
 
 pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     make_mounts_private()?;
@@ -72,6 +73,7 @@ fn setup_root(spec: &ContainerSpec, root: &Path, steps: &[Step]) -> Result<(), R
 
 /// Carries out the plan's steps in `root`.
 fn apply(root: &Root, steps: &[Step]) -> Result<(), RunError> {
+    let mut masks = Masks::default();
     for step in steps {
         match step {
             Step::Mount {
@@ -111,6 +113,7 @@ fn apply(root: &Root, steps: &[Step]) -> Result<(), RunError> {
                     }
                 }
             }
+            Step::Cover { under, paths } => cover(root, under, paths, &mut masks)?,
         }
     }
     Ok(())
@@ -201,42 +204,147 @@ fn mount_source(source: &Source, target: &Path, point: BorrowedFd<'_>) -> Result
             new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
             new_mount::attach(tree.as_fd(), point).map_err(fail)
         }
-        Source::Mask => mask(target, point),
-        Source::ReadOnlyItself => {
-            log::debug!("bind {} read-only over itself", target.display());
-            let fail = |e: std::io::Error| {
-                RunError::sys(format!("cannot make {} read-only", target.display()), e)
-            };
-            let tree = new_mount::clone_tree_at(point, true).map_err(fail)?;
-            new_mount::set_read_only(tree.as_fd()).map_err(fail)?;
-            new_mount::attach(tree.as_fd(), point).map_err(fail)
+    }
+}
+
+/// The masks mounted so far. Each further mask is a bind of the first of its kind, one system call:
+/// a bind keeps the read-only flag and the other attributes of what it copies.
+#[derive(Default)]
+struct Masks {
+    /// The first masked directory, with its tmpfs on top, as a path through /proc/self/fd.
+    directory: Option<PathBuf>,
+    /// The host's /dev/null, read-only, made once: detached until the first masked file that this
+    /// kernel has, attached there after.
+    file: Option<(OwnedFd, bool)>,
+    /// The descriptors that `directory` goes through.
+    kept: Vec<OwnedFd>,
+}
+
+impl Masks {
+    /// Hides `name` in `dir` (`at`, the same as a path): a directory under an empty read-only tmpfs,
+    /// a file under the host's /dev/null, read-only.
+    fn mask(&mut self, dir: BorrowedFd<'_>, name: &str, at: &Path, kind: Kind) -> io::Result<()> {
+        let bind_of = |first: &Path| {
+            mount(
+                Some(first),
+                at,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(io::Error::from)
+        };
+        match kind {
+            Kind::Directory => match &self.directory {
+                Some(first) => bind_of(first),
+                None => {
+                    let attrs = MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC;
+                    mount(
+                        Some("tmpfs"),
+                        at,
+                        Some("tmpfs"),
+                        attrs,
+                        Some("size=0,mode=0555"),
+                    )?;
+                    self.directory = Some(at.to_path_buf());
+                    Ok(())
+                }
+            },
+            Kind::File => {
+                let (null, attached) = match &mut self.file {
+                    Some(made) => made,
+                    None => {
+                        let null = new_mount::clone_tree(Path::new("/dev/null"), false)?;
+                        new_mount::set_read_only(null.as_fd())?;
+                        self.file.insert((null, false))
+                    }
+                };
+                if *attached {
+                    return bind_of(&PathBuf::from(format!(
+                        "/proc/self/fd/{}",
+                        null.as_raw_fd()
+                    )));
+                }
+                new_mount::attach_at(null.as_fd(), dir, Path::new(name))?;
+                *attached = true;
+                Ok(())
+            }
         }
     }
 }
 
-/// Hides what `point` (`target` inside) shows: a directory under an empty read-only tmpfs, a file
-/// under the host's /dev/null, read-only.
-fn mask(target: &Path, point: BorrowedFd<'_>) -> Result<(), RunError> {
-    let is_dir = fstat(point)
-        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR);
-    let source = match is_dir {
-        true => Source::Fs {
-            fstype: "tmpfs",
-            options: vec!["size=0".into(), "mode=0555".into()],
-            attrs: Attrs {
-                read_only: true,
-                nosuid: true,
-                nodev: true,
-                noexec: true,
+/// Covers `paths` below `under` (`Step::Cover`): resolved once in the root, then each by its name
+/// through /proc/self/fd. Nothing of the container has run yet and the names are the kernel's own
+/// in its own filesystem, so no link of an image's is on the way.
+fn cover(
+    root: &Root,
+    under: &Path,
+    paths: &[(&'static str, Covering)],
+    masks: &mut Masks,
+) -> Result<(), RunError> {
+    let dir = mount_point::existing_dir(root, under)?;
+    let through = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    for &(name, covering) in paths {
+        let target = under.join(name);
+        let at = through.join(name);
+        let outcome = match covering {
+            Covering::ReadOnly => read_only_itself(&at),
+            Covering::Mask(kind) => match masks.mask(dir.as_fd(), name, &at, kind) {
+                // This kernel has a file where podman's list expects a directory, or the reverse.
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                    masks.mask(dir.as_fd(), name, &at, other_kind(kind))
+                }
+                outcome => outcome,
             },
-        },
-        false => Source::Bind {
-            host: PathBuf::from("/dev/null"),
-            recursive: false,
-            read_only: true,
-        },
-    };
-    mount_source(&source, target, point)
+        };
+        let shown = target.display();
+        match outcome {
+            Ok(()) => log::debug!("{shown}: {covering:?}"),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                log::debug!("{shown}: not on this kernel, left out")
+            }
+            Err(e) => {
+                let message = match covering {
+                    Covering::ReadOnly => format!("cannot make {shown} read-only"),
+                    Covering::Mask(_) => format!("cannot mask {shown}"),
+                };
+                return Err(RunError::sys(message, e));
+            }
+        }
+    }
+    masks.kept.push(dir);
+    Ok(())
+}
+
+fn other_kind(kind: Kind) -> Kind {
+    match kind {
+        Kind::Directory => Kind::File,
+        Kind::File => Kind::Directory,
+    }
+}
+
+/// Binds `at` read-only over itself, with what is mounted below it. The kernel's files are never
+/// to be run, set-id or devices: the remount sets nosuid, nodev and noexec as well, which also keeps
+/// those that the mount it is in has.
+fn read_only_itself(at: &Path) -> io::Result<()> {
+    mount(
+        Some(at),
+        at,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    let flags = MsFlags::MS_REMOUNT
+        | MsFlags::MS_BIND
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_NOEXEC;
+    mount(None::<&str>, at, None::<&str>, flags, None::<&str>)?;
+    Ok(())
 }
 
 fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<(), RunError> {

@@ -111,8 +111,7 @@ fn cannot_create(shown: &str, e: Errno) -> RunError {
 /// The mount point `inside` of `root` as a descriptor (O_PATH, or a file's own when it was just made
 /// as one: see `make_entry`), made if missing: missing directories 0755, the last component as
 /// `make` says. A dangling link where something must be made is an error;
-/// None only for `MountPoint::OptionalFile` that cannot be made (see there) and a missing
-/// `MountPoint::Existing`.
+/// None only for `MountPoint::OptionalFile` that cannot be made (see there).
 pub fn mount_point(
     root: &Root,
     inside: &Path,
@@ -130,9 +129,6 @@ pub fn mount_point(
     };
     if existing == components.len() {
         return Ok(Some(dir));
-    }
-    if make == MountPoint::Existing {
-        return Ok(None);
     }
     let optional = make == MountPoint::OptionalFile;
     if optional {
@@ -195,8 +191,6 @@ pub fn make_entry(dir: BorrowedFd<'_>, name: &OsStr, make: MountPoint) -> Result
                 Mode::empty(),
             )
         }
-        // Never made: `mount_point` leaves it out first.
-        MountPoint::Existing => Err(Errno::ENOENT),
         MountPoint::File | MountPoint::OptionalFile => openat(
             dir,
             name,

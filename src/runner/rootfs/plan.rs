@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::runner::cli::NetMode;
+use crate::runner::confinement::paths::Kind;
 use crate::runner::spec::ContainerSpec;
 
 /// One step of the set-up, carried out in order inside the root filesystem (the host's "/" in host
@@ -20,6 +21,23 @@ pub enum Step {
     /// Entries made in `dir`, a filesystem this set-up has just mounted: it is empty and nothing is
     /// mounted in it yet, so nothing can be in the way, and `dir` is resolved once for all of them.
     Populate { dir: PathBuf, entries: Vec<Entry> },
+    /// Kernel files below `under`, a kernel filesystem this set-up has just mounted or bound (/proc,
+    /// /sys), covered in order where this kernel has them (nothing is made). `under` is resolved once
+    /// in the root; `paths` are relative to it, the kernel's own names, looked up from there.
+    Cover {
+        under: PathBuf,
+        paths: Vec<(&'static str, Covering)>,
+    },
+}
+
+/// How `Step::Cover` covers a kernel file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Covering {
+    /// Hidden: an empty read-only tmpfs over a directory, the host's /dev/null (read-only) over a
+    /// file. One of each is mounted; the other masks are binds of it.
+    Mask(Kind),
+    /// Bound read-only over itself (with what is mounted below it).
+    ReadOnly,
 }
 
 /// What `Step::Populate` makes in its directory.
@@ -50,9 +68,6 @@ pub enum MountPoint {
     /// otherwise the step is left out (e.g. /etc/resolv.conf linking to systemd-resolved's stub, which
     /// the image lacks: the container keeps what it has).
     OptionalFile,
-    /// Nothing is made: the step is left out when the target does not exist (a kernel file that
-    /// this kernel lacks).
-    Existing,
 }
 
 /// What is mounted.
@@ -71,11 +86,6 @@ pub enum Source {
         recursive: bool,
         read_only: bool,
     },
-    /// What is there hidden: an empty read-only tmpfs over a directory, the host's /dev/null
-    /// (read-only) over a file.
-    Mask,
-    /// The target itself, bound read-only over itself (with what is mounted below it).
-    ReadOnlyItself,
 }
 
 /// Mount attributes of a new filesystem.
@@ -194,17 +204,31 @@ pub fn plan(spec: &ContainerSpec, host: &Host) -> Vec<Step> {
     steps
 }
 
-/// The kernel's files that the confinement masks or makes read-only, where this kernel has them.
+/// The kernel's files that the confinement masks or makes read-only: a step for each kernel
+/// filesystem they are in, /proc and /sys, in the order of the lists (masked first).
 fn covered_paths(spec: &ContainerSpec) -> Vec<Step> {
     let covered = &spec.confinement.covered;
-    let masked = covered.masked.iter().map(|p| (p, Source::Mask));
+    let masked = covered
+        .masked
+        .iter()
+        .map(|&(path, kind)| (path, Covering::Mask(kind)));
     let read_only = covered
         .read_only
         .iter()
-        .map(|p| (p, Source::ReadOnlyItself));
-    masked
-        .chain(read_only)
-        .map(|(path, source)| mount(path, MountPoint::Existing, vec![source]))
+        .map(|&path| (path, Covering::ReadOnly));
+    let mut groups: Vec<(PathBuf, Vec<(&'static str, Covering)>)> = Vec::new();
+    for (path, covering) in masked.chain(read_only) {
+        let relative = path.trim_start_matches('/');
+        let (top, below) = relative.split_once('/').unwrap_or((relative, ""));
+        let under = Path::new("/").join(top);
+        match groups.iter_mut().find(|(u, _)| *u == under) {
+            Some((_, paths)) => paths.push((below, covering)),
+            None => groups.push((under, vec![(below, covering)])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(under, paths)| Step::Cover { under, paths })
         .collect()
 }
 
@@ -387,6 +411,10 @@ mod tests {
                 Step::Mount {
                     target, sources, ..
                 } => vec![(target.display().to_string(), Some(sources.as_slice()))],
+                Step::Cover { under, paths } => paths
+                    .iter()
+                    .map(|(name, _)| (under.join(name).display().to_string(), None))
+                    .collect(),
                 Step::Populate { dir, entries } => entries
                     .iter()
                     .map(|e| match e {
@@ -429,17 +457,34 @@ mod tests {
             all.iter().rposition(|x| x == "/proc/acpi"),
             Some(all.len() - 1)
         );
-        assert_eq!(sources(&steps, "/proc/kcore"), [Source::Mask]);
-        assert_eq!(sources(&steps, "/sys/firmware"), [Source::Mask]);
-        assert_eq!(sources(&steps, "/proc/sys"), [Source::ReadOnlyItself]);
-        for step in &steps {
-            if let Step::Mount { target, make, .. } = step
-                && target.starts_with("/sys")
-                && target != Path::new("/sys")
-            {
-                assert_eq!(*make, MountPoint::Existing, "{}", target.display());
-            }
-        }
+        let covering = |target: &str| {
+            steps.iter().find_map(|s| match s {
+                Step::Cover { under, paths } => paths
+                    .iter()
+                    .find(|(name, _)| under.join(name) == Path::new(target))
+                    .map(|(_, c)| *c),
+                _ => None,
+            })
+        };
+        assert_eq!(covering("/proc/kcore"), Some(Covering::Mask(Kind::File)));
+        assert_eq!(
+            covering("/proc/acpi"),
+            Some(Covering::Mask(Kind::Directory))
+        );
+        assert_eq!(
+            covering("/sys/fs/selinux"),
+            Some(Covering::Mask(Kind::Directory))
+        );
+        assert_eq!(covering("/proc/sys"), Some(Covering::ReadOnly));
+        // One step for each kernel filesystem, each resolved once.
+        let unders: Vec<&Path> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Cover { under, .. } => Some(under.as_path()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unders, [Path::new("/proc"), Path::new("/sys")]);
         // Nothing is covered without a confinement that says so (host mode, --privileged).
         assert!(!targets(&plan(&spec(true), &host())).contains(&"/proc/kcore".to_string()));
     }
