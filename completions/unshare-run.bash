@@ -65,7 +65,7 @@ _unshare__run() {
                     return 0
                     ;;
                 --net)
-                    COMPREPLY=($(compgen -W "host none pasta" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "private host none pasta" -- "${cur}"))
                     return 0
                     ;;
                 --user)

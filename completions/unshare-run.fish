@@ -32,9 +32,10 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l map -d 'Which i
 full\t'The full subordinate map, or exit 125 saying what to fix'
 root\t'A single-id map: you are uid 0 inside'
 current\t'A single-id map that keeps your uid inside'"
-complete -c unshare-run -n "__fish_unshare_run_needs_command" -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l net -d 'Which network the container gets. Default: private with --rootfs (pasta with --publish), the host\'s without' -r -f -a "private\t'The default with --rootfs: a network of your containers\', connected to the outside by pasta (package passt), with DNS; nothing of the host\'s own (its loopback services, its abstract sockets) is reachable. Your containers of the same map share it (see the README); without a holder (--holder-idle 0, single-id maps) each container gets a pasta of its own'
+host\t'Share the host\'s network, its loopback services and abstract sockets (the default without --rootfs)'
 none\t'A new network namespace with only the loopback interface, up'
-pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"
+pasta\t'A network namespace of the container\'s own, connected to the outside by a pasta of its own, with DNS and published ports (--publish; the default when ports are published)'"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s u -l user -d 'Run the command as this user inside (default 0:0): UID[:GID], or names from the root filesystem\'s /etc/passwd and /etc/group (the host\'s in host mode). Without GID: the user\'s primary group from /etc/passwd, else the same number as UID' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s t -l tty -d 'Give the container a terminal of its own (a pseudo-terminal of its devpts, relayed to yours, which is in raw mode meanwhile). Default: with --rootfs, when stdin and stdout are terminals; --tty=false: none. Without one, a --rootfs command runs in a session of its own with no controlling terminal: it cannot push input into your shell (TIOCSTI). Your terminal\'s settings come back when the container ends, and before unshare-run stops or ends by a signal; only after SIGKILL does it stay raw (`reset` repairs it)' -r -f -a "true\t''
 false\t''"

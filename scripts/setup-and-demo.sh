@@ -18,6 +18,13 @@ command -v cargo >/dev/null || { echo "setup-and-demo: install Rust >= 1.88 firs
 for tool in setpriv unshare; do
     command -v "$tool" >/dev/null || { apt-get update -qq; apt-get install -y -qq util-linux >/dev/null; }
 done
+# pasta (package passt) connects a --rootfs container's default private network to the outside; it
+# needs /dev/net/tun usable by users, the mode distributions ship (some VM images have 0600).
+command -v pasta >/dev/null || { apt-get update -qq; apt-get install -y -qq passt >/dev/null; }
+if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    echo "== /dev/net/tun: mode 0666 (was $(stat -c %a /dev/net/tun)), so that pasta can run for users"
+    chmod 0666 /dev/net/tun
+fi
 
 echo "== building"
 cargo build --release --quiet

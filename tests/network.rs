@@ -1,5 +1,8 @@
-//! --net pasta: a network of the container's own that reaches the outside (DNS through pasta),
-//! published TCP and UDP ports, no pasta left behind; apt in a Debian root filesystem through it.
+//! The default private network of a --rootfs container (the holder's pasta, or a pasta of its own):
+//! nothing of the host's own is reached, DNS and apt work, several containers at once, the holder
+//! and its pasta stay while a container runs and leave nothing behind. --net pasta: a network of the
+//! container's own that reaches the outside (DNS through pasta), published TCP and UDP ports, no
+//! pasta left behind.
 //! pasta needs /dev/net/tun usable by the user: it is 0600 on these machines, so the set-up makes it
 //! 0666, the mode distributions ship.
 
@@ -16,9 +19,11 @@ fn sandbox() -> Sandbox {
     Sandbox::both(&[&format!("{}:100000:65536", alice().name)])
 }
 
+/// Whether a container's own pasta runs for `user` (not a holder's, which names no pid).
 fn pasta_running_for(user: &TestUser) -> bool {
-    // By command line: pasta re-executes itself as passt.avx2 where the CPU allows.
-    processes_of(user, "^pasta ")
+    // By command line, which ends with the container's pid: pasta re-executes itself as
+    // passt.avx2 where the CPU allows.
+    processes_of(user, "^pasta .* [0-9]+$")
 }
 
 #[test]
@@ -76,9 +81,8 @@ fn published_tcp_and_udp_ports_reach_the_container() {
     let dir = TempDir::new("publish");
     let (mut child, mut out) = start_runner(
         &sandbox(),
+        // -p alone: the default network with the ports published (a pasta of the container's own).
         &[
-            "--net",
-            "pasta",
             "-p",
             "127.0.0.1:18080:8080",
             "-p",
@@ -157,20 +161,29 @@ fn sigkill_of_unshare_run_leaves_no_pasta() {
 
 #[test]
 #[ignore = "needs root: sudo tests/run"]
-fn publish_needs_pasta() {
+fn publish_needs_a_network_of_the_containers_own() {
     require_root();
     sandbox()
         .run_as(
             alice(),
-            &[&install().runner(), "-p", "8080:80", "--", "true"],
+            &[
+                &install().runner(),
+                "--net",
+                "host",
+                "-p",
+                "8080:80",
+                "--",
+                "true",
+            ],
         )
         .assert_code(125)
-        .assert_stderr_contains("--publish needs --net pasta");
+        .assert_stderr_contains("--publish needs a network of the container's own, not --net host")
+        .assert_stderr_contains("use --net pasta, or leave --net out");
 }
 
 #[test]
 #[ignore = "needs root: sudo tests/run"]
-fn apt_update_through_pasta_in_a_debian_rootfs() {
+fn apt_update_in_a_debian_rootfs_with_the_default_network() {
     require_root();
     tun_usable_by_users();
     let a = alice();
@@ -183,8 +196,6 @@ fn apt_update_through_pasta_in_a_debian_rootfs() {
             &install().runner(),
             "--rootfs",
             &rootfs,
-            "--net",
-            "pasta",
             "--",
             "apt-get",
             "update",
@@ -238,4 +249,291 @@ fn missing_pasta_or_unusable_tun_say_what_to_do() {
         .assert_code(125)
         .assert_stderr_contains("pasta could not set up the network: Failed to open tun")
         .assert_stderr_contains("chmod 0666 /dev/net/tun");
+}
+
+/// The reachability probe: for each argument `tcp:ADDRESS:PORT` (ADDRESS `gateway`: the default
+/// route's gateway) or `abstract:NAME`, connects with a 1 s timeout and prints `ARGUMENT=ok` or the
+/// error's name.
+const REACH_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+static int finish(int fd) {
+    struct pollfd p = { fd, POLLOUT, 0 };
+    if (poll(&p, 1, 1000) == 0) return ETIMEDOUT;
+    int error = 0; socklen_t len = sizeof error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len);
+    return error;
+}
+static int reach(const char *what) {
+    char copy[256]; snprintf(copy, sizeof copy, "%s", what);
+    if (!strncmp(copy, "abstract:", 9)) {
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        size_t n = strlen(copy + 9);
+        memcpy(a.sun_path + 1, copy + 9, n);
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        return connect(fd, (struct sockaddr *)&a, sizeof(sa_family_t) + 1 + n) ? errno : 0;
+    }
+    char *host = copy + 4, *port = strrchr(copy, ':');
+    *port++ = 0;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(port)) };
+    if (!strcmp(host, "gateway")) {
+        FILE *f = fopen("/proc/net/route", "r");
+        char line[256]; unsigned dest, gw;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "%*s %x %x", &dest, &gw) == 2 && dest == 0) a.sin_addr.s_addr = gw;
+        if (!a.sin_addr.s_addr) return ENETUNREACH;
+    } else inet_pton(AF_INET, host, &a.sin_addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return 0;
+    return errno == EINPROGRESS ? finish(fd) : errno;
+}
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        int e = reach(argv[i]);
+        printf("%s=%s\n", argv[i], e ? strerrorname_np(e) : "ok");
+    }
+    return 0;
+}
+"#;
+
+/// Runs as the test user in the sandbox's own network (the "host"): listens on 127.0.0.1:PORT and on
+/// the abstract socket NAME, runs each command of the JSON list it gets, and prints for each its
+/// output and how many connections the listeners took meanwhile.
+const HOST_SIDE: &str = r#"
+import json, socket, subprocess, sys, threading, time
+port, name, commands = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+seen = {"tcp": 0, "abstract": 0}
+tcp = socket.socket(); tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("127.0.0.1", port)); tcp.listen(16)
+unix = socket.socket(socket.AF_UNIX); unix.bind("\0" + name); unix.listen(16)
+def serve(listener, key):
+    while True:
+        conn, _ = listener.accept(); seen[key] += 1; conn.close()
+for listener, key in [(tcp, "tcp"), (unix, "abstract")]:
+    threading.Thread(target=serve, args=(listener, key), daemon=True).start()
+for label, command in commands:
+    out = subprocess.run(command, capture_output=True, text=True)
+    time.sleep(0.3)
+    print(f"{label}: status {out.returncode}: {' '.join(out.stdout.split())} "
+          f"host-saw tcp={seen['tcp']} abstract={seen['abstract']} {out.stderr.strip()}", flush=True)
+    seen["tcp"] = seen["abstract"] = 0
+"#;
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn the_default_network_reaches_nothing_of_the_hosts_own() {
+    require_root();
+    tun_usable_by_users();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    compile_into(&root, a, "reach", REACH_PROBE);
+    let probe = root.path().join("bin/reach");
+    let probe = probe.to_str().unwrap();
+    // Holders of the test's own: a holder of another test (in the machine's network) is never
+    // joined.
+    let (mut sandbox, _runtime) = own_holders("10");
+    sandbox.own_network = true;
+    let port = "18555";
+    let name = format!("urt-reach-{}", std::process::id());
+    let targets = [
+        format!("tcp:127.0.0.1:{port}"),
+        format!("tcp:gateway:{port}"),
+        format!("tcp:169.254.1.1:{port}"),
+        format!("abstract:{name}"),
+    ];
+    let runner = install().runner();
+    let rootfs = root.path().to_str().unwrap();
+    let command = |options: &[&str], in_rootfs: bool| {
+        let mut argv: Vec<String> = vec![runner.clone()];
+        argv.extend(options.iter().map(|o| o.to_string()));
+        if in_rootfs {
+            argv.extend([
+                "--rootfs".into(),
+                rootfs.into(),
+                "--".into(),
+                "/bin/reach".into(),
+            ]);
+        } else {
+            argv.extend(["--".into(), probe.into()]);
+        }
+        argv.extend(targets.iter().cloned());
+        argv
+    };
+    let commands = serde_json::json!([
+        ["private (the holder's)", command(&[], true)],
+        ["private again (joined)", command(&[], true)],
+        [
+            "private without a holder",
+            command(&["--holder-idle", "0"], true)
+        ],
+        ["--net host", command(&["--net", "host"], true)],
+        ["host mode", command(&[], false)],
+    ]);
+    let out = sandbox.run_as(
+        a,
+        &[
+            "/usr/bin/python3",
+            "-c",
+            HOST_SIDE,
+            port,
+            &name,
+            &commands.to_string(),
+        ],
+    );
+    out.assert_code(0);
+    let text = out.stdout_text();
+    let line = |label: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{label}:")))
+            .unwrap_or_else(|| panic!("no line for {label}: {text}"))
+            .to_string()
+    };
+    for label in [
+        "private (the holder's)",
+        "private again (joined)",
+        "private without a holder",
+    ] {
+        let seen = line(label);
+        assert!(seen.contains("status 0:"), "{seen}");
+        assert!(seen.contains("host-saw tcp=0 abstract=0"), "{seen}");
+        assert!(
+            seen.contains(&format!("tcp:127.0.0.1:{port}=ECONNREFUSED"))
+                && seen.contains(&format!("abstract:{name}=ECONNREFUSED")),
+            "{seen}"
+        );
+        for through_pasta in ["gateway", "169.254.1.1"] {
+            assert!(
+                !seen.contains(&format!("tcp:{through_pasta}:{port}=ok")),
+                "{seen}"
+            );
+        }
+    }
+    for label in ["--net host", "host mode"] {
+        let seen = line(label);
+        assert!(
+            seen.contains(&format!("tcp:127.0.0.1:{port}=ok"))
+                && seen.contains(&format!("abstract:{name}=ok")),
+            "{seen}"
+        );
+        assert!(seen.contains("host-saw tcp=1 abstract=1"), "{seen}");
+    }
+}
+
+/// A sandbox whose holders are its own (a runtime directory of the test's: another test's holder is
+/// never joined), with `idle` seconds of idle time.
+fn own_holders(idle: &str) -> (Sandbox, TempDir) {
+    let runtime = TempDir::new("net-runtime");
+    give_to(alice(), runtime.path());
+    std::fs::set_permissions(
+        runtime.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let mut s = sandbox();
+    s.env.retain(|(k, _)| k != "UNSHARE_RUN_HOLDER_IDLE");
+    s.env.push(("UNSHARE_RUN_HOLDER_IDLE".into(), idle.into()));
+    s.env.push((
+        "XDG_RUNTIME_DIR".into(),
+        runtime.path().display().to_string(),
+    ));
+    (s, runtime)
+}
+
+/// The pids of the holder serving in `runtime` and of its children (its pasta, the network's keeper).
+fn holder_and_children(runtime: &TempDir) -> Vec<String> {
+    let pgrep = |args: &[&str]| {
+        let out = std::process::Command::new("pgrep")
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let holders = pgrep(&[
+        "-f",
+        &format!("serve-as-holder {}", runtime.path().display()),
+    ]);
+    let mut all = holders.clone();
+    for holder in &holders {
+        all.extend(pgrep(&["-P", holder]));
+    }
+    all
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn three_containers_at_once_each_reach_the_outside() {
+    require_root();
+    tun_usable_by_users();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let (sandbox, _runtime) = own_holders("10");
+    let rootfs = root.path().to_str().unwrap();
+    let script = "nslookup deb.debian.org >/dev/null && echo dns-ok; \
+        wget -q -O /dev/null http://deb.debian.org/debian/dists/bookworm/Release && echo fetched";
+    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new("three")).collect();
+    let runner = install().runner();
+    let running: Vec<std::process::Child> = dirs
+        .iter()
+        .map(|dir| {
+            sandbox
+                .command_as(
+                    a,
+                    &[&runner, "--rootfs", rootfs, "--", "sh", "-c", script],
+                    dir,
+                )
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in running {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(out.stdout_text(), "dns-ok\nfetched\n", "{out:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn the_holders_pasta_serves_a_container_to_its_end_and_goes_with_the_holder() {
+    require_root();
+    tun_usable_by_users();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    // An idle time of 1 s, shorter than the container: the holder must wait for it.
+    let (sandbox, runtime) = own_holders("1");
+    let out = sandbox.run_as(
+        a,
+        &[
+            &install().runner(),
+            "--rootfs",
+            root.path().to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sleep 3; nslookup deb.debian.org >/dev/null && echo dns-ok",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "dns-ok\n");
+    // Once idle, the holder ends, and its pasta and keeper with it.
+    assert!(
+        wait_for(Duration::from_secs(5), || holder_and_children(&runtime)
+            .is_empty()),
+        "still running: {:?}",
+        holder_and_children(&runtime)
+    );
 }

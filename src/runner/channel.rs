@@ -1,7 +1,9 @@
 //! The two-way channel between unshare-run and a child it starts in new namespaces (crun's idea):
 //! the parent says when the child may start (once its id map is written), the child may pass a
 //! descriptor back (the master of the container's terminal), and the child says why it failed, so
-//! that the parent reports the error, with its errno and exit status, as its own.
+//! that the parent reports the error, with its errno and exit status, as its own. A holder and its
+//! client talk the same way over the holder's socket (a request, the private network's namespace or
+//! why there is none).
 //!
 //! A SOCK_SEQPACKET socket pair keeps each message whole; sending with MSG_NOSIGNAL turns a peer
 //! that is gone into EPIPE rather than SIGPIPE. Both ends are close-on-exec: nothing the child execs
@@ -25,6 +27,11 @@ pub struct Channel(OwnedFd);
 const START: u8 = b'S';
 const FAILED: u8 = b'F';
 const TERMINAL: u8 = b'T';
+/// Client to holder: its user namespace only (the client opens it through /proc).
+pub const WANT_USER_NAMESPACE: u8 = b'U';
+/// Client to holder: and its private network (the answer: NETWORK with the namespace, or a failure).
+pub const WANT_NETWORK: u8 = b'N';
+const NETWORK: u8 = b'W';
 /// A failure report longer than this is cut (messages name paths, not files' contents).
 const MAX_REPORT: usize = 64 * 1024;
 
@@ -46,7 +53,37 @@ impl std::os::fd::AsRawFd for Channel {
     }
 }
 
+impl From<OwnedFd> for Channel {
+    /// A connected SOCK_SEQPACKET socket (a holder's and its client's).
+    fn from(socket: OwnedFd) -> Channel {
+        Channel(socket)
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl Channel {
+    /// Sends one byte (a holder request).
+    pub fn send_byte(&self, byte: u8) -> io::Result<()> {
+        send_all(&self.0, &[byte])
+    }
+
+    /// The next message's first byte; None at the end of the stream or on an error.
+    pub fn receive_byte(&self) -> Option<u8> {
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut byte, MsgFlags::empty()) {
+                Ok(1) => return Some(byte[0]),
+                Err(Errno::EINTR) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// Parent: the child may start. Fails (EPIPE) when the child is gone.
     pub fn send_start(&self) -> io::Result<()> {
         send_all(&self.0, &[START])
@@ -67,10 +104,34 @@ impl Channel {
 
     /// Child: passes the master of the container's terminal to the parent.
     pub fn send_terminal(&self, master: BorrowedFd<'_>) -> Result<(), RunError> {
-        let fds = [master.as_raw_fd()];
+        self.send_descriptor(TERMINAL, master)
+            .map_err(|e| RunError::sys("passing the terminal to unshare-run", e))
+    }
+
+    /// Parent: waits for the terminal's master that the child sends before its command runs. None if
+    /// the child failed first (its report stays for `report`) or ended.
+    pub fn receive_terminal(&self) -> Option<OwnedFd> {
+        self.receive_descriptor(TERMINAL)
+    }
+
+    /// Holder: passes its private network's namespace to a client.
+    pub fn send_network(&self, namespace: BorrowedFd<'_>) -> io::Result<()> {
+        self.send_descriptor(NETWORK, namespace)
+            .map_err(io::Error::from)
+    }
+
+    /// Client: the holder's private network namespace; None if the holder reported a failure
+    /// instead (it stays for `report`) or hung up.
+    pub fn receive_network(&self) -> Option<OwnedFd> {
+        self.receive_descriptor(NETWORK)
+    }
+
+    fn send_descriptor(&self, kind: u8, fd: BorrowedFd<'_>) -> Result<(), Errno> {
+        let fds = [fd.as_raw_fd()];
         let rights = [ControlMessage::ScmRights(&fds)];
+        let kind = [kind];
         loop {
-            let message = [IoSlice::new(&[TERMINAL])];
+            let message = [IoSlice::new(&kind)];
             match sendmsg::<()>(
                 self.0.as_raw_fd(),
                 &message,
@@ -80,25 +141,25 @@ impl Channel {
             ) {
                 Ok(_) => return Ok(()),
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(RunError::sys("passing the terminal to unshare-run", e)),
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Parent: waits for the terminal's master that the child sends before its command runs. None if
-    /// the child failed first (its report stays for `report`) or ended.
-    pub fn receive_terminal(&self) -> Option<OwnedFd> {
+    /// Waits for a message; the descriptor it carries if it is of `kind`. Any other message stays
+    /// to be read (a failure, for `report`).
+    fn receive_descriptor(&self, kind: u8) -> Option<OwnedFd> {
         let fd = self.0.as_raw_fd();
-        let mut kind = [0u8; 1];
+        let mut first = [0u8; 1];
         loop {
-            match recv(fd, &mut kind, MsgFlags::MSG_PEEK) {
-                Ok(1) if kind[0] == TERMINAL => break,
+            match recv(fd, &mut first, MsgFlags::MSG_PEEK) {
+                Ok(1) if first[0] == kind => break,
                 Err(Errno::EINTR) => continue,
                 _ => return None,
             }
         }
         match crate::sys::receive_descriptor(self.0.as_fd()) {
-            Ok((TERMINAL, master)) => master,
+            Ok((received, fd)) if received == kind => fd,
             _ => None,
         }
     }

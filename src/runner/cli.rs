@@ -11,16 +11,22 @@ use super::mapping::MapMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetMode {
-    /// Share the host's network (apt works out of the box).
+    /// The default with --rootfs: a network of your containers', connected to the outside by pasta
+    /// (package passt), with DNS; nothing of the host's own (its loopback services, its abstract
+    /// sockets) is reachable. Your containers of the same map share it (see the README); without a
+    /// holder (--holder-idle 0, single-id maps) each container gets a pasta of its own.
+    Private,
+    /// Share the host's network, its loopback services and abstract sockets (the default without
+    /// --rootfs).
     Host,
     /// A new network namespace with only the loopback interface, up.
     None,
-    /// A new network namespace connected to the host's network by pasta (package passt), with DNS
-    /// and published ports (--publish).
+    /// A network namespace of the container's own, connected to the outside by a pasta of its own,
+    /// with DNS and published ports (--publish; the default when ports are published).
     Pasta,
 }
 
-/// A port published from the host into the container (--publish, with --net pasta).
+/// A port published from the host into the container (--publish: a pasta of the container's own).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Publish {
     /// Host address to listen on (all when None).
@@ -95,9 +101,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]
     pub map: MapMode,
 
-    /// Which network the container gets.
-    #[arg(long, value_enum, default_value_t = NetMode::Host, value_name = "MODE")]
-    pub net: NetMode,
+    /// Which network the container gets. Default: private with --rootfs (pasta with --publish), the
+    /// host's without.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub net: Option<NetMode>,
 
     /// Run the command as this user inside (default 0:0): UID[:GID], or names from the root
     /// filesystem's /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's
@@ -332,7 +339,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.rootfs, Some("/r".into()));
         assert_eq!(cli.map, MapMode::Full);
-        assert_eq!(cli.net, NetMode::None);
+        assert_eq!(cli.net, Some(NetMode::None));
         assert_eq!(cli.user.as_deref(), Some("5:6"));
         assert_eq!(cli.env, [("A".into(), "b=c".into())]);
         assert_eq!(cli.bind, [("/a".into(), "/b".into())]);

@@ -14,7 +14,7 @@
 //! parent, even with SIGKILL, kills PID 1 (parent-death signal) and with it everything in the pid
 //! namespace.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
@@ -25,18 +25,32 @@ use nix::unistd::Pid;
 use super::cli::NetMode;
 use super::error::RunError;
 use super::mapping::MapPlan;
+use super::network::PastaTarget;
 use super::spec::ContainerSpec;
 use super::terminal::{self, Relay, Session};
 use super::userns::{self, Lifetime, UserNamespace};
 use super::{exit, holder, init, network, signals};
 
+/// How a start gets its network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attachment {
+    /// The host's, or a namespace joined before the clone (the holder's private network).
+    Inherited,
+    /// A new namespace of the container's own, with only the loopback interface.
+    Own,
+    /// A new namespace of the container's own, connected by a pasta of its own.
+    OwnPasta,
+}
+
 /// Runs the container; returns the exit status for unshare-run.
 pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
-    // A holder's user namespace, joined: the map exists already and no helper runs.
-    let joined = match holder_namespace(spec, plan)? {
-        Some(ns) => nix::sched::setns(&ns, CloneFlags::CLONE_NEWUSER).is_ok(),
-        None => false,
-    };
+    // A holder's user namespace, joined: the map exists already and no helper runs. The lease keeps
+    // the holder (and the private network's pasta) until the container has ended.
+    let lease = holder_lease(spec, plan)?;
+    let joined = lease
+        .as_ref()
+        .is_some_and(|l| nix::sched::setns(&l.user, CloneFlags::CLONE_NEWUSER).is_ok());
+    let attachment = attach_network(spec.net, lease.as_ref().filter(|_| joined))?;
     let signals = signals::supervised();
     // Blocked before the clone so that nothing sent meanwhile is lost; read through a signalfd.
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
@@ -45,7 +59,7 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if spec.net != NetMode::Host {
+    if attachment != Attachment::Inherited {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let userns = if joined {
@@ -57,8 +71,11 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         init::pid1(spec, &signals, channel)
     })?;
     // pasta joins the (now mapped) user namespace to configure the network namespace.
-    let mut pasta = match spec.net {
-        NetMode::Pasta => Some(network::start_pasta(pid1.pid(), &spec.publish)?),
+    let mut pasta = match attachment {
+        Attachment::OwnPasta => Some(network::start_pasta(
+            PastaTarget::Container(pid1.pid()),
+            &spec.publish,
+        )?),
         _ => None,
     };
     let status = pid1.start().and_then(|()| {
@@ -75,13 +92,35 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         let _ = pasta.kill();
         let _ = pasta.wait();
     }
-    pid1.finish(status?)
+    let outcome = pid1.finish(status?);
+    drop(lease);
+    outcome
 }
 
-/// The user namespace of the caller's holder for `plan`, made now if there is none (see `holder`).
-/// None when holders are off, the map is a single id (nothing to save), or with pasta (which joins
-/// the container's namespaces from outside them).
-fn holder_namespace(spec: &ContainerSpec, plan: &MapPlan) -> Result<Option<OwnedFd>, RunError> {
+/// The network of a container started with `net`: a private one is the holder's when this start
+/// joined a holder (its namespace is joined here, so that PID 1 is made in it), else a pasta of the
+/// container's own; never the host's.
+fn attach_network(net: NetMode, lease: Option<&holder::Lease>) -> Result<Attachment, RunError> {
+    Ok(match net {
+        NetMode::Host => Attachment::Inherited,
+        NetMode::None => Attachment::Own,
+        NetMode::Pasta => Attachment::OwnPasta,
+        NetMode::Private => match lease.and_then(|l| l.network.as_ref()) {
+            Some(namespace) => {
+                nix::sched::setns(namespace, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| RunError::sys("cannot join the private network", e))?;
+                log::debug!("joined the holder's private network");
+                Attachment::Inherited
+            }
+            None => Attachment::OwnPasta,
+        },
+    })
+}
+
+/// A lease of the caller's holder for `plan` (made now if there is none, see `holder`), with its
+/// private network for `--net private`. None when holders are off, the map is a single id (nothing
+/// to save), or with pasta (which joins the container's namespaces from outside them).
+fn holder_lease(spec: &ContainerSpec, plan: &MapPlan) -> Result<Option<holder::Lease>, RunError> {
     if spec.holder_idle.is_zero() || spec.net == NetMode::Pasta {
         return Ok(None);
     }
@@ -89,16 +128,21 @@ fn holder_namespace(spec: &ContainerSpec, plan: &MapPlan) -> Result<Option<Owned
     let Some(socket) = holder::socket_path(uid, plan) else {
         return Ok(None);
     };
-    if let Some(ns) = holder::join(&socket, uid, plan) {
+    let network = spec.net == NetMode::Private;
+    if let Some(lease) = holder::join(&socket, uid, plan, network)? {
         log::debug!("joined the holder at {}", socket.display());
-        return Ok(Some(ns));
+        return Ok(Some(lease));
     }
     log::debug!(
         "no holder at {}: starting one (idle {} s)",
         socket.display(),
         spec.holder_idle.as_secs()
     );
-    holder::spawn(plan, &socket, spec.holder_idle).map(Some)
+    let user = holder::spawn(plan, &socket, spec.holder_idle)?;
+    if !network {
+        return Ok(Some(holder::Lease::of_spawned(user)));
+    }
+    holder::join_when_listening(&socket, uid, plan, network).map(Some)
 }
 
 /// The parent: relays the container's terminal, if it has one, passes signals on, waits for PID 1;

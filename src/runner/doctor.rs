@@ -224,11 +224,29 @@ pub fn check_no_new_privs(set: bool) -> Finding {
     }
 }
 
+/// What the private network of a --rootfs container (its default) and --net pasta stop at without
+/// pasta or /dev/net/tun: the container does not start, and nothing falls back to the host's network.
+const WITHOUT_PASTA: &str = "--rootfs containers with their default private network and --net pasta \
+     cannot start (exit 125); --net host (the host's network) and --net none can";
+
+pub fn check_pasta(found: Option<PathBuf>) -> Finding {
+    match found {
+        Some(path) => ok(format!(
+            "pasta is {} (the private network of --rootfs containers, --net pasta)",
+            path.display()
+        )),
+        None => warn(
+            format!("pasta (package passt) is not in PATH: {WITHOUT_PASTA}"),
+            "as root: apt-get install passt (or dnf install passt)",
+        ),
+    }
+}
+
 pub fn check_tun(result: Result<(), String>) -> Finding {
     match result {
-        Ok(()) => ok("/dev/net/tun is usable (for --net pasta)"),
+        Ok(()) => ok("/dev/net/tun is usable (for pasta)"),
         Err(e) => warn(
-            format!("/dev/net/tun is not usable: {e} (needed only for --net pasta)"),
+            format!("/dev/net/tun is not usable: {e}: {WITHOUT_PASTA}"),
             "as root: chmod 0666 /dev/net/tun (the mode distributions ship)",
         ),
     }
@@ -707,7 +725,9 @@ pub fn command() -> clap::Command {
              enabled, newuidmap and newgidmap found and privileged (setuid root or a file capability, \
              not on a nosuid mount), your ranges in /etc/subuid and /etc/subgid (present, 65536 ids or \
              more, not containing your own id, not overlapping other users'), no_new_privs not set, and \
-             /dev/net/tun usable for --net pasta. When a user named kubelet exists, also what the \
+             pasta in PATH with /dev/net/tun usable (the private network that --rootfs containers get \
+             by default, and --net pasta; without them such containers do not start, and nothing \
+             falls back to the host's network). When a user named kubelet exists, also what the \
              kubelet (Kubernetes user namespaces) demands of the ranges it reads with getsubids: \
              getsubids in PATH, and 'getsubids kubelet' and 'getsubids -g kubelet' printing the same \
              single range, its start and count multiples of 65536, the start at least 65536, at least \
@@ -743,6 +763,7 @@ pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
     findings.push(check_no_new_privs(
         nix::sys::prctl::get_no_new_privs().unwrap_or(false),
     ));
+    findings.push(check_pasta(in_path("pasta", std::env::var_os("PATH"))));
     findings.push(check_tun(
         std::fs::OpenOptions::new()
             .read(true)
@@ -1196,5 +1217,17 @@ mod tests {
         assert_eq!(check_no_new_privs(false).mark, Mark::Ok);
         assert_eq!(check_tun(Err("Permission denied".into())).mark, Mark::Warn);
         assert_eq!(check_tun(Ok(())).mark, Mark::Ok);
+        let missing = check_pasta(None);
+        assert_eq!(missing.mark, Mark::Warn);
+        assert!(
+            missing.what.contains("cannot start (exit 125)"),
+            "{}",
+            missing.what
+        );
+        assert_eq!(
+            missing.fix.as_deref(),
+            Some("as root: apt-get install passt (or dnf install passt)")
+        );
+        assert_eq!(check_pasta(Some("/usr/bin/pasta".into())).mark, Mark::Ok);
     }
 }

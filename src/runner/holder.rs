@@ -8,32 +8,65 @@
 //! else /tmp/unshare-run-UID; 0700 and the caller's, or no holder is used) named after a digest of the
 //! map: when /etc/subuid changes, the planned map changes and so does the socket, and a new holder is
 //! made (after the helpers approved the new map). A client learns the holder's pid from the kernel
-//! (SO_PEERCRED, checked to be the caller's uid) and opens /proc/PID/ns/user while the holder waits
-//! for it to hang up, so the pid cannot be reused meanwhile. Only the same user can join, and that user
-//! could make the same namespace with the helpers anyway.
+//! (SO_PEERCRED, checked to be the caller's uid) and opens /proc/PID/ns/user while it is connected, so
+//! the pid cannot be reused meanwhile. Only the same user can join, and that user could make the same
+//! namespace with the helpers anyway.
+//!
+//! The holder also keeps the private network of its containers (`--net private`, the default with a
+//! root filesystem), made when the first container asks for it: a network namespace in its user
+//! namespace with one pasta (`network::SharedNetwork`), whose descriptor it sends to each container
+//! that asks. A client stays connected while its container runs (the `Lease`): the holder counts its
+//! containers by their connections and waits for the idle time only once none is left, so that its
+//! pasta serves every container to its end.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
-use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, UnixAddr, accept4, bind, connect, getsockopt, listen,
+    socket, sockopt::PeerCredentials,
+};
 
+use super::channel::{Channel, WANT_NETWORK, WANT_USER_NAMESPACE};
 use super::error::RunError;
 use super::exit;
 use super::mapping::MapPlan;
+use super::network::SharedNetwork;
 use super::userns::{self, Lifetime, UserNamespace};
 use crate::sys;
 
 /// The argument that makes unshare-run a holder (not a documented interface).
 pub const SERVE_ARG: &str = "--serve-as-holder";
 
-/// How long a client may take to open the namespace before the holder hangs up.
-const CLIENT_GRACE: Duration = Duration::from_secs(1);
+/// How long a start waits for the holder it has just made to listen.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A holder's namespaces, lent to one container: the holder stays while the lease (its connection)
+/// lasts, and with it the private network's pasta.
+pub struct Lease {
+    pub user: OwnedFd,
+    /// Its private network's namespace, when asked for.
+    pub network: Option<OwnedFd>,
+    /// None for the holder this start made: its namespace came from the spawn.
+    _connection: Option<Channel>,
+}
+
+impl Lease {
+    /// The user namespace of a holder this start has just made, without a connection to it (a
+    /// host-mode start, which needs no network).
+    pub fn of_spawned(user: OwnedFd) -> Lease {
+        Lease {
+            user,
+            network: None,
+            _connection: None,
+        }
+    }
+}
 
 /// The caller's private runtime directory, if it is safe to use: a real directory of the caller's
 /// that nobody else can write to.
@@ -57,7 +90,7 @@ fn runtime_dir(uid: u32) -> Option<PathBuf> {
 pub fn socket_path(uid: u32, plan: &MapPlan) -> Option<PathBuf> {
     let (uid_map, gid_map) = plan.full_map_texts()?;
     let digest = fnv1a64(&[uid_map.as_bytes(), b"--\n", gid_map.as_bytes()]);
-    Some(runtime_dir(uid)?.join(format!("holder-v1-{digest:016x}.sock")))
+    Some(runtime_dir(uid)?.join(format!("holder-v2-{digest:016x}.sock")))
 }
 
 /// FNV-1a. The digest only names the socket (a holder is joined only after its map was compared with
@@ -72,29 +105,103 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
         })
 }
 
-/// The user namespace of a live holder at `socket` whose map is `plan`'s, or None (no holder, not
-/// the caller's, or another map).
-pub fn join(socket: &Path, uid: u32, plan: &MapPlan) -> Option<OwnedFd> {
-    let (uid_map, gid_map) = plan.full_map_texts()?;
-    let stream = UnixStream::connect(socket).ok()?;
-    let peer = getsockopt(&stream, PeerCredentials).ok()?;
-    if peer.uid() != uid || peer.pid() <= 0 {
-        return None;
+fn seqpacket_socket() -> Result<OwnedFd, RunError> {
+    socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| RunError::sys("cannot create a socket", e))
+}
+
+/// A lease from a live holder at `socket` whose map is `plan`'s, with its private network when
+/// `network`; None when there is no such holder (none, not the caller's, another map). An error when
+/// the holder could not make its private network (it says why: pasta's message and the fix).
+pub fn join(
+    socket: &Path,
+    uid: u32,
+    plan: &MapPlan,
+    network: bool,
+) -> Result<Option<Lease>, RunError> {
+    let Some((uid_map, gid_map)) = plan.full_map_texts() else {
+        return Ok(None);
+    };
+    let Ok(address) = UnixAddr::new(socket) else {
+        return Ok(None);
+    };
+    let stream = seqpacket_socket()?;
+    if connect(stream.as_fd().as_raw_fd(), &address).is_err() {
+        return Ok(None);
     }
-    // The holder keeps its end open until we hang up, so the pid is still the holder's; and the
-    // namespace must have exactly the planned map (so a pid reused after a holder was killed between
-    // connect and open can never lend us another namespace).
+    let Ok(peer) = getsockopt(&stream, PeerCredentials) else {
+        return Ok(None);
+    };
+    if peer.uid() != uid || peer.pid() <= 0 {
+        return Ok(None);
+    }
+    // The holder lives while we are connected, so the pid is still the holder's; and the namespace
+    // must have exactly the planned map (so a pid reused after a holder was killed between connect
+    // and open can never lend us another namespace).
     let proc = format!("/proc/{}", peer.pid());
-    let ns = std::fs::File::open(format!("{proc}/ns/user")).ok()?;
+    let Ok(user) = std::fs::File::open(format!("{proc}/ns/user")) else {
+        return Ok(None);
+    };
     let same = |file: &str, want: &str| {
         read_map_file(&format!("{proc}/{file}"))
             .is_ok_and(|have| normalise_map(&have) == normalise_map(want))
     };
     if !(same("uid_map", &uid_map) && same("gid_map", &gid_map)) {
-        return None;
+        return Ok(None);
     }
-    drop(stream);
-    Some(ns.into())
+    let channel = Channel::from(stream);
+    let request = if network {
+        WANT_NETWORK
+    } else {
+        WANT_USER_NAMESPACE
+    };
+    if channel.send_byte(request).is_err() {
+        return Ok(None);
+    }
+    let network = match network {
+        false => None,
+        true => match channel.receive_network() {
+            Some(namespace) => Some(namespace),
+            None => {
+                return Err(channel.report().unwrap_or_else(|| {
+                    RunError::new("the holder ended before it sent its private network")
+                }));
+            }
+        },
+    };
+    Ok(Some(Lease {
+        user: user.into(),
+        network,
+        _connection: Some(channel),
+    }))
+}
+
+/// `join` for a holder that was just made: it may not listen yet.
+pub fn join_when_listening(
+    socket: &Path,
+    uid: u32,
+    plan: &MapPlan,
+    network: bool,
+) -> Result<Lease, RunError> {
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    loop {
+        if let Some(lease) = join(socket, uid, plan, network)? {
+            return Ok(lease);
+        }
+        if Instant::now() > deadline {
+            return Err(RunError::new(format!(
+                "the holder made for this start does not answer at {}",
+                socket.display()
+            ))
+            .with_hint("try again, or --holder-idle 0 to start without a holder"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A /proc map file (at most 340 lines of ~33 bytes), in two reads: its size shows as 0, so a plain
@@ -170,54 +277,113 @@ pub fn main(args: &clap::ArgMatches) -> Result<u8, RunError> {
     serve(socket, idle)
 }
 
-/// The holder itself: serves until `idle` seconds pass without a client.
+fn listen_at(socket: &Path) -> Result<OwnedFd, RunError> {
+    let fail =
+        |e: nix::errno::Errno| RunError::sys(format!("cannot listen at {}", socket.display()), e);
+    let address = UnixAddr::new(socket).map_err(fail)?;
+    let listener = seqpacket_socket()?;
+    bind(listener.as_fd().as_raw_fd(), &address).map_err(fail)?;
+    listen(&listener, nix::sys::socket::Backlog::new(64).map_err(fail)?).map_err(fail)?;
+    Ok(listener)
+}
+
+/// The holder itself: serves until `idle` seconds pass without a container.
 fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
-    let listener = match UnixListener::bind(socket) {
+    let listener = match listen_at(socket) {
         Ok(listener) => listener,
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+        Err(e) if e.errno == Some(nix::errno::Errno::EADDRINUSE) => {
             // Another holder answers there: it is enough. A dead one's socket is replaced.
-            if UnixStream::connect(socket).is_ok() {
+            let address = UnixAddr::new(socket).map_err(|e| RunError::sys("socket path", e))?;
+            let probe = seqpacket_socket()?;
+            if connect(probe.as_fd().as_raw_fd(), &address).is_ok() {
                 return Ok(0);
             }
             let _ = std::fs::remove_file(socket);
-            UnixListener::bind(socket)
-                .map_err(|e| RunError::sys(format!("cannot listen at {}", socket.display()), e))?
+            listen_at(socket)?
         }
-        Err(e) => {
-            return Err(RunError::sys(
-                format!("cannot listen at {}", socket.display()),
-                e,
-            ));
-        }
+        Err(e) => return Err(e),
     };
     let bound = std::fs::metadata(socket).map(|m| m.ino()).ok();
     let idle_ms = idle.saturating_mul(1000).min(i32::MAX as u64) as i32;
+    let mut clients: Vec<Channel> = Vec::new();
+    let mut network: Option<SharedNetwork> = None;
     loop {
-        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(idle_ms).unwrap_or(PollTimeout::MAX),
-        ) {
+        // The idle time runs only while no container is connected.
+        let timeout = match clients.is_empty() {
+            true => PollTimeout::try_from(idle_ms).unwrap_or(PollTimeout::MAX),
+            false => PollTimeout::NONE,
+        };
+        let mut fds: Vec<PollFd> = std::iter::once(&listener)
+            .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+            .chain(
+                clients
+                    .iter()
+                    .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)),
+            )
+            .collect();
+        match poll(&mut fds, timeout) {
             Ok(0) => break,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        let Ok((client, _)) = listener.accept() else {
-            continue;
-        };
-        // Wait for the client to hang up (it opened our namespace by then), or give up.
-        let mut fds = [PollFd::new(client.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(CLIENT_GRACE.as_millis() as i32).unwrap_or(PollTimeout::MAX),
-        );
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        for index in (0..clients.len()).rev() {
+            if !ready[index + 1] {
+                continue;
+            }
+            match clients[index].receive_byte() {
+                Some(WANT_NETWORK) => lend_network(&clients[index], &mut network),
+                Some(_) => {}
+                // Its container has ended.
+                None => {
+                    clients.swap_remove(index);
+                }
+            }
+        }
+        if ready[0]
+            && let Ok(client) = accept4(listener.as_fd(), SockFlag::SOCK_CLOEXEC)
+        {
+            clients.push(Channel::from(client));
+        }
     }
     // Only our own socket: a newer holder may have replaced it.
     if bound.is_some() && std::fs::metadata(socket).map(|m| m.ino()).ok() == bound {
         let _ = std::fs::remove_file(socket);
     }
     Ok(0)
+}
+
+/// Sends `client` the private network's namespace, made first if there is none (or its pasta has
+/// ended); or why it cannot be had.
+fn lend_network(client: &Channel, network: &mut Option<SharedNetwork>) {
+    if !network.as_mut().is_some_and(SharedNetwork::is_alive) {
+        *network = None;
+        match SharedNetwork::make() {
+            Ok(made) => *network = Some(made),
+            Err(e) => {
+                client.fail(e);
+                return;
+            }
+        }
+    }
+    let namespace = network.as_ref().map(SharedNetwork::namespace);
+    match namespace {
+        Some(Ok(file)) => {
+            let _ = client.send_network(file.as_fd());
+        }
+        Some(Err(e)) => {
+            client.fail(RunError::sys(
+                "cannot open the private network's namespace",
+                e,
+            ));
+        }
+        None => {}
+    }
 }
 
 #[cfg(test)]

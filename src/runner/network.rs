@@ -1,7 +1,9 @@
-//! The container's network beyond its namespace: pasta, which connects a network namespace of the
-//! container's own to the host's network, and the /etc/resolv.conf and /etc/hosts generated for a
-//! container whose network or hostname is not the host's.
+//! The container's network beyond its namespace: pasta, which connects a network namespace to the
+//! host's network (a container's own, or the private network a holder keeps for its containers), and
+//! the /etc/resolv.conf and /etc/hosts generated for a container whose network or hostname is not the
+//! host's.
 
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,7 +76,7 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&dir)
         .map_err(fail)?;
-    let resolv_conf = if net == NetMode::Pasta {
+    let resolv_conf = if matches!(net, NetMode::Pasta | NetMode::Private) {
         let path = dir.join("resolv.conf");
         std::fs::write(&path, format!("nameserver {PASTA_DNS}\n")).map_err(fail)?;
         Some(path)
@@ -103,9 +105,34 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     }))
 }
 
-/// pasta's arguments for the network namespace of `pid`: outbound traffic and DNS (at PASTA_DNS),
-/// only the published ports inbound, and no mapping to the host's own addresses.
-fn pasta_arguments(pid: Pid, publish: &[Publish]) -> Vec<String> {
+/// The network namespace pasta connects.
+#[derive(Clone, Copy, Debug)]
+pub enum PastaTarget {
+    /// A container's own: PID 1's, whose user namespace pasta joins to configure it.
+    Container(Pid),
+    /// The holder's private network, kept by this process (its keeper): pasta runs in the holder's
+    /// user namespace already, so it joins only the network namespace, which it gets as a
+    /// descriptor (it may not open the keeper's /proc entries: it drops to another uid).
+    NetworkOf(Pid),
+}
+
+impl PastaTarget {
+    fn pid(self) -> Pid {
+        match self {
+            PastaTarget::Container(pid) | PastaTarget::NetworkOf(pid) => pid,
+        }
+    }
+}
+
+/// pasta's arguments for `target` (the network namespace as descriptor `netns_fd` for
+/// `PastaTarget::NetworkOf`): outbound traffic and DNS (at PASTA_DNS), only the published ports
+/// inbound, and no mapping to the host's own addresses.
+fn pasta_arguments(
+    target: PastaTarget,
+    netns_fd: i32,
+    publish: &[Publish],
+    caller_is_root: bool,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "--foreground",
         "--quiet",
@@ -136,16 +163,42 @@ fn pasta_arguments(pid: Pid, publish: &[Publish]) -> Vec<String> {
             args.extend([flag.to_string(), spec]);
         }
     }
-    args.push(pid.as_raw().to_string());
+    // pasta started by root switches to nobody, who may not enter namespaces that root owns: it
+    // stays the caller (a root caller's pasta still drops every capability it does not need).
+    if caller_is_root && matches!(target, PastaTarget::Container(_)) {
+        args.extend(["--runas".into(), "0:0".into()]);
+    }
+    match target {
+        PastaTarget::Container(pid) => args.push(pid.as_raw().to_string()),
+        PastaTarget::NetworkOf(_) => args.extend([
+            "--netns".into(),
+            format!("/proc/self/fd/{netns_fd}"),
+            // Not a name in /run/netns that could be deleted: it ends with the holder.
+            "--no-netns-quit".into(),
+        ]),
+    }
     args
 }
 
-/// Connects the network namespace of `pid` to the host's network with pasta; nothing of the host's
+/// Connects the network namespace of `target` to the host's network with pasta; nothing of the host's
 /// own ports or loopback is reachable from inside. pasta runs in the foreground as our child and dies
-/// with us (even on SIGKILL); the caller stops the returned child when the container ends.
-pub fn start_pasta(pid: Pid, publish: &[Publish]) -> Result<Child, RunError> {
+/// with us (even on SIGKILL); the caller stops the returned child when the network is no longer used.
+pub fn start_pasta(target: PastaTarget, publish: &[Publish]) -> Result<Child, RunError> {
+    let netns = match target {
+        PastaTarget::Container(_) => None,
+        PastaTarget::NetworkOf(pid) => Some(
+            std::fs::File::open(format!("/proc/{}/ns/net", pid.as_raw()))
+                .map_err(|e| RunError::sys("cannot open the private network's namespace", e))?,
+        ),
+    };
+    let netns_fd = netns.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut cmd = Command::new("pasta");
-    cmd.args(pasta_arguments(pid, publish));
+    cmd.args(pasta_arguments(
+        target,
+        netns_fd,
+        publish,
+        nix::unistd::geteuid().is_root(),
+    ));
     // Where pasta's complaints go, to quote them if it fails (without the file: not quoted).
     let log = anonymous_file().ok();
     let stderr = match log.as_ref().and_then(|l| l.try_clone().ok()) {
@@ -155,7 +208,8 @@ pub fn start_pasta(pid: Pid, publish: &[Publish]) -> Result<Child, RunError> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
-    let mut child = crate::sys::spawn_dying_with_parent(&mut cmd).map_err(|e| {
+    let inherited = netns.as_ref().map(|f| f.as_fd());
+    let mut child = crate::sys::spawn_dying_with_parent(&mut cmd, inherited).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "install pasta: apt-get install passt (or dnf install passt)"
         } else {
@@ -164,7 +218,7 @@ pub fn start_pasta(pid: Pid, publish: &[Publish]) -> Result<Child, RunError> {
         RunError::sys("cannot run pasta", e).with_hint(hint)
     })?;
     // Ready when the namespace has its default route, the last thing --config-net sets.
-    let route = format!("/proc/{}/net/route", pid.as_raw());
+    let route = format!("/proc/{}/net/route", target.pid().as_raw());
     let deadline = Instant::now() + PASTA_READY_TIMEOUT;
     loop {
         let configured = std::fs::read_to_string(&route).is_ok_and(|r| {
@@ -183,6 +237,73 @@ pub fn start_pasta(pid: Pid, publish: &[Publish]) -> Result<Child, RunError> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The private network that a holder keeps for its containers (`--net private`): a network namespace
+/// in the holder's user namespace, connected to the outside by one pasta. A small process of its own
+/// (the keeper) sleeps in it so that pasta and the readiness check can name it by pid; the holder
+/// hands out descriptors of it. Both die with the holder (even by SIGKILL).
+pub struct SharedNetwork {
+    keeper: Pid,
+    pasta: Child,
+}
+
+impl SharedNetwork {
+    /// Makes the namespace and waits until pasta has configured it. Only call while single-threaded.
+    pub fn make() -> Result<SharedNetwork, RunError> {
+        let holder = nix::unistd::getpid();
+        let keeper = match crate::sys::clone_into(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| RunError::sys("cannot create the private network's namespace", e))?
+        {
+            crate::sys::Forked::Child => {
+                let dies_with_holder =
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_ok();
+                if dies_with_holder && nix::unistd::getppid() == holder {
+                    loop {
+                        nix::unistd::pause();
+                    }
+                }
+                crate::sys::exit_now(0)
+            }
+            crate::sys::Forked::Parent(pid) => pid,
+        };
+        let pasta = match start_pasta(PastaTarget::NetworkOf(keeper), &[]) {
+            Ok(pasta) => pasta,
+            Err(e) => {
+                stop(keeper);
+                return Err(e);
+            }
+        };
+        Ok(SharedNetwork { keeper, pasta })
+    }
+
+    /// Whether pasta and the keeper still run (a pasta that was killed leaves a network that reaches
+    /// nothing: the holder makes a new one for the next containers).
+    pub fn is_alive(&mut self) -> bool {
+        let keeper_alive = matches!(
+            nix::sys::wait::waitpid(self.keeper, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+            Ok(nix::sys::wait::WaitStatus::StillAlive)
+        );
+        keeper_alive && matches!(self.pasta.try_wait(), Ok(None))
+    }
+
+    /// A descriptor of the namespace, for a container to join.
+    pub fn namespace(&self) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(format!("/proc/{}/ns/net", self.keeper.as_raw()))
+    }
+}
+
+impl Drop for SharedNetwork {
+    fn drop(&mut self) {
+        let _ = self.pasta.kill();
+        let _ = self.pasta.wait();
+        stop(self.keeper);
+    }
+}
+
+fn stop(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
 }
 
 /// The error for a pasta that exited or never configured the network: what it said, and the likely
@@ -246,13 +367,30 @@ mod tests {
                 udp: true,
             },
         ];
-        let args = pasta_arguments(Pid::from_raw(42), &publish).join(" ");
+        let args = pasta_arguments(
+            PastaTarget::Container(Pid::from_raw(42)),
+            -1,
+            &publish,
+            false,
+        )
+        .join(" ");
         assert_eq!(
             args,
             "--foreground --quiet --config-net --no-map-gw --dns-forward 169.254.1.1 -T none -U none \
              -t 127.0.0.1/8080:80 -u 53:5353 42"
         );
-        let none = pasta_arguments(Pid::from_raw(7), &[]).join(" ");
+        let none =
+            pasta_arguments(PastaTarget::Container(Pid::from_raw(7)), -1, &[], false).join(" ");
         assert!(none.ends_with("-t none -u none 7"), "{none}");
+        let shared =
+            pasta_arguments(PastaTarget::NetworkOf(Pid::from_raw(9)), 5, &[], true).join(" ");
+        assert!(
+            shared.starts_with("--foreground --quiet --config-net --no-map-gw --dns-forward")
+                && shared.ends_with("-t none -u none --netns /proc/self/fd/5 --no-netns-quit"),
+            "{shared}"
+        );
+        // A root caller's pasta stays root, which may enter the container's namespaces.
+        let as_root = pasta_arguments(PastaTarget::Container(Pid::from_raw(7)), -1, &[], true);
+        assert!(as_root.join(" ").ends_with("--runas 0:0 7"), "{as_root:?}");
     }
 }

@@ -98,12 +98,8 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
     };
     let (uid, gid) = user_ids(&cli, &config, rootfs.as_deref(), plan)?;
     let binds = binds(&cli)?;
-    if !cli.publish.is_empty() && cli.net != NetMode::Pasta {
-        return Err(RunError::new("--publish needs --net pasta").with_hint(
-            "add --net pasta (ports can only be published into a network of the container's own)",
-        ));
-    }
-    let generated = network::generate_files(cli.net, cli.hostname.as_deref())?;
+    let net = network_mode(cli.net, rootfs.is_some(), !cli.publish.is_empty())?;
+    let generated = network::generate_files(net, cli.hostname.as_deref())?;
     let workdir = cli
         .workdir
         .or_else(|| config.working_dir.clone().map(PathBuf::from))
@@ -122,7 +118,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
     let session = terminal::session_for(cli.tty, rootfs.is_some(), caller);
     Ok(ContainerSpec {
         rootfs,
-        net: cli.net,
+        net,
         hostname: cli.hostname,
         uid,
         gid,
@@ -232,6 +228,22 @@ fn absolute(path: &Path) -> Result<PathBuf, RunError> {
     std::path::absolute(path).map_err(|e| RunError::sys(path.display(), e))
 }
 
+/// The network asked for, else the default: a private one with a root filesystem (with published
+/// ports a pasta of the container's own, which publishes them), the host's in host mode.
+fn network_mode(asked: Option<NetMode>, rootfs: bool, publish: bool) -> Result<NetMode, RunError> {
+    match asked {
+        Some(mode) if publish && mode != NetMode::Pasta => Err(RunError::new(format!(
+            "--publish needs a network of the container's own, not --net {}",
+            clap::ValueEnum::to_possible_value(&mode).map_or_else(String::new, |v| v.get_name().to_string())
+        ))
+        .with_hint("use --net pasta, or leave --net out: then the ports are published into a private network")),
+        Some(mode) => Ok(mode),
+        None if publish => Ok(NetMode::Pasta),
+        None if rootfs => Ok(NetMode::Private),
+        None => Ok(NetMode::Host),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +287,22 @@ mod tests {
         let env = ["A=1".to_string(), "B".into(), "C=x=y".into()];
         let got: Vec<_> = image_env(&env).collect();
         assert_eq!(got, [("A".into(), "1".into()), ("C".into(), "x=y".into())]);
+    }
+
+    #[test]
+    fn the_default_network_is_private_with_a_root_filesystem_and_pasta_with_ports() {
+        assert_eq!(network_mode(None, true, false).unwrap(), NetMode::Private);
+        assert_eq!(network_mode(None, false, false).unwrap(), NetMode::Host);
+        assert_eq!(network_mode(None, true, true).unwrap(), NetMode::Pasta);
+        assert_eq!(network_mode(None, false, true).unwrap(), NetMode::Pasta);
+        assert_eq!(
+            network_mode(Some(NetMode::Host), true, false).unwrap(),
+            NetMode::Host
+        );
+        let error = network_mode(Some(NetMode::Private), true, true).unwrap_err();
+        assert_eq!(
+            error.message,
+            "--publish needs a network of the container's own, not --net private"
+        );
     }
 }

@@ -120,11 +120,18 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Spawns `cmd` so that it is killed when this process dies, even by SIGKILL (PR_SET_PDEATHSIG):
-/// for companion processes such as pasta that must not outlive the container.
-pub fn spawn_dying_with_parent(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
+/// for companion processes such as pasta that must not outlive the container. `inherited` stays open
+/// in it under the same number (it is close-on-exec here).
+pub fn spawn_dying_with_parent(
+    cmd: &mut std::process::Command,
+    inherited: Option<std::os::fd::BorrowedFd<'_>>,
+) -> io::Result<std::process::Child> {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls.
+    let inherited = inherited.map(|fd| fd.as_raw_fd());
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls;
+    // `inherited` is open until spawn returns (the caller's borrow).
     unsafe {
         cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
@@ -132,36 +139,13 @@ pub fn spawn_dying_with_parent(cmd: &mut std::process::Command) -> io::Result<st
             if nix::unistd::getppid() != parent {
                 return Err(io::Error::other("parent exited"));
             }
+            if let Some(fd) = inherited
+                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
             Ok(())
         })
     };
     cmd.spawn()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nix::sys::wait::{WaitStatus, waitpid};
-
-    #[test]
-    fn a_process_sharing_memory_exits_with_the_value_or_runs_the_program() {
-        let pid = spawn_sharing_memory(&mut || 7).unwrap();
-        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 7)));
-        let argv = [c"sh", c"-c", c"exit 3"];
-        let pid = spawn_sharing_memory(&mut || {
-            let _ = nix::unistd::execv(c"/bin/sh", &argv);
-            127
-        })
-        .unwrap();
-        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 3)));
-        // What the process wrote before exec is seen here: the memory is shared.
-        let mut seen = 0;
-        let pid = spawn_sharing_memory(&mut || {
-            seen = 42;
-            0
-        })
-        .unwrap();
-        assert_eq!(waitpid(pid, None), Ok(WaitStatus::Exited(pid, 0)));
-        assert_eq!(seen, 42);
-    }
 }
