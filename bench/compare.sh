@@ -3,7 +3,8 @@
 # the commit before the change) in alternating rounds (`rounds` of bench/common.sh), as the
 # unprivileged user of bench/common.sh on the busybox root filesystem of bench/runner.sh.
 #   bench/compare.sh OTHER_RUNNER [OTHER_HELPER]        warm starts (the holder serves both builds)
-#   EXTRA="--holder-idle 0" bench/compare.sh ...         cold starts (both helpers run every time)
+#   EXTRA="--net host --holder-idle 0" bench/compare.sh ...   cold starts (both helpers run every time;
+#                                                      the host network: no pasta per start)
 # OTHER_HELPER defaults to OTHER_RUNNER; this tree's runner is the shipped build
 # (scripts/runner-binary.sh) beside this tree's glibc helpers. Run as root.
 # Environment: ROUNDS (default 20), RUNS per command and round (default 50), EXTRA.

@@ -3,10 +3,13 @@
 # unprivileged user with a fixture range bind-mounted over /etc/subuid and /etc/subgid in a private
 # mount namespace (the machine's files are never edited):
 #   unshare-run   unshare-run --rootfs R -- /bin/true                (full map; warm: joins the holder
-#                 that the warm-up runs left, so no helper runs). unshare-run is the build the packages
-#                 install (scripts/runner-binary.sh: the musl build when it can be made), beside the
-#                 glibc helpers; the script says which
-#   cold          the same with --holder-idle 0 (full map through our helpers at every start)
+#                 that the warm-up runs left, so no helper runs, and its private network, the default).
+#                 unshare-run is the build the packages install (scripts/runner-binary.sh: the musl
+#                 build when it can be made), beside the glibc helpers; the script says which
+#   host-net      the same with --net host (the host's network, as the peers below have it). Target
+#                 of the default private network: unshare-run <= 1.3x host-net
+#   cold          --net host --holder-idle 0 (full map through our helpers at every start; the host's
+#                 network, since without a holder a private network is a pasta per start)
 #   glibc         the same as unshare-run (warm) with the glibc build as unshare-run
 #   unshare       unshare --map-auto --map-root-user --fork --pid --mount --mount-proc --root=R /bin/true
 #                 (util-linux with shadow's helpers, first subordinate block only)
@@ -41,28 +44,31 @@ fi
 if [ -n "${BASELINE_RUNNER:-}" ]; then
     install_as "$work/baseline" "$BASELINE_RUNNER" "${BASELINE_HELPER:-$BASELINE_RUNNER}"
     extra+=(-n baseline "$work/baseline/unshare-run --rootfs $root -- /bin/true"
-        -n baseline-cold "$work/baseline/unshare-run --holder-idle 0 --rootfs $root -- /bin/true")
+        -n baseline-cold "$work/baseline/unshare-run --net host --holder-idle 0 --rootfs $root -- /bin/true")
 fi
 cmd_ours="$work/shipped/unshare-run --rootfs $root -- /bin/true"
-cmd_cold="$work/shipped/unshare-run --holder-idle 0 --rootfs $root -- /bin/true"
+cmd_host_net="$work/shipped/unshare-run --net host --rootfs $root -- /bin/true"
+cmd_cold="$work/shipped/unshare-run --net host --holder-idle 0 --rootfs $root -- /bin/true"
 cmd_glibc="$work/bin/unshare-run --rootfs $root -- /bin/true"
 cmd_unshare="unshare --map-auto --map-root-user --fork --pid --mount --mount-proc --root=$root /bin/true"
 cmd_bwrap="bwrap --unshare-all --share-net --uid 0 --gid 0 --bind $root / --proc /proc --dev /dev /bin/true"
 as_user \
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/out/result.json" \
-        -n unshare-run "$cmd_ours" -n cold "$cmd_cold" -n glibc "$cmd_glibc" \
+        -n unshare-run "$cmd_ours" -n host-net "$cmd_host_net" -n cold "$cmd_cold" -n glibc "$cmd_glibc" \
         -n unshare "$cmd_unshare" -n bwrap "$cmd_bwrap" "${extra[@]}"
 
 python3 - "$work/out/result.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 ms = lambda n: 1000 * r[n]["median"]
-others = ", ".join(f"{n} {ms(n):.2f} ms" for n in ("cold", "glibc", "static") if n in r)
+others = ", ".join(f"{n} {ms(n):.2f} ms" for n in ("host-net", "cold", "glibc", "static") if n in r)
 print(f"\nmedians: unshare-run {ms('unshare-run'):.2f} ms ({others}), unshare {ms('unshare'):.2f} ms, bwrap {ms('bwrap'):.2f} ms")
 for ours in [n for n in ("unshare-run", "cold", "glibc", "static") if n in r]:
     for peer, target in (("unshare", 0.5), ("bwrap", 0.75)):
         ratio = ms(ours) / ms(peer)
         print(f"{ours} / {peer}: {ratio:.3f} (target <= {target}: {'met' if ratio <= target else 'MISSED'})")
+ratio = ms("unshare-run") / ms("host-net")
+print(f"unshare-run (private network) / host-net: {ratio:.3f} (target <= 1.3: {'met' if ratio <= 1.3 else 'MISSED'})")
 for ours, base in (("unshare-run", "baseline"), ("cold", "baseline-cold")):
     if base in r:
         print(f"{ours} / {base}: {ms(ours) / ms(base):.3f} ({ms(base):.2f} ms)")

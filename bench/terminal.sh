@@ -23,7 +23,7 @@ import sys
 line = b'0123456789abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789\n'
 sys.stdout.buffer.write(line * ($SIZE_MB * 1024 * 1024 // len(line)))" > "$root/data/big"
 chown -R "$USER_NAME:$USER_NAME" "$root/data"
-runner="$work/bin/unshare-run --holder-idle 0 --map current --rootfs $root -- cat /data/big"
+runner="$work/bin/unshare-run --net host --holder-idle 0 --map current --rootfs $root -- cat /data/big"
 relayed_by_script="script -qc 'cat $root/data/big' /dev/null"
 floor="cat $root/data/big"
 cat > "$work/outer.py" <<'PY'

@@ -11,10 +11,12 @@ use super::mapping::MapMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetMode {
-    /// The default with --rootfs: a network of your containers', connected to the outside by pasta
-    /// (package passt), with DNS; nothing of the host's own (its loopback services, its abstract
-    /// sockets) is reachable. Your containers of the same map share it (see the README); without a
-    /// holder (--holder-idle 0, single-id maps) each container gets a pasta of its own.
+    /// The default with --rootfs: a private network connected to the outside by pasta (package
+    /// passt), with DNS; nothing of the host's own is reachable (its loopback services, its abstract
+    /// sockets, the host through pasta's gateway). Your containers of the same map share this one
+    /// network through the holder: they reach each other's loopback services and abstract sockets
+    /// and share its ports. Without a holder (--holder-idle 0, single-id maps) each container gets a
+    /// pasta of its own.
     Private,
     /// Share the host's network, its loopback services and abstract sockets (the default without
     /// --rootfs).

@@ -259,6 +259,8 @@ impl SharedNetwork {
                 let dies_with_holder =
                     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_ok();
                 if dies_with_holder && nix::unistd::getppid() == holder {
+                    // The holder's sockets are not the keeper's to hold (it never returns to them).
+                    let _ = crate::sys::close_from_except(3, &[]);
                     loop {
                         nix::unistd::pause();
                     }

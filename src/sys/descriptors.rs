@@ -4,10 +4,10 @@
 use std::io;
 use std::os::fd::RawFd;
 
-/// Closes every descriptor from `first` up except those in `keep`. Only for PID 1 of a container,
-/// between its set-up and the command's start: it owns no descriptor in that range but the ones it
-/// keeps (what it inherited belongs to objects of unshare-run's that it never drops, since it exits
-/// without returning to them).
+/// Closes every descriptor from `first` up except those in `keep`. Only for a process that owns no
+/// descriptor in that range but the ones it keeps: PID 1 of a container between its set-up and the
+/// command's start, a holder's network keeper (what they inherited belongs to objects of their
+/// parent's that they never drop, since they exit without returning to them).
 pub fn close_from_except(first: RawFd, keep: &[RawFd]) -> io::Result<()> {
     let mut kept: Vec<u32> = keep
         .iter()
