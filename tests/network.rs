@@ -376,6 +376,10 @@ fn the_default_network_reaches_nothing_of_the_hosts_own() {
             command(&["--holder-idle", "0"], true)
         ],
         ["--net host", command(&["--net", "host"], true)],
+        [
+            "asked for the gateway",
+            command(&["--net", "pasta:--map-gw"], true)
+        ],
         ["host mode", command(&[], false)],
     ]);
     let out = sandbox.run_as(
@@ -417,6 +421,15 @@ fn the_default_network_reaches_nothing_of_the_hosts_own() {
             );
         }
     }
+    // Only when asked for (podman's pasta:--map-gw), the gateway address leads to the host's own
+    // services: the probe would see that mapping.
+    let asked = line("asked for the gateway");
+    assert!(
+        asked.contains(&format!("tcp:gateway:{port}=ok"))
+            && asked.contains(&format!("tcp:127.0.0.1:{port}=ECONNREFUSED"))
+            && asked.contains("host-saw tcp=1 abstract=0"),
+        "{asked}"
+    );
     for label in ["--net host", "host mode"] {
         let seen = line(label);
         assert!(

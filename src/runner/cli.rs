@@ -28,6 +28,79 @@ pub enum NetMode {
     Pasta,
 }
 
+/// --net: the mode, and for pasta the options the user adds to its command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Net {
+    pub mode: NetMode,
+    pub pasta_options: Vec<String>,
+}
+
+/// Parses --net as MODE or pasta:OPTION,...; lists the modes for help and completions.
+#[derive(Clone, Copy, Debug)]
+struct NetParser;
+
+impl clap::builder::TypedValueParser for NetParser {
+    type Value = Net;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Net, clap::Error> {
+        let text = value.to_str().unwrap_or_default();
+        let (name, options) = match text.split_once(':') {
+            Some((name, options)) => (name, Some(options)),
+            None => (text, None),
+        };
+        let mode = clap::builder::EnumValueParser::<NetMode>::new().parse_ref(
+            cmd,
+            arg,
+            std::ffi::OsStr::new(name),
+        )?;
+        let pasta_options: Vec<String> = options
+            .map(|o| {
+                o.split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !pasta_options.is_empty() && mode != NetMode::Pasta {
+            let mut error = clap::Error::new(clap::error::ErrorKind::InvalidValue).with_cmd(cmd);
+            error.insert(
+                clap::error::ContextKind::InvalidArg,
+                clap::error::ContextValue::String("--net <MODE>".into()),
+            );
+            error.insert(
+                clap::error::ContextKind::InvalidValue,
+                clap::error::ContextValue::String(text.into()),
+            );
+            error.insert(
+                clap::error::ContextKind::Suggested,
+                clap::error::ContextValue::StyledStrs(vec![
+                    "only pasta takes options: --net pasta:OPTION,...".into(),
+                ]),
+            );
+            return Err(error);
+        }
+        Ok(Net {
+            mode,
+            pasta_options,
+        })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            <NetMode as clap::ValueEnum>::value_variants()
+                .iter()
+                .filter_map(clap::ValueEnum::to_possible_value),
+        ))
+    }
+}
+
 /// A port published from the host into the container (--publish: a pasta of the container's own).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Publish {
@@ -104,9 +177,11 @@ pub struct Cli {
     pub map: MapMode,
 
     /// Which network the container gets. Default: private with --rootfs (pasta with --publish), the
-    /// host's without.
-    #[arg(long, value_enum, value_name = "MODE")]
-    pub net: Option<NetMode>,
+    /// host's without. pasta:OPTION,... adds options to its pasta's command line, as podman's
+    /// --network pasta:...; pasta:--map-gw lets the container reach the host's own services through
+    /// the gateway address, which is off otherwise.
+    #[arg(long, value_name = "MODE", value_parser = NetParser)]
+    pub net: Option<Net>,
 
     /// Run the command as this user inside (default 0:0): UID[:GID], or names from the root
     /// filesystem's /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's
@@ -341,7 +416,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.rootfs, Some("/r".into()));
         assert_eq!(cli.map, MapMode::Full);
-        assert_eq!(cli.net, Some(NetMode::None));
+        assert_eq!(cli.net.map(|n| n.mode), Some(NetMode::None));
         assert_eq!(cli.user.as_deref(), Some("5:6"));
         assert_eq!(cli.env, [("A".into(), "b=c".into())]);
         assert_eq!(cli.bind, [("/a".into(), "/b".into())]);

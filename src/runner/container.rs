@@ -75,6 +75,7 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         Attachment::OwnPasta => Some(network::start_pasta(
             PastaTarget::Container(pid1.pid()),
             &spec.publish,
+            &spec.pasta_options,
         )?),
         _ => None,
     };

@@ -105,6 +105,9 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     }))
 }
 
+/// In --net pasta:OPTIONS, as in podman's: pasta may map its gateway address to the host.
+const MAP_GATEWAY: &str = "--map-gw";
+
 /// The network namespace pasta connects.
 #[derive(Clone, Copy, Debug)]
 pub enum PastaTarget {
@@ -131,13 +134,16 @@ fn pasta_arguments(
     target: PastaTarget,
     netns_fd: i32,
     publish: &[Publish],
+    options: &[String],
     caller_is_root: bool,
 ) -> Vec<String> {
+    // podman's pseudo-option: the gateway address leads to the host's own services.
+    let map_gw = options.iter().any(|o| o == MAP_GATEWAY);
     let mut args: Vec<String> = [
         "--foreground",
         "--quiet",
         "--config-net",
-        "--no-map-gw",
+        if map_gw { "" } else { "--no-map-gw" },
         "--dns-forward",
         PASTA_DNS,
         "-T",
@@ -145,8 +151,10 @@ fn pasta_arguments(
         "-U",
         "none",
     ]
+    .into_iter()
+    .filter(|a| !a.is_empty())
     .map(String::from)
-    .into();
+    .collect();
     for (flag, udp) in [("-t", false), ("-u", true)] {
         let specs: Vec<String> = publish
             .iter()
@@ -163,6 +171,7 @@ fn pasta_arguments(
             args.extend([flag.to_string(), spec]);
         }
     }
+    args.extend(options.iter().filter(|o| *o != MAP_GATEWAY).cloned());
     // pasta started by root switches to nobody, who may not enter namespaces that root owns: it
     // stays the caller (a root caller's pasta still drops every capability it does not need).
     if caller_is_root && matches!(target, PastaTarget::Container(_)) {
@@ -183,7 +192,11 @@ fn pasta_arguments(
 /// Connects the network namespace of `target` to the host's network with pasta; nothing of the host's
 /// own ports or loopback is reachable from inside. pasta runs in the foreground as our child and dies
 /// with us (even on SIGKILL); the caller stops the returned child when the network is no longer used.
-pub fn start_pasta(target: PastaTarget, publish: &[Publish]) -> Result<Child, RunError> {
+pub fn start_pasta(
+    target: PastaTarget,
+    publish: &[Publish],
+    options: &[String],
+) -> Result<Child, RunError> {
     let netns = match target {
         PastaTarget::Container(_) => None,
         PastaTarget::NetworkOf(pid) => Some(
@@ -197,6 +210,7 @@ pub fn start_pasta(target: PastaTarget, publish: &[Publish]) -> Result<Child, Ru
         target,
         netns_fd,
         publish,
+        options,
         nix::unistd::geteuid().is_root(),
     ));
     // Where pasta's complaints go, to quote them if it fails (without the file: not quoted).
@@ -269,7 +283,7 @@ impl SharedNetwork {
             }
             crate::sys::Forked::Parent(pid) => pid,
         };
-        let pasta = match start_pasta(PastaTarget::NetworkOf(keeper), &[]) {
+        let pasta = match start_pasta(PastaTarget::NetworkOf(keeper), &[], &[]) {
             Ok(pasta) => pasta,
             Err(e) => {
                 stop(keeper);
@@ -373,6 +387,7 @@ mod tests {
             PastaTarget::Container(Pid::from_raw(42)),
             -1,
             &publish,
+            &[],
             false,
         )
         .join(" ");
@@ -381,18 +396,35 @@ mod tests {
             "--foreground --quiet --config-net --no-map-gw --dns-forward 169.254.1.1 -T none -U none \
              -t 127.0.0.1/8080:80 -u 53:5353 42"
         );
-        let none =
-            pasta_arguments(PastaTarget::Container(Pid::from_raw(7)), -1, &[], false).join(" ");
+        let none = pasta_arguments(
+            PastaTarget::Container(Pid::from_raw(7)),
+            -1,
+            &[],
+            &[],
+            false,
+        )
+        .join(" ");
         assert!(none.ends_with("-t none -u none 7"), "{none}");
         let shared =
-            pasta_arguments(PastaTarget::NetworkOf(Pid::from_raw(9)), 5, &[], true).join(" ");
+            pasta_arguments(PastaTarget::NetworkOf(Pid::from_raw(9)), 5, &[], &[], true).join(" ");
         assert!(
             shared.starts_with("--foreground --quiet --config-net --no-map-gw --dns-forward")
                 && shared.ends_with("-t none -u none --netns /proc/self/fd/5 --no-netns-quit"),
             "{shared}"
         );
         // A root caller's pasta stays root, which may enter the container's namespaces.
-        let as_root = pasta_arguments(PastaTarget::Container(Pid::from_raw(7)), -1, &[], true);
+        let as_root = pasta_arguments(PastaTarget::Container(Pid::from_raw(7)), -1, &[], &[], true);
         assert!(as_root.join(" ").ends_with("--runas 0:0 7"), "{as_root:?}");
+        // --net pasta:--map-gw,-4: the gateway mapping on (our --no-map-gw left out), -4 added.
+        let asked = ["--map-gw".to_string(), "-4".to_string()];
+        let mapped = pasta_arguments(
+            PastaTarget::Container(Pid::from_raw(7)),
+            -1,
+            &[],
+            &asked,
+            false,
+        );
+        assert!(!mapped.iter().any(|a| a.contains("map-gw")), "{mapped:?}");
+        assert!(mapped.join(" ").ends_with("-u none -4 7"), "{mapped:?}");
     }
 }

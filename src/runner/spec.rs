@@ -34,6 +34,8 @@ pub struct ContainerSpec {
     pub setgroups_allowed: bool,
     /// Ports published through pasta.
     pub publish: Vec<Publish>,
+    /// Options added to the container's own pasta (--net pasta:OPTION,...).
+    pub pasta_options: Vec<String>,
     /// How long a holder keeps the user namespace for later starts (zero: no holder).
     pub holder_idle: Duration,
     /// Writes go to an overlay instead of the root filesystem.
@@ -98,7 +100,16 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
     };
     let (uid, gid) = user_ids(&cli, &config, rootfs.as_deref(), plan)?;
     let binds = binds(&cli)?;
-    let net = network_mode(cli.net, rootfs.is_some(), !cli.publish.is_empty())?;
+    let pasta_options = cli
+        .net
+        .as_ref()
+        .map(|n| n.pasta_options.clone())
+        .unwrap_or_default();
+    let net = network_mode(
+        cli.net.map(|n| n.mode),
+        rootfs.is_some(),
+        !cli.publish.is_empty(),
+    )?;
     let generated = network::generate_files(net, cli.hostname.as_deref())?;
     let workdir = cli
         .workdir
@@ -139,6 +150,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         setgroups_allowed: plan.allows_setgroups(),
         session,
         publish: cli.publish,
+        pasta_options,
         holder_idle: Duration::from_secs(cli.holder_idle),
         generated,
         passed_fds,

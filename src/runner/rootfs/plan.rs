@@ -385,6 +385,7 @@ mod tests {
             command: Vec::new(),
             setgroups_allowed: true,
             publish: Vec::new(),
+            pasta_options: Vec::new(),
             holder_idle: std::time::Duration::ZERO,
             overlay: None,
             read_only_root: false,
