@@ -114,6 +114,6 @@ fn bash_completion_completes_options_and_values() {
     );
     assert_eq!(
         complete("unshare-run --net ''", 2, "", "--net"),
-        "host\nnone\npasta\n"
+        "private\nhost\nnone\npasta\n"
     );
 }
