@@ -550,3 +550,43 @@ fn the_holders_pasta_serves_a_container_to_its_end_and_goes_with_the_holder() {
         holder_and_children(&runtime)
     );
 }
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_holder_whose_pasta_was_killed_ends_and_the_next_start_gets_a_working_one() {
+    require_root();
+    tun_usable_by_users();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let (sandbox, runtime) = own_holders("30");
+    let resolve = || {
+        sandbox.run_as(
+            a,
+            &[
+                &install().runner(),
+                "--rootfs",
+                root.path().to_str().unwrap(),
+                "--",
+                "sh",
+                "-c",
+                "nslookup deb.debian.org >/dev/null && echo dns-ok",
+            ],
+        )
+    };
+    let first = resolve();
+    first.assert_code(0);
+    assert_eq!(first.stdout_text(), "dns-ok\n");
+    let running = holder_and_children(&runtime);
+    assert_eq!(running.len(), 2, "a holder and its pasta: {running:?}");
+    // pasta is the holder's child (listed after it).
+    run_ok(std::process::Command::new("kill").args(["-KILL", &running[1]]));
+    assert!(
+        wait_for(Duration::from_secs(5), || holder_and_children(&runtime)
+            .is_empty()),
+        "the holder outlived its pasta: {:?}",
+        holder_and_children(&runtime)
+    );
+    let second = resolve();
+    second.assert_code(0);
+    assert_eq!(second.stdout_text(), "dns-ok\n");
+}

@@ -27,9 +27,9 @@ pub struct Channel(OwnedFd);
 const START: u8 = b'S';
 const FAILED: u8 = b'F';
 const TERMINAL: u8 = b'T';
-/// Client to holder: its user namespace only (the client opens it through /proc).
-pub const WANT_USER_NAMESPACE: u8 = b'U';
-/// Client to holder: and its private network (the answer: NETWORK with the namespace, or a failure).
+/// Client to holder: its private network, which it has not made yet (the answer: NETWORK with the
+/// namespace, or a failure). A client that needs only the user namespace, or finds the network made,
+/// asks nothing: it opens them through /proc.
 pub const WANT_NETWORK: u8 = b'N';
 const NETWORK: u8 = b'W';
 /// A failure report longer than this is cut (messages name paths, not files' contents).
@@ -67,7 +67,7 @@ impl AsFd for Channel {
 }
 
 impl Channel {
-    /// Sends one byte (a holder request).
+    /// Sends one byte (a request to a holder).
     pub fn send_byte(&self, byte: u8) -> io::Result<()> {
         send_all(&self.0, &[byte])
     }

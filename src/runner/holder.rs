@@ -14,10 +14,11 @@
 //!
 //! The holder also keeps the private network of its containers (`--net private`, the default with a
 //! root filesystem), made when the first container asks for it: a network namespace in its user
-//! namespace with one pasta (`network::SharedNetwork`), whose descriptor it sends to each container
-//! that asks. A client stays connected while its container runs (the `Lease`): the holder counts its
-//! containers by their connections and waits for the idle time only once none is left, so that its
-//! pasta serves every container to its end.
+//! namespace with one pasta (`network::SharedNetwork`), which the holder then joins itself. Later
+//! containers find it as the holder's /proc/PID/ns/net (owned by the holder's user namespace, unlike
+//! the network it was started in) without asking. A client stays connected while its container runs
+//! (the `Lease`): the holder counts its containers by their connections and waits for the idle time
+//! only once none is left, so that its pasta serves every container to its end; it ends with pasta.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -27,12 +28,14 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, UnixAddr, accept4, bind, connect, getsockopt, listen,
     socket, sockopt::PeerCredentials,
 };
 
-use super::channel::{Channel, WANT_NETWORK, WANT_USER_NAMESPACE};
+use super::channel::{Channel, WANT_NETWORK};
 use super::error::RunError;
 use super::exit;
 use super::mapping::MapPlan;
@@ -155,22 +158,23 @@ pub fn join(
         return Ok(None);
     }
     let channel = Channel::from(stream);
-    let request = if network {
-        WANT_NETWORK
-    } else {
-        WANT_USER_NAMESPACE
-    };
-    if channel.send_byte(request).is_err() {
-        return Ok(None);
-    }
     let network = match network {
         false => None,
-        true => match channel.receive_network() {
+        true => match private_network_of(&proc, &user) {
             Some(namespace) => Some(namespace),
+            // Not made yet: the holder makes it and sends it, or says why it cannot.
             None => {
-                return Err(channel.report().unwrap_or_else(|| {
-                    RunError::new("the holder ended before it sent its private network")
-                }));
+                if channel.send_byte(WANT_NETWORK).is_err() {
+                    return Ok(None);
+                }
+                match channel.receive_network() {
+                    Some(namespace) => Some(namespace),
+                    None => {
+                        return Err(channel.report().unwrap_or_else(|| {
+                            RunError::new("the holder ended before it sent its private network")
+                        }));
+                    }
+                }
             }
         },
     };
@@ -179,6 +183,21 @@ pub fn join(
         network,
         _connection: Some(channel),
     }))
+}
+
+/// The holder's network namespace (`proc` is its /proc directory) if it is its private network: one
+/// that its own user namespace `user` owns (the holder joins it once made; before, it is in the
+/// network it was started in, which another user namespace owns). No round trip to the holder.
+fn private_network_of(proc: &str, user: &std::fs::File) -> Option<OwnedFd> {
+    let network = std::fs::File::open(format!("{proc}/ns/net")).ok()?;
+    let owner = sys::owning_user_namespace(network.as_fd()).ok()?;
+    let identity = |fd: std::os::fd::BorrowedFd<'_>| {
+        nix::sys::stat::fstat(fd)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    };
+    let owner = identity(owner.as_fd());
+    (owner.is_some() && owner == identity(user.as_fd())).then(|| network.into())
 }
 
 /// `join` for a holder that was just made: it may not listen yet.
@@ -307,19 +326,23 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
     let idle_ms = idle.saturating_mul(1000).min(i32::MAX as u64) as i32;
     let mut clients: Vec<Channel> = Vec::new();
     let mut network: Option<SharedNetwork> = None;
+    // Children that end (pasta): read through a signalfd among the sockets.
+    let mut chld = SigSet::empty();
+    chld.add(Signal::SIGCHLD);
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&chld), None)
+        .map_err(|e| RunError::sys("sigprocmask", e))?;
+    let children = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| RunError::sys("signalfd", e))?;
     loop {
         // The idle time runs only while no container is connected.
         let timeout = match clients.is_empty() {
             true => PollTimeout::try_from(idle_ms).unwrap_or(PollTimeout::MAX),
             false => PollTimeout::NONE,
         };
-        let mut fds: Vec<PollFd> = std::iter::once(&listener)
-            .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
-            .chain(
-                clients
-                    .iter()
-                    .map(|c| PollFd::new(c.as_fd(), PollFlags::POLLIN)),
-            )
+        let mut fds: Vec<PollFd> = [listener.as_fd(), children.as_fd()]
+            .into_iter()
+            .chain(clients.iter().map(|c| c.as_fd()))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
             .collect();
         match poll(&mut fds, timeout) {
             Ok(0) => break,
@@ -332,8 +355,19 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
             .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        if ready[1] {
+            while let Ok(Some(_)) = children.read_signal() {}
+            // The private network's pasta has ended: the network reaches nothing any more, and this
+            // holder is in it for good. The next start makes a new holder.
+            if network
+                .as_mut()
+                .is_some_and(|n| !matches!(n.pasta.try_wait(), Ok(None)))
+            {
+                break;
+            }
+        }
         for index in (0..clients.len()).rev() {
-            if !ready[index + 1] {
+            if !ready[index + 2] {
                 continue;
             }
             match clients[index].receive_byte() {
@@ -358,12 +392,11 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
     Ok(0)
 }
 
-/// Sends `client` the private network's namespace, made first if there is none (or its pasta has
-/// ended); or why it cannot be had.
+/// Sends `client` the private network's namespace, which this holder makes and joins first if it
+/// has none; or why it cannot be had (a later request tries again: pasta may have been installed).
 fn lend_network(client: &Channel, network: &mut Option<SharedNetwork>) {
-    if !network.as_mut().is_some_and(SharedNetwork::is_alive) {
-        *network = None;
-        match SharedNetwork::make() {
+    if network.is_none() {
+        match SharedNetwork::make_and_join() {
             Ok(made) => *network = Some(made),
             Err(e) => {
                 client.fail(e);
@@ -371,18 +404,16 @@ fn lend_network(client: &Channel, network: &mut Option<SharedNetwork>) {
             }
         }
     }
-    let namespace = network.as_ref().map(SharedNetwork::namespace);
-    match namespace {
-        Some(Ok(file)) => {
-            let _ = client.send_network(file.as_fd());
+    match std::fs::File::open("/proc/self/ns/net") {
+        Ok(namespace) => {
+            let _ = client.send_network(namespace.as_fd());
         }
-        Some(Err(e)) => {
+        Err(e) => {
             client.fail(RunError::sys(
                 "cannot open the private network's namespace",
                 e,
             ));
         }
-        None => {}
     }
 }
 

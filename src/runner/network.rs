@@ -254,17 +254,19 @@ pub fn start_pasta(
 }
 
 /// The private network that a holder keeps for its containers (`--net private`): a network namespace
-/// in the holder's user namespace, connected to the outside by one pasta. A small process of its own
-/// (the keeper) sleeps in it so that pasta and the readiness check can name it by pid; the holder
-/// hands out descriptors of it. Both die with the holder (even by SIGKILL).
+/// in the holder's user namespace, connected to the outside by one pasta, and joined by the holder
+/// itself once pasta has configured it, so that a container finds it as the holder's /proc/PID/ns/net.
+/// pasta dies with the holder (even by SIGKILL); the holder cannot go back to the host's network to
+/// start another, so it ends when pasta does.
 pub struct SharedNetwork {
-    keeper: Pid,
-    pasta: Child,
+    pub pasta: Child,
 }
 
 impl SharedNetwork {
-    /// Makes the namespace and waits until pasta has configured it. Only call while single-threaded.
-    pub fn make() -> Result<SharedNetwork, RunError> {
+    /// Makes the namespace, connects it with pasta, waits until pasta has configured it, and moves
+    /// this process into it. A small process of its own (the keeper) holds the namespace meanwhile,
+    /// so that pasta and the readiness check can name it. Only call while single-threaded.
+    pub fn make_and_join() -> Result<SharedNetwork, RunError> {
         let holder = nix::unistd::getpid();
         let keeper = match crate::sys::clone_into(nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| RunError::sys("cannot create the private network's namespace", e))?
@@ -283,29 +285,17 @@ impl SharedNetwork {
             }
             crate::sys::Forked::Parent(pid) => pid,
         };
-        let pasta = match start_pasta(PastaTarget::NetworkOf(keeper), &[], &[]) {
-            Ok(pasta) => pasta,
-            Err(e) => {
-                stop(keeper);
-                return Err(e);
-            }
-        };
-        Ok(SharedNetwork { keeper, pasta })
-    }
-
-    /// Whether pasta and the keeper still run (a pasta that was killed leaves a network that reaches
-    /// nothing: the holder makes a new one for the next containers).
-    pub fn is_alive(&mut self) -> bool {
-        let keeper_alive = matches!(
-            nix::sys::wait::waitpid(self.keeper, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
-            Ok(nix::sys::wait::WaitStatus::StillAlive)
-        );
-        keeper_alive && matches!(self.pasta.try_wait(), Ok(None))
-    }
-
-    /// A descriptor of the namespace, for a container to join.
-    pub fn namespace(&self) -> std::io::Result<std::fs::File> {
-        std::fs::File::open(format!("/proc/{}/ns/net", self.keeper.as_raw()))
+        let joined = start_pasta(PastaTarget::NetworkOf(keeper), &[], &[]).and_then(|pasta| {
+            // From here on a failure drops the network, which stops pasta.
+            let network = SharedNetwork { pasta };
+            let namespace = std::fs::File::open(format!("/proc/{}/ns/net", keeper.as_raw()))
+                .map_err(|e| RunError::sys("cannot open the private network's namespace", e))?;
+            nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| RunError::sys("cannot join the private network", e))?;
+            Ok(network)
+        });
+        stop(keeper);
+        joined
     }
 }
 
@@ -313,7 +303,6 @@ impl Drop for SharedNetwork {
     fn drop(&mut self) {
         let _ = self.pasta.kill();
         let _ = self.pasta.wait();
-        stop(self.keeper);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The binary's only `unsafe` code, by concern: the process entry point, process creation, signal
 //! dispositions, capabilities, closing descriptors by number, the session keyring, terminal ioctls,
 //! descriptors received over a socket, the new mount API's calls (for read-only binds), the seccomp
-//! filter, extended attributes and the loopback ioctl: what nix cannot offer safely. The privileged code has its own
+//! filter, extended attributes, the loopback ioctl and a namespace's owner: what nix cannot offer safely. The privileged code has its own
 //! module in helpers/src/sys.rs.
 
 pub mod capabilities;
@@ -18,7 +18,7 @@ pub mod terminal;
 mod xattr;
 
 pub use descriptors::{close_from_except, is_inheritable};
-pub use net::bring_up_loopback;
+pub use net::{bring_up_loopback, owning_user_namespace};
 pub use process::{
     Forked, clone_into, detach_and_exec, exit_now, spawn_dying_with_parent, spawn_sharing_memory,
 };

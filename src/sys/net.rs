@@ -30,3 +30,16 @@ pub fn bring_up_loopback() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The user namespace that owns the namespace `ns` refers to: ioctl(NS_GET_USERNS).
+pub fn owning_user_namespace(ns: std::os::fd::BorrowedFd<'_>) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    const NS_GET_USERNS: libc::c_ulong = 0xb701; // _IO(0xb7, 0x1)
+    // SAFETY: NS_GET_USERNS takes no argument and returns a new descriptor or -1.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS as _) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel installed a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
