@@ -28,10 +28,11 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rootfs -d 'Run 
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the image imported from --rootfs FILE, for later use as --rootfs NAME' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
-complete -c unshare-run -n "__fish_unshare_run_needs_command" -l map -d 'Which ids to map inside the container' -r -f -a "auto\t'The full subordinate map when you have ranges and working helpers, else a single-id map and a warning saying why'
-full\t'The full subordinate map, or exit 125 saying what to fix'
-root\t'A single-id map: you are uid 0 inside'
-current\t'A single-id map that keeps your uid inside'"
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l map -l userns -d 'Which ids to map inside the container (--userns is podman\'s name for it): full for a system of its own (packages, several users); keep-id to work on your own files (a directory bound in stays yours, and what the command makes there is yours on the host); root or current where the helpers or your ranges are missing' -r -f -a "auto\t'The full map when you have ranges and working helpers, else a single-id map and a warning saying why'
+full\t'You are uid 0 inside and all your subordinate ids are 1..: a system of its own, where apt, su and chown to any id work (exit 125 when impossible)'
+keep-id\t'Your own uid and gid inside, all your subordinate ids around them (podman\'s keep-id; keep-id:uid=UID,gid=GID picks the numbers): for working on your files, which stay yours inside and out. The command runs as you unless --user (--user 0 is root inside, for apt). Never falls back (exit 125)'
+root\t'A single-id map without the helpers: you are uid 0 inside, alone'
+current\t'A single-id map without the helpers that keeps your uid inside'"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l net -d 'Which network the container gets' -r -f -a "host\t'Share the host\'s network (apt works out of the box)'
 none\t'A new network namespace with only the loopback interface, up'
 pasta\t'A new network namespace connected to the host\'s network by pasta (package passt), with DNS and published ports (--publish)'"

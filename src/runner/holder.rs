@@ -241,6 +241,7 @@ mod tests {
         MapPlan::Full {
             uid: lines.clone(),
             gid: lines,
+            caller_inside: (0, 0),
             helpers: crate::runner::mapping::Helpers {
                 newuidmap: "/x/newuidmap".into(),
                 newgidmap: "/x/newgidmap".into(),
