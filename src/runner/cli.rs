@@ -158,9 +158,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = NetMode::Host, value_name = "MODE")]
     pub net: NetMode,
 
-    /// Run the command as this user inside (default 0:0): UID[:GID], or names from the root
-    /// filesystem's /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's
-    /// primary group from /etc/passwd, else the same number as UID.
+    /// Run the command as this user inside: UID[:GID], or names from the root filesystem's
+    /// /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's primary group
+    /// from /etc/passwd, else the same number as UID. Default: the image's User, else you as the map
+    /// has you (0:0 with the full map); under --map keep-id always your own uid and gid.
     #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_parser = parse_user)]
     pub user: Option<String>,
 

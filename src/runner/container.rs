@@ -27,7 +27,7 @@ use super::error::RunError;
 use super::mapping::MapPlan;
 use super::spec::ContainerSpec;
 use super::terminal::{self, Relay, Session};
-use super::userns::{self, Lifetime, UserNamespace};
+use super::userns::{self, ChildIds, Lifetime, UserNamespace};
 use super::{exit, holder, init, network, signals};
 
 /// Runs the container; returns the exit status for unshare-run.
@@ -53,7 +53,9 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
     } else {
         UserNamespace::New(plan)
     };
-    let mut pid1 = userns::spawn(flags, userns, Lifetime::DiesWithParent, |channel| {
+    // PID 1 sets the container up as root inside; the command then becomes its own user.
+    let ids = ChildIds::acting_as_root(plan);
+    let mut pid1 = userns::spawn(flags, userns, ids, Lifetime::DiesWithParent, |channel| {
         init::pid1(spec, &signals, channel)
     })?;
     // pasta joins the (now mapped) user namespace to configure the network namespace.

@@ -26,7 +26,7 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use super::error::RunError;
 use super::exit;
 use super::mapping::MapPlan;
-use super::userns::{self, Lifetime, UserNamespace};
+use super::userns::{self, ChildIds, Lifetime, UserNamespace};
 use crate::sys;
 
 /// The argument that makes unshare-run a holder (not a documented interface).
@@ -122,6 +122,8 @@ pub fn spawn(plan: &MapPlan, socket: &Path, idle: Duration) -> Result<OwnedFd, R
     let mut child = userns::spawn(
         CloneFlags::empty(),
         UserNamespace::New(plan),
+        // Its clients check that it is theirs by its uid (SO_PEERCRED).
+        ChildIds::Callers,
         Lifetime::Outlives,
         |_| {
             // A fresh program, so that ps and pgrep show what this is, not the container's command.

@@ -166,6 +166,13 @@ impl MapPlan {
         }
     }
 
+    /// A keep-id map: every subordinate id, with the caller's own ids at numbers other than 0, so
+    /// root inside is a subordinate id. (A process that makes a user namespace has every capability
+    /// in it, but what it creates is owned by its own ids: a child acting as root becomes uid 0.)
+    pub fn is_keep_id(&self) -> bool {
+        matches!(self, MapPlan::Full { caller_inside, .. } if *caller_inside != (0, 0))
+    }
+
     /// The text of the uid_map and gid_map files of a namespace made with a full plan, as a process
     /// outside it reads them (without the kernel's padding).
     pub fn full_map_texts(&self) -> Option<(String, String)> {
@@ -744,7 +751,7 @@ mod tests {
                 },
             }
         );
-        assert!(plan.allows_setgroups());
+        assert!(plan.allows_setgroups() && !plan.is_keep_id());
         assert_eq!(plan.caller_inside(), (0, 0));
         assert!(plan.is_mapped(65536, true) && !plan.is_mapped(65537, false));
         assert_eq!(
@@ -770,6 +777,8 @@ mod tests {
         assert!(!plan.allows_setgroups() && plan.full_map_texts().is_none());
         assert_eq!(plan.caller_inside(), (1000, 1000));
         assert!(plan.is_mapped(1000, true) && !plan.is_mapped(0, true));
+        // A single-id map that keeps the uid has no root to become.
+        assert!(!plan.is_keep_id());
     }
 
     #[test]
@@ -804,7 +813,8 @@ mod tests {
         );
         assert_eq!(*caller_inside, (1000, 1000));
         assert_eq!(plan.caller_inside(), (1000, 1000));
-        assert!(plan.allows_setgroups() && plan.is_mapped(0, true));
+        // Root inside is the first subordinate id: a child acting as root must become it.
+        assert!(plan.is_keep_id() && plan.allows_setgroups());
         assert_eq!(
             plan.full_map_texts().unwrap().0,
             "0 100000 1000\n1000 1000 1\n1001 101000 64536\n65537 300000 1000\n"

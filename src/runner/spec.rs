@@ -150,9 +150,9 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
     })
 }
 
-/// The command's ids: --user, else the image's User, else the caller's own ids inside. Names mean
-/// what the container's /etc/passwd and /etc/group say (in host mode: the host's). Each must be
-/// mapped.
+/// The command's ids: --user, else the image's User (not under keep-id, which runs the command as
+/// the caller, as podman does), else the caller's own ids inside. Names mean what the container's
+/// /etc/passwd and /etc/group say (in host mode: the host's). Each must be mapped.
 fn user_ids(
     cli: &Cli,
     config: &ImageConfig,
@@ -160,7 +160,8 @@ fn user_ids(
     plan: &MapPlan,
 ) -> Result<(u32, u32), RunError> {
     let root = rootfs.unwrap_or(Path::new("/"));
-    let (uid, gid) = match (&cli.user, &config.user) {
+    let image_user = config.user.as_ref().filter(|_| !plan.is_keep_id());
+    let (uid, gid) = match (&cli.user, image_user) {
         (Some(user), _) => users::ids_in(root, user, GidWithoutEntry::SameAsUid)
             .map_err(|e| RunError::new(format!("--user {user}: {e}")).with_hint(USER_HINT))?,
         (None, Some(user)) if rootfs.is_some() => users::ids_in(root, user, GidWithoutEntry::Zero)

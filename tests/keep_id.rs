@@ -1,0 +1,226 @@
+//! `--map keep-id` (podman's `--userns=keep-id`): the caller's own uid and gid keep their numbers
+//! inside and every subordinate id fills the rest, so files of the caller's bound in stay the
+//! caller's, the command runs as the caller, and `--user 0` is root inside (a subordinate id).
+
+use std::os::unix::fs::MetadataExt;
+
+use unshare_run_test_support::*;
+
+/// alice's ranges: two, as in tests/runner.rs, with another user's before them.
+fn ranges() -> Sandbox {
+    let a = alice();
+    Sandbox::both(&[
+        &format!("{}:400000:65536", bob().name),
+        &format!("{}:100000:65536", a.name),
+        &format!("{}:300000:1000", a.name),
+    ])
+}
+
+/// `unshare-run ARGS...` as alice in `sandbox`.
+fn run_in(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    let runner = install().runner();
+    let mut argv = vec![runner.as_str()];
+    argv.extend_from_slice(args);
+    sandbox.run_as(alice(), &argv)
+}
+
+fn as_alice(args: &[&str]) -> std::process::Output {
+    run_in(&ranges(), args)
+}
+
+/// The keep-id map of `own` with alice's ranges, as the kernel lists it (without padding).
+fn keep_id_map(own: u32) -> String {
+    format!(
+        "0 100000 {own}\n{own} {own} 1\n{} {} {}\n65537 300000 1000",
+        own + 1,
+        100000 + own,
+        65536 - own
+    )
+}
+
+/// The `(inside, outside, count)` lines of a map text.
+fn lines(map: &str) -> Vec<(u64, u64, u64)> {
+    map.lines()
+        .map(|l| {
+            let f: Vec<u64> = l.split_whitespace().map(|n| n.parse().unwrap()).collect();
+            (f[0], f[1], f[2])
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn the_callers_ids_map_to_themselves_and_every_subordinate_id_fills_the_rest() {
+    require_root();
+    let a = alice();
+    let script = "cat /proc/self/uid_map; echo --; cat /proc/self/gid_map; echo --; id -u; id -g; \
+                  cat /proc/self/setgroups";
+    for map in [&["--map", "keep-id"][..], &["--userns=keep-id"]] {
+        let mut args = map.to_vec();
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let out = as_alice(&args);
+        out.assert_code(0);
+        assert_eq!(out.stderr_text(), "");
+        let text = normalise_map(&out.stdout_text());
+        let parts: Vec<&str> = text.split("\n--\n").collect();
+        assert_eq!(parts[0], keep_id_map(a.uid), "{map:?}");
+        assert_eq!(parts[1], keep_id_map(a.gid), "{map:?}");
+        // The command runs as the caller; groups can still be set (subordinate gids are mapped).
+        assert_eq!(parts[2], format!("{}\n{}\nallow", a.uid, a.gid), "{map:?}");
+        for (map, own) in [(parts[0], a.uid), (parts[1], a.gid)] {
+            let lines = lines(map);
+            // The caller's id maps to itself with count 1 ...
+            assert!(
+                lines.contains(&(u64::from(own), u64::from(own), 1)),
+                "{map}"
+            );
+            // ... and the subordinate ranges fill 0..own-1 and own+1.. exactly: in inside order,
+            // contiguous from 0, nothing wasted.
+            let mut next = 0;
+            for (inside, _, count) in &lines {
+                assert_eq!(*inside, next, "{map}");
+                next += count;
+            }
+            let counts: u64 = lines.iter().map(|(_, _, count)| count).sum();
+            assert_eq!(counts, 1 + 65536 + 1000, "{map}");
+        }
+    }
+    // podman's keep-id:uid=,gid=: the caller at other numbers, and the command as them.
+    let out = as_alice(&[
+        "--map",
+        "keep-id:uid=200,gid=210",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g",
+    ]);
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        format!(
+            "0 100000 200\n200 {} 1\n201 100200 65336\n65537 300000 1000\n\
+             0 100000 210\n210 {} 1\n211 100210 65326\n65537 300000 1000\n200\n210",
+            a.uid, a.gid
+        )
+    );
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_directory_of_the_callers_bound_in_stays_theirs() {
+    require_root();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let work = TempDir::new("keep-id-work");
+    give_to(a, work.path());
+    let rootfs = root.path().to_str().unwrap();
+    let bind = format!("{}:/work", work.path().display());
+    // PID 1 sets the container up as root inside: its /dev and /tmp are root's, as with the full
+    // map, though the command is the caller.
+    let script =
+        "stat -c %u:%g /work; touch /work/mine && echo made; stat -c %u:%g /dev /tmp; id -u";
+    let out = as_alice(&[
+        "--map", "keep-id", "--rootfs", rootfs, "--bind", &bind, "--", "sh", "-c", script,
+    ]);
+    out.assert_code(0);
+    // Inside, the directory is the caller's, as on the host.
+    assert_eq!(
+        out.stdout_text(),
+        format!("{}:{}\nmade\n0:0\n0:0\n{}\n", a.uid, a.gid, a.uid)
+    );
+    let owner = |name: &str| {
+        let meta = std::fs::metadata(work.path().join(name)).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    // Made by the default user (the caller): the caller's on the host.
+    assert_eq!(owner("mine"), (a.uid, a.gid));
+    // Made as root inside: the first subordinate id.
+    as_alice(&[
+        "--map",
+        "keep-id",
+        "--rootfs",
+        rootfs,
+        "--bind",
+        &bind,
+        "--user",
+        "0",
+        "--",
+        "touch",
+        "/work/root-made",
+    ])
+    .assert_code(0);
+    assert_eq!(owner("root-made"), (100000, 100000));
+    // The same in host mode, on the caller's files where they are.
+    let host_file = work.path().join("host-mode");
+    let host_file = host_file.to_str().unwrap();
+    as_alice(&["--map", "keep-id", "--", "touch", host_file]).assert_code(0);
+    assert_eq!(owner("host-mode"), (a.uid, a.gid));
+    let out = as_alice(&["--map", "keep-id", "--", "stat", "-c", "%u", host_file]);
+    assert_eq!(out.stdout_text(), format!("{}\n", a.uid));
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn too_few_subordinate_ids_for_the_callers_uid_is_exit_125_and_no_fallback() {
+    require_root();
+    let a = alice();
+    let few = Sandbox::both(&[&format!("{}:100000:500", a.name)]);
+    let out = run_in(&few, &["--map", "keep-id", "--", "true"]);
+    out.assert_code(125)
+        .assert_stderr_contains(&format!(
+            "cannot set up the keep-id map: keep-id needs {0} subordinate uids to fill the inside \
+             uids 0 to {1} below yours ({0}), and {2} has 500 in /etc/subuid",
+            a.uid,
+            a.uid - 1,
+            a.name
+        ))
+        .assert_stderr_contains(&format!(
+            "usermod --add-subuids START-END {}  (a free range of {} ids or more)",
+            a.name,
+            a.uid - 500
+        ));
+    // Without ranges keep-id fails as --map full does; auto (the default) never picks keep-id and
+    // still falls back with its warning.
+    let none = Sandbox::new(Fixture::Missing, Fixture::Missing);
+    run_in(&none, &["--map", "keep-id", "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("cannot set up the keep-id map")
+        .assert_stderr_contains("has no subordinate ranges in /etc/subuid");
+    let out = run_in(&few, &["--", "cat", "/proc/self/uid_map"]);
+    out.assert_code(0);
+    assert_eq!(
+        normalise_map(&out.stdout_text()),
+        format!("0 {} 1\n1 100000 500", a.uid)
+    );
+}
+
+/// PID 1 becomes root inside to set the container up, and the kernel forgets a process's
+/// parent-death signal when its ids change: it must set it again, or it would outlive a killed
+/// unshare-run (and keep the command running).
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn sigkill_of_unshare_run_kills_a_keep_id_container() {
+    require_root();
+    let dir = TempDir::new("keep-id-sigkill");
+    let root = busybox_rootfs(alice());
+    let rootfs = root.path().to_str().unwrap();
+    let script = "echo ready; exec sleep 4252";
+    for rootfs in [&["--rootfs", rootfs][..], &[]] {
+        let mut args = vec!["--map", "keep-id"];
+        args.extend_from_slice(rootfs);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        let (mut child, _out) = start_runner(&ranges(), &args, &dir);
+        assert!(wait_for(std::time::Duration::from_secs(5), || {
+            processes_of(alice(), "sleep 4252")
+        }));
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+        assert!(
+            wait_for(std::time::Duration::from_secs(1), || !processes_of(
+                alice(),
+                "sleep 4252"
+            )),
+            "the keep-id container survived SIGKILL of unshare-run ({rootfs:?})"
+        );
+    }
+}
