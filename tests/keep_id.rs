@@ -224,3 +224,161 @@ fn sigkill_of_unshare_run_kills_a_keep_id_container() {
         );
     }
 }
+
+/// What `busybox_rootfs` has in /etc/passwd: root, user (1000) and nobody, not alice.
+fn passwd_of(root: &TempDir) -> String {
+    std::fs::read_to_string(root.path().join("etc/passwd")).unwrap()
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_root_filesystem_without_the_caller_shows_an_entry_for_them_and_stays_unchanged() {
+    require_root();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let rootfs = root.path().to_str().unwrap();
+    let before = passwd_of(&root);
+    assert!(!before.contains(a.name));
+    // The caller's name, group and home (a tmpfs of its own where the image has none), the host's
+    // shell where the image has it; the files are bound read-only.
+    let script = "id -un; id -gn; echo $HOME; stat -c %u:%g:%a $HOME; touch $HOME/.history && \
+                  echo home-writable; grep \"^$(id -un):\" /etc/passwd; echo x >> /etc/passwd || \
+                  echo read-only";
+    let out = as_alice(&[
+        "--map", "keep-id", "--rootfs", rootfs, "--", "sh", "-c", script,
+    ]);
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        format!(
+            "{name}\n{name}\n/home/{name}\n{uid}:{gid}:700\nhome-writable\n\
+             {name}:x:{uid}:{gid}::/home/{name}:/bin/sh\nread-only\n",
+            name = a.name,
+            uid = a.uid,
+            gid = a.gid
+        )
+    );
+    // Nothing was written into the root filesystem's files.
+    assert_eq!(passwd_of(&root), before);
+    assert!(
+        !std::fs::read_to_string(root.path().join("etc/group"))
+            .unwrap()
+            .contains(a.name)
+    );
+    // As root inside the image's own files are used, untouched and writable (useradd renames over
+    // /etc/passwd, which a file bound there would refuse).
+    let out = as_alice(&[
+        "--map",
+        "keep-id",
+        "--rootfs",
+        rootfs,
+        "--user",
+        "0",
+        "--ephemeral",
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/passwd; echo $HOME; mv /etc/passwd /etc/passwd.old && echo renamed",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), format!("{before}/root\nrenamed\n"));
+    // A user the image has at the caller's uid is the image's (here added in an overlay, which is
+    // what the container sees): nothing is added.
+    let overlay = user_dir(a, "keep-id-overlay");
+    let overlay_dir = overlay.path().to_str().unwrap();
+    let line = format!("builder:x:{}:{}::/data:/bin/sh", a.uid, a.gid);
+    as_alice(&[
+        "--map",
+        "keep-id",
+        "--rootfs",
+        rootfs,
+        "--overlay",
+        overlay_dir,
+        "--user",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo {line} >> /etc/passwd"),
+    ])
+    .assert_code(0);
+    let out = as_alice(&[
+        "--map",
+        "keep-id",
+        "--rootfs",
+        rootfs,
+        "--overlay",
+        overlay_dir,
+        "--",
+        "sh",
+        "-c",
+        "id -un; echo $HOME; grep -c :x: /etc/passwd",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "builder\n/data\n4\n");
+    assert_eq!(passwd_of(&root), before);
+}
+
+/// The acceptance with a real distribution: a Debian bookworm extracted under keep-id (as root
+/// inside, who owns its files then), which has no user for the caller.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn debian_under_keep_id_knows_the_caller_and_apt_works_as_root_inside() {
+    require_root();
+    let a = alice();
+    let dir = TempDir::new("keep-id-debian");
+    let (tar, rootfs) = extract_bookworm_with(a, &["--map", "keep-id", "--user", "0"], &dir);
+    tar.assert_code(0);
+    assert!(
+        !tar.stderr_text().contains("Cannot change ownership"),
+        "{}",
+        tar.stderr_text()
+    );
+    let work = user_dir(a, "keep-id-debian-work");
+    std::fs::write(work.path().join("notes"), "mine\n").unwrap();
+    give_to(a, &work.path().join("notes"));
+    let bind = format!("{}:/work", work.path().display());
+    let run = |options: &[&str], script: &str| {
+        let mut args = vec!["--map", "keep-id", "--rootfs", &rootfs, "--bind", &bind];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        as_alice(&args)
+    };
+    let out = run(
+        &[],
+        "whoami; id; echo $HOME; test -d $HOME && echo home; stat -c %U:%G / /usr/bin/su; \
+         ls -l /work/notes | cut -d' ' -f3,4",
+    );
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        format!(
+            "{name}\nuid={uid}({name}) gid={gid}({name}) groups={gid}({name})\n/home/{name}\nhome\n\
+             root:root\nroot:root\n{name} {name}\n",
+            name = a.name,
+            uid = a.uid,
+            gid = a.gid
+        )
+    );
+    let out = run(
+        &["--user", "0"],
+        "apt-get update -q && apt-get install -y -q hello && useradd -m keep-id-test && id -un keep-id-test",
+    );
+    out.assert_code(0);
+    assert!(
+        out.stdout_text().ends_with("keep-id-test\n"),
+        "{}",
+        out.stdout_text()
+    );
+    let out = run(&[], "hello && touch /work/made-inside");
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "Hello, world!\n");
+    let made = std::fs::metadata(work.path().join("made-inside")).unwrap();
+    assert_eq!((made.uid(), made.gid()), (a.uid, a.gid));
+    // The image's passwd has the user useradd added, never the caller.
+    let passwd = std::fs::read_to_string(format!("{rootfs}/etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("keep-id-test:") && !passwd.contains(a.name),
+        "{passwd}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The container's network beyond its namespace: pasta, which connects a network namespace of the
 //! container's own to the host's network, and the /etc/resolv.conf and /etc/hosts generated for a
-//! container whose network or hostname is not the host's.
+//! container whose network or hostname is not the host's (in the directory of generated files, where
+//! PID 1 also writes the command's passwd and group lines when the root filesystem lacks them).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,13 +18,15 @@ pub const PASTA_DNS: &str = "169.254.1.1";
 /// How long pasta may take to configure the namespace.
 const PASTA_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Files written for the container before it starts, in a private directory of the caller's.
+/// Files written for the container, in a private directory of the caller's: before it starts, or by
+/// PID 1 (the account files, which depend on what the root filesystem holds).
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub dir: PathBuf,
     /// Only with pasta (its DNS forwarder).
     pub resolv_conf: Option<PathBuf>,
-    pub hosts: PathBuf,
+    /// With a network or a hostname of the container's own.
+    pub hosts: Option<PathBuf>,
 }
 
 /// The generated files' directory: this, the pid of the unshare-run that made it, a dot, nanoseconds.
@@ -56,9 +59,15 @@ fn remove_stale_files(base: &std::path::Path) {
 }
 
 /// The container's /etc/resolv.conf (pasta's DNS forwarder) and /etc/hosts (the host's, plus the
-/// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's.
-pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Generated>, RunError> {
-    if net == NetMode::Host && hostname.is_none() {
+/// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's; and the
+/// directory alone when only PID 1 may write account files there (`for_account`).
+pub fn generate_files(
+    net: NetMode,
+    hostname: Option<&str>,
+    for_account: bool,
+) -> Result<Option<Generated>, RunError> {
+    let network_files = net != NetMode::Host || hostname.is_some();
+    if !network_files && !for_account {
         return Ok(None);
     }
     let base = std::env::var_os("XDG_RUNTIME_DIR")
@@ -74,6 +83,13 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&dir)
         .map_err(fail)?;
+    if !network_files {
+        return Ok(Some(Generated {
+            dir,
+            resolv_conf: None,
+            hosts: None,
+        }));
+    }
     let resolv_conf = if net == NetMode::Pasta {
         let path = dir.join("resolv.conf");
         std::fs::write(&path, format!("nameserver {PASTA_DNS}\n")).map_err(fail)?;
@@ -99,7 +115,7 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     Ok(Some(Generated {
         dir,
         resolv_conf,
-        hosts: hosts_path,
+        hosts: Some(hosts_path),
     }))
 }
 
