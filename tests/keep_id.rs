@@ -382,3 +382,90 @@ fn debian_under_keep_id_knows_the_caller_and_apt_works_as_root_inside() {
         "{passwd}"
     );
 }
+
+/// The full map and keep-id give an image's files different host ids (root inside is the caller
+/// with one, the first subordinate id with the other): a stored image remembers which, and runs only
+/// with that map.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_stored_image_runs_with_the_map_it_was_imported_for() {
+    require_root();
+    let a = alice();
+    let root = busybox_rootfs(a);
+    let files = TempDir::new("keep-id-image");
+    let tarball = files.path().join("busybox.tar");
+    run_ok(
+        std::process::Command::new("tar")
+            .args(["--owner=0", "--group=0", "--numeric-owner", "-cf"])
+            .arg(&tarball)
+            .arg("-C")
+            .arg(root.path())
+            .arg("."),
+    );
+    let tarball = tarball.to_str().unwrap();
+    let store = user_dir(a, "keep-id-store");
+    let mut sandbox = ranges();
+    sandbox.env.push((
+        "XDG_DATA_HOME".into(),
+        store.path().to_str().unwrap().into(),
+    ));
+    let run = |args: &[&str]| run_in(&sandbox, args);
+    // Imported under keep-id, as root inside: root's files are the first subordinate id's.
+    let out = run(&[
+        "--map",
+        "keep-id",
+        "--rootfs",
+        tarball,
+        "--name",
+        "kept",
+        "--",
+        "sh",
+        "-c",
+        "stat -c %u:%g / /bin/busybox; id -un",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), format!("0:0\n0:0\n{}\n", a.name));
+    let images = store.path().join("unshare-run/images");
+    let image = std::fs::read_dir(&images)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = std::fs::metadata(image.join("rootfs/bin/busybox")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (100000, 100000));
+    let listing = run(&["images"]);
+    assert!(
+        listing
+            .stdout_text()
+            .contains(&format!("{tarball} (tarball, keep-id)")),
+        "{}",
+        listing.stdout_text()
+    );
+    // By name or as the same file again: the full map refuses it and says what to do.
+    for rootfs in ["kept", tarball] {
+        run(&["--rootfs", rootfs, "--", "true"])
+            .assert_code(125)
+            .assert_stderr_contains(&format!(
+                "image kept was imported under --map keep-id, with you as {}:{} inside, and this \
+                 run is with you as uid 0 inside (the full map)",
+                a.uid, a.gid
+            ))
+            .assert_stderr_contains(&format!(
+                "unshare-run images rm kept, then unshare-run --map full --rootfs {tarball} --name \
+                 kept -- true"
+            ));
+    }
+    run(&["--map", "keep-id", "--rootfs", "kept", "--", "true"]).assert_code(0);
+    // Removed (by the full map, which maps every id keep-id does) and imported for the full map.
+    run(&["images", "rm", "kept"]).assert_code(0);
+    assert_eq!(std::fs::read_dir(&images).unwrap().count(), 0);
+    let out = run(&[
+        "--rootfs", tarball, "--name", "plain", "--", "stat", "-c", "%u:%g", "/",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "0:0\n");
+    run(&["--map", "keep-id", "--rootfs", "plain", "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("image plain was imported with you as uid 0 inside (the full map)");
+}
