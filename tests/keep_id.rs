@@ -258,6 +258,10 @@ fn a_root_filesystem_without_the_caller_shows_an_entry_for_them_and_stays_unchan
             gid = a.gid
         )
     );
+    // The single-id map that keeps the uid gets the same entry.
+    let out = as_alice(&["--map", "current", "--rootfs", rootfs, "--", "id", "-un"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), format!("{}\n", a.name));
     // Nothing was written into the root filesystem's files.
     assert_eq!(passwd_of(&root), before);
     assert!(
