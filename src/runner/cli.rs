@@ -87,7 +87,9 @@ pub struct Publish {
     about = "Run a command in a rootless container with your full subordinate id map",
     long_about = "Run a command in new user, mount, pid, uts and ipc namespaces. Inside, id 0 is you and ids \
 1.. are all of your ranges from /etc/subuid and /etc/subgid, so multi-user software works without root: \
-apt-get install, su, chown to any mapped id.\n\n\
+apt-get install, su, chown to any mapped id. With --map keep-id your own uid and gid keep their numbers \
+inside instead, with all of your ranges around them: files of yours bound in stay yours, and the command \
+runs as you (--user 0 is root inside, for apt); a root filesystem without an entry for you shows one.\n\n\
 With --rootfs the command runs in that root filesystem (with fresh /proc, /dev, /sys and /tmp): a \
 directory, or an image file that is imported once into your image store (~/.local/share/unshare-run; \
 tarballs compressed or not, OCI and Docker image archives). --ephemeral keeps the root filesystem \
@@ -100,6 +102,7 @@ unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate
 unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
 unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
+unshare-run --map keep-id --rootfs ~/rootfs --bind ~/src:/src -- make   you, on your files\n  \
 unshare-run --rootfs bookworm.tar.zst --name bookworm -- true   import once, by name later\n  \
 unshare-run --rootfs bookworm --ephemeral -- apt-get install -y hello\n  \
 unshare-run images                             list stored images (images rm NAME removes one)\n  \
