@@ -150,6 +150,23 @@ fn a_directory_of_the_callers_bound_in_stays_theirs() {
     ])
     .assert_code(0);
     assert_eq!(owner("root-made"), (100000, 100000));
+    // A terminal of the container's own, opened by PID 1 as root inside, is the command's.
+    let out = as_alice(&[
+        "--map",
+        "keep-id",
+        "--rootfs",
+        rootfs,
+        "-t",
+        "--",
+        "sh",
+        "-c",
+        "tty; stat -c %u $(tty)",
+    ]);
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text().replace('\r', ""),
+        format!("/dev/pts/0\n{}\n", a.uid)
+    );
     // The same in host mode, on the caller's files where they are.
     let host_file = work.path().join("host-mode");
     let host_file = host_file.to_str().unwrap();
