@@ -331,6 +331,51 @@ mod tests {
     }
 
     #[test]
+    fn keep_id_runs_the_command_as_the_caller_over_the_images_user() {
+        use crate::runner::mapping::{Helpers, map_around};
+        use unshare_run_helpers::subid::IdInterval;
+        let ranges = [IdInterval::from_start_count(100000, 65536).unwrap()];
+        let plan = |own_inside: u32| MapPlan::Full {
+            uid: map_around(1000, own_inside, &ranges),
+            gid: map_around(1000, own_inside, &ranges),
+            caller_inside: (own_inside, own_inside),
+            helpers: Helpers {
+                newuidmap: "/x/newuidmap".into(),
+                newgidmap: "/x/newgidmap".into(),
+            },
+        };
+        let image = ImageConfig {
+            user: Some("5:6".into()),
+            ..ImageConfig::default()
+        };
+        let rootfs = Some(Path::new("/nonexistent"));
+        let cli = |args: &[&str]| {
+            let mut argv = vec!["unshare-run"];
+            argv.extend_from_slice(args);
+            <Cli as clap::Parser>::try_parse_from(argv).unwrap()
+        };
+        // The full map: the image's User, else root (the caller).
+        assert_eq!(
+            user_ids(&cli(&[]), &image, rootfs, &plan(0)).unwrap(),
+            (5, 6)
+        );
+        let plain = ImageConfig::default();
+        assert_eq!(
+            user_ids(&cli(&[]), &plain, rootfs, &plan(0)).unwrap(),
+            (0, 0)
+        );
+        // keep-id: the caller, whatever the image says; --user still decides.
+        assert_eq!(
+            user_ids(&cli(&[]), &image, rootfs, &plan(1000)).unwrap(),
+            (1000, 1000)
+        );
+        assert_eq!(
+            user_ids(&cli(&["--user", "0"]), &image, rootfs, &plan(1000)).unwrap(),
+            (0, 0)
+        );
+    }
+
+    #[test]
     fn image_env_entries_without_a_value_are_left_out() {
         let env = ["A=1".to_string(), "B".into(), "C=x=y".into()];
         let got: Vec<_> = image_env(&env).collect();
