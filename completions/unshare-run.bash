@@ -38,7 +38,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -t -i -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
+            opts="-u -t -i -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -61,7 +61,11 @@ _unshare__run() {
                     return 0
                     ;;
                 --map)
-                    COMPREPLY=($(compgen -W "auto full root current" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto full keep-id root current" -- "${cur}"))
+                    return 0
+                    ;;
+                --userns)
+                    COMPREPLY=($(compgen -W "auto full keep-id root current" -- "${cur}"))
                     return 0
                     ;;
                 --net)

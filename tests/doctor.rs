@@ -36,11 +36,38 @@ fn healthy_set_up_passes() {
             a.name
         ),
         "[ ok ] no_new_privs is not set",
-        "A container with your full id map can start.",
+        &format!(
+            "[ ok ] --map keep-id can keep your uid {0} and gid {1} inside (it needs {0} and {1} \
+             subordinate ids below them; you have 65536 and 65536)",
+            a.uid, a.gid
+        ),
+        "A container with your full id map can start.\nWhich map: --map full (the default)",
+        "  --map keep-id: your own uid and gid inside",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
     assert!(!text.contains("[FAIL]"), "{text}");
+    // Fewer subordinate uids than the caller's uid: keep-id cannot keep it (a warning of its own,
+    // besides the range's failure); the gids suffice.
+    let few = Sandbox::new(
+        Fixture::lines(&[&format!("{}:100000:700", a.name)]),
+        Fixture::lines(&[&format!("{}:100000:65536", a.name)]),
+    );
+    let out = doctor(&few, &install().runner());
+    out.assert_code(1);
+    let text = out.stdout_text();
+    assert!(
+        text.contains(&format!(
+            "[warn] --map keep-id cannot keep your uid {0} inside: it needs {0} subordinate uids \
+             to fill the ids below it, and {1} has 700\n       fix: as root: usermod --add-subuids \
+             START-END {1} (a free range of {2} ids or more); until then, use the full map",
+            a.uid,
+            a.name,
+            a.uid - 700
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("keep your gid"), "{text}");
 }
 
 #[test]

@@ -225,3 +225,40 @@ fn a_runtime_directory_that_others_can_write_is_not_used() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One user namespace per map: a keep-id start never joins the full map's holder, nor the other way
+/// round; each map's later starts join their own holder.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn keep_id_and_the_full_map_each_get_a_holder_of_their_own() {
+    require_root();
+    let uid = alice().uid;
+    let logged = Logged::new("700000:65536");
+    let full = normalise_map(&format!("0 {uid} 1\n1 700000 65536\n"));
+    let keep_id = normalise_map(&format!(
+        "0 700000 {uid}\n{uid} {uid} 1\n{} {} {}\n",
+        uid + 1,
+        700000 + uid,
+        65536 - uid
+    ));
+    for (map, args, helpers) in [
+        (&full, &["--map", "full"][..], 2),
+        (&keep_id, &["--map", "keep-id"], 2),
+        (&keep_id, &["--userns=keep-id"], 0),
+        (&full, &[], 0),
+    ] {
+        let mut argv = vec!["--holder-idle", "43"];
+        argv.extend_from_slice(args);
+        let (got, logged) = logged.uid_map(&argv);
+        assert_eq!(&got, map, "{args:?}");
+        assert_eq!(logged.len(), helpers, "{args:?}: {logged:?}");
+    }
+    let holders = holders_with_idle("43");
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    for (pid, _) in holders {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}

@@ -110,7 +110,12 @@ fn bash_completion_completes_options_and_values() {
     );
     assert_eq!(
         complete("unshare-run --map ''", 2, "", "--map"),
-        "auto\nfull\nroot\ncurrent\n"
+        "auto\nfull\nkeep-id\nroot\ncurrent\n"
+    );
+    // podman's name for it.
+    assert_eq!(
+        complete("unshare-run --userns k", 2, "k", "--userns"),
+        "keep-id\n"
     );
     assert_eq!(
         complete("unshare-run --net ''", 2, "", "--net"),

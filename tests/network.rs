@@ -19,11 +19,10 @@ fn sandbox() -> Sandbox {
     Sandbox::both(&[&format!("{}:100000:65536", alice().name)])
 }
 
-/// Whether a container's own pasta runs for `user` (not a holder's, which names no pid).
+/// Whether a container's own pasta runs for `user` (not a holder's, which joins no user namespace).
 fn pasta_running_for(user: &TestUser) -> bool {
-    // By command line, which ends with the container's pid: pasta re-executes itself as
-    // passt.avx2 where the CPU allows.
-    processes_of(user, "^pasta .* [0-9]+$")
+    // By command line: pasta re-executes itself as passt.avx2 where the CPU allows.
+    processes_of(user, "^pasta .*--userns ")
 }
 
 #[test]
@@ -375,6 +374,10 @@ fn the_default_network_reaches_nothing_of_the_hosts_own() {
             "private without a holder",
             command(&["--holder-idle", "0"], true)
         ],
+        [
+            "private under keep-id",
+            command(&["--map", "keep-id"], true)
+        ],
         ["--net host", command(&["--net", "host"], true)],
         [
             "asked for the gateway",
@@ -405,6 +408,7 @@ fn the_default_network_reaches_nothing_of_the_hosts_own() {
         "private (the holder's)",
         "private again (joined)",
         "private without a holder",
+        "private under keep-id",
     ] {
         let seen = line(label);
         assert!(seen.contains("status 0:"), "{seen}");

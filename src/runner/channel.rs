@@ -102,6 +102,19 @@ impl Channel {
         }
     }
 
+    /// Whether the other end is closed, its process gone (asked without waiting).
+    pub fn peer_is_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::empty())];
+        // POLLHUP is reported whatever was asked for; an error counts as gone too.
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0]
+                .revents()
+                .is_none_or(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+            Err(_) => true,
+        }
+    }
+
     /// Child: passes the master of the container's terminal to the parent.
     pub fn send_terminal(&self, master: BorrowedFd<'_>) -> Result<(), RunError> {
         self.send_descriptor(TERMINAL, master)

@@ -9,14 +9,64 @@ use clap::Parser;
 use super::confinement::capabilities::{self, Named};
 use super::mapping::MapMode;
 
+/// `--map`'s values: the modes of `MapMode`, with keep-id's podman options (`keep-id:uid=,gid=`)
+/// that a value enum cannot take. The listed values document them in --help, the man page and the
+/// completions.
+#[derive(Clone, Copy, Debug)]
+struct MapModeParser;
+
+impl clap::builder::TypedValueParser for MapModeParser {
+    type Value = MapMode;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<MapMode, clap::Error> {
+        // A function parser's error: "invalid value 'X' for '--map <MODE>': why".
+        let parse: fn(&str) -> Result<MapMode, String> = str::parse;
+        parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        use clap::builder::PossibleValue;
+        Some(Box::new(
+            [
+                PossibleValue::new("auto").help(
+                    "The full map when you have ranges and working helpers, else a single-id map \
+                     and a warning saying why",
+                ),
+                PossibleValue::new("full").help(
+                    "You are uid 0 inside and all your subordinate ids are 1..: a system of its \
+                     own, where apt, su and chown to any id work (exit 125 when impossible)",
+                ),
+                PossibleValue::new("keep-id").help(
+                    "Your own uid and gid inside, all your subordinate ids around them (podman's \
+                     keep-id; keep-id:uid=UID,gid=GID picks the numbers): for working on your files, \
+                     which stay yours inside and out. The command runs as you unless --user \
+                     (--user 0 is root inside, for apt). Never falls back (exit 125)",
+                ),
+                PossibleValue::new("root")
+                    .help("A single-id map without the helpers: you are uid 0 inside, alone"),
+                PossibleValue::new("current")
+                    .help("A single-id map without the helpers that keeps your uid inside"),
+            ]
+            .into_iter(),
+        ))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum NetMode {
     /// The default with --rootfs: a private network connected to the outside by pasta (package
     /// passt), with DNS; nothing of the host's own is reachable (its loopback services, its abstract
     /// sockets, the host through pasta's gateway). Your containers of the same map share this one
     /// network through the holder: they reach each other's loopback services and abstract sockets
-    /// and share its ports. Without a holder (--holder-idle 0, single-id maps) each container gets a
-    /// pasta of its own.
+    /// and share its ports. Without a holder (--holder-idle 0, single-id maps) and under --map
+    /// keep-id each container gets a pasta of its own.
     Private,
     /// Share the host's network, its loopback services and abstract sockets (the default without
     /// --rootfs).
@@ -118,7 +168,9 @@ pub struct Publish {
     about = "Run a command in a rootless container with your full subordinate id map",
     long_about = "Run a command in new user, mount, pid, uts and ipc namespaces. Inside, id 0 is you and ids \
 1.. are all of your ranges from /etc/subuid and /etc/subgid, so multi-user software works without root: \
-apt-get install, su, chown to any mapped id.\n\n\
+apt-get install, su, chown to any mapped id. With --map keep-id your own uid and gid keep their numbers \
+inside instead, with all of your ranges around them: files of yours bound in stay yours, and the command \
+runs as you (--user 0 is root inside, for apt); a root filesystem without an entry for you shows one.\n\n\
 With --rootfs the command runs in that root filesystem (with fresh /proc, /dev, /sys and /tmp): a \
 directory, or an image file that is imported once into your image store (~/.local/share/unshare-run; \
 tarballs compressed or not, OCI and Docker image archives). --ephemeral keeps the root filesystem \
@@ -131,6 +183,7 @@ unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate
 unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
 unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
+unshare-run --map keep-id --rootfs ~/rootfs --bind ~/src:/src -- make   you, on your files\n  \
 unshare-run --rootfs bookworm.tar.zst --name bookworm -- true   import once, by name later\n  \
 unshare-run --rootfs bookworm --ephemeral -- apt-get install -y hello\n  \
 unshare-run images                             list stored images (images rm NAME removes one)\n  \
@@ -172,8 +225,17 @@ pub struct Cli {
     #[arg(long, value_name = "PROGRAM", requires = "rootfs")]
     pub entrypoint: Option<OsString>,
 
-    /// Which ids to map inside the container.
-    #[arg(long, value_enum, default_value_t = MapMode::Auto, value_name = "MODE")]
+    /// Which ids to map inside the container (--userns is podman's name for it): full for a system
+    /// of its own (packages, several users); keep-id to work on your own files (a directory bound in
+    /// stays yours, and what the command makes there is yours on the host); root or current where
+    /// the helpers or your ranges are missing.
+    #[arg(
+        long,
+        visible_alias = "userns",
+        value_parser = MapModeParser,
+        default_value_t = MapMode::Auto,
+        value_name = "MODE"
+    )]
     pub map: MapMode,
 
     /// Which network the container gets. Default: private with --rootfs (pasta with --publish), the
@@ -183,9 +245,10 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", value_parser = NetParser)]
     pub net: Option<Net>,
 
-    /// Run the command as this user inside (default 0:0): UID[:GID], or names from the root
-    /// filesystem's /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's
-    /// primary group from /etc/passwd, else the same number as UID.
+    /// Run the command as this user inside: UID[:GID], or names from the root filesystem's
+    /// /etc/passwd and /etc/group (the host's in host mode). Without GID: the user's primary group
+    /// from /etc/passwd, else the same number as UID. Default: the image's User, else you as the map
+    /// has you (0:0 with the full map); under --map keep-id always your own uid and gid.
     #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_parser = parse_user)]
     pub user: Option<String>,
 
@@ -429,6 +492,49 @@ mod tests {
         assert_eq!(cli.command, ["sh", "-c", "--hostname"]);
         // A misspelt option is an error, not a command named after it.
         assert!(Cli::try_parse_from(["unshare-run", "--hostnme", "x", "--", "true"]).is_err());
+    }
+
+    #[test]
+    fn map_takes_keep_id_and_podmans_spelling() {
+        use super::super::mapping::KeepId;
+        let map = |args: &[&str]| {
+            let mut argv = vec!["unshare-run"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).map(|cli| cli.map)
+        };
+        let keep_id = MapMode::KeepId(KeepId::default());
+        assert_eq!(map(&[]).unwrap(), MapMode::Auto);
+        assert_eq!(map(&["--map", "keep-id"]).unwrap(), keep_id);
+        assert_eq!(map(&["--userns=keep-id"]).unwrap(), keep_id);
+        assert_eq!(map(&["--userns", "full"]).unwrap(), MapMode::Full);
+        assert_eq!(
+            map(&["--userns=keep-id:uid=200,gid=210"]).unwrap(),
+            MapMode::KeepId(KeepId {
+                uid: Some(200),
+                gid: Some(210)
+            })
+        );
+        let err = map(&["--map", "keep-id:size=5"]).unwrap_err().to_string();
+        assert!(
+            err.contains("invalid value 'keep-id:size=5' for '--map <MODE>'")
+                && err.contains("keep-id takes uid=UID and gid=GID"),
+            "{err}"
+        );
+        // The help lists every mode, keep-id with its options.
+        let help = <Cli as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for mode in [
+            "auto:",
+            "full:",
+            "keep-id:",
+            "root:",
+            "current:",
+            "keep-id:uid=UID,gid=GID",
+        ] {
+            assert!(help.contains(mode), "{mode} missing from\n{help}");
+        }
+        assert!(help.contains("[alias: --userns]"), "{help}");
     }
 
     #[test]

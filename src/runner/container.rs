@@ -28,7 +28,7 @@ use super::mapping::MapPlan;
 use super::network::PastaTarget;
 use super::spec::ContainerSpec;
 use super::terminal::{self, Relay, Session};
-use super::userns::{self, Lifetime, UserNamespace};
+use super::userns::{self, ChildIds, Lifetime, UserNamespace};
 use super::{exit, holder, init, network, signals};
 
 /// How a start gets its network.
@@ -67,7 +67,9 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
     } else {
         UserNamespace::New(plan)
     };
-    let mut pid1 = userns::spawn(flags, userns, Lifetime::DiesWithParent, |channel| {
+    // PID 1 sets the container up as root inside; the command then becomes its own user.
+    let ids = ChildIds::acting_as_root(plan);
+    let mut pid1 = userns::spawn(flags, userns, ids, Lifetime::DiesWithParent, |channel| {
         init::pid1(spec, &signals, channel)
     })?;
     // pasta joins the (now mapped) user namespace to configure the network namespace.
@@ -120,9 +122,15 @@ fn attach_network(net: NetMode, lease: Option<&holder::Lease>) -> Result<Attachm
 
 /// A lease of the caller's holder for `plan` (made now if there is none, see `holder`), with its
 /// private network for `--net private`. None when holders are off, the map is a single id (nothing
-/// to save), or with pasta (which joins the container's namespaces from outside them).
+/// to save), with pasta (which joins the container's namespaces from outside them), and for a
+/// keep-id container's private network.
 fn holder_lease(spec: &ContainerSpec, plan: &MapPlan) -> Result<Option<holder::Lease>, RunError> {
-    if spec.holder_idle.is_zero() || spec.net == NetMode::Pasta {
+    // Under keep-id the holder and a process that joins its user namespace are the caller's own uid
+    // there, not root: they keep no capability across exec, so the holder cannot keep a network and
+    // a pasta started after the join could not configure one. A private network is then a pasta of
+    // the container's own, started from outside a user namespace of its own.
+    let keep_id_network = plan.is_keep_id() && spec.net == NetMode::Private;
+    if spec.holder_idle.is_zero() || spec.net == NetMode::Pasta || keep_id_network {
         return Ok(None);
     }
     let uid = nix::unistd::getuid().as_raw();

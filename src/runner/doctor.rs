@@ -1,8 +1,9 @@
 //! `unshare-run doctor`: can this user start a container with the full id map here, and if not, what
 //! exactly to fix. Each check prints one line with a mark; a failed check also prints the fix. Exit 0
-//! when a full-map container can start, 1 otherwise. When a user `kubelet` exists, the kubelet's
-//! demands on its subid ranges are checked too (`check_kubelet`), as warnings: they do not decide
-//! whether a container can start.
+//! when a full-map container can start, 1 otherwise. Whether the ranges leave room for keep-id
+//! (`check_keep_id`) is a warning, and so are the kubelet's demands on its subid ranges when a user
+//! `kubelet` exists (`check_kubelet`): they do not decide whether a container can start. The output
+//! ends with when to use which map (`WHICH_MAP`).
 //!
 //! Every decision is a pure function of what was read (unit-tested); `main` only gathers the inputs.
 
@@ -207,6 +208,73 @@ pub fn check_ranges(
     }
     findings
 }
+
+/// How many subordinate ids of the caller's a subid file lists (each id once).
+fn caller_total(caller: &Caller, content: &[u8]) -> u64 {
+    let who = caller
+        .name
+        .clone()
+        .unwrap_or_else(|| caller.uid.to_string());
+    let owner = SubidOwner::new(who.as_bytes(), caller.uid);
+    let mut ranges = subid::owner_ranges(content, &owner);
+    ranges.sort_by_key(|r| r.start);
+    let mut total = 0;
+    let mut covered_to = 0;
+    for r in ranges {
+        let start = r.start.max(covered_to);
+        if r.end > start {
+            total += r.end - start;
+        }
+        covered_to = covered_to.max(r.end);
+    }
+    total
+}
+
+/// Whether --map keep-id can keep the caller's own uid and gid inside: the subordinate ids must fill
+/// every inside id below them, so it needs as many as the uid (and the gid) is. (`uids` and `gids`:
+/// how many the caller has.) A warning: the full map does not need it.
+pub fn check_keep_id(caller: &Caller, uids: u64, gids: u64) -> Vec<Finding> {
+    let who = caller
+        .name
+        .clone()
+        .unwrap_or_else(|| caller.uid.to_string());
+    let short: Vec<Finding> = [
+        ("uid", caller.uid, uids, "subuids"),
+        ("gid", caller.gid, gids, "subgids"),
+    ]
+    .into_iter()
+    .filter(|(_, id, have, _)| *have < u64::from(*id))
+    .map(|(kind, id, have, flag)| {
+        warn(
+            format!(
+                "--map keep-id cannot keep your {kind} {id} inside: it needs {id} subordinate \
+                 {kind}s to fill the ids below it, and {who} has {have}"
+            ),
+            format!(
+                "as root: usermod --add-{flag} START-END {who} (a free range of {} ids or more); \
+                 until then, use the full map",
+                u64::from(id) - have
+            ),
+        )
+    })
+    .collect();
+    if !short.is_empty() {
+        return short;
+    }
+    vec![ok(format!(
+        "--map keep-id can keep your uid {} and gid {} inside (it needs {} and {} subordinate ids \
+         below them; you have {uids} and {gids})",
+        caller.uid, caller.gid, caller.uid, caller.gid
+    ))]
+}
+
+/// What doctor says last: when to use which map.
+pub const WHICH_MAP: &str = "\
+Which map: --map full (the default): you are uid 0 inside, with all your subordinate ids: a system
+  of its own (apt, su, chown, several users).
+  --map keep-id: your own uid and gid inside, your subordinate ids around them: to work on your
+  files (what you bind in stays yours, the command runs as you, --user 0 is root inside for apt).
+  --map root or current: only your own id, without the helpers (apt, su and chown to others fail).";
 
 fn overlaps(a: IdInterval, b: IdInterval) -> bool {
     a.start < b.end && b.start < a.end
@@ -734,7 +802,14 @@ pub fn command() -> clap::Command {
              65536 x 110 ids (the default 110 pods), below 2^32 and overlapping no other user's range. \
              Each check prints one line; a failed one also prints the exact fix (for the kubelet's \
              ranges: the usermod line with concrete numbers, and lines to delete by hand). Kubelet \
-             problems are warnings: they stop the kubelet, not a container.",
+             problems are warnings: they stop the kubelet, not a container. So is having fewer \
+             subordinate ids than your uid (or gid) is: --map keep-id, which keeps it inside, needs \
+             that many to fill the ids below it.\n\n\
+             Last, which map to use: the full map (the default) makes you uid 0 inside with all your \
+             subordinate ids, a system of its own where apt, su and chown work; --map keep-id keeps \
+             your own uid and gid inside with the subordinate ids around them, to work on your files \
+             (a directory bound in stays yours, the command runs as you, --user 0 is root inside); \
+             --map root and current map only your own id, without the helpers.",
         )
         .after_help(
             "Exit status: 0 when a full-map container can start, 1 otherwise.\n\
@@ -756,9 +831,18 @@ pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
     for name in ["newuidmap", "newgidmap"] {
         findings.push(check_helper(&gather_helper(name)));
     }
-    for (path, flag) in [("/etc/subuid", "subuids"), ("/etc/subgid", "subgids")] {
+    let mut totals = [0, 0];
+    for (i, (path, flag)) in [("/etc/subuid", "subuids"), ("/etc/subgid", "subgids")]
+        .into_iter()
+        .enumerate()
+    {
         let content = std::fs::read(path).ok();
         findings.extend(check_ranges(path, flag, &caller, content.as_deref()));
+        totals[i] = content.map_or(0, |c| caller_total(&caller, &c));
+    }
+    // Without ranges the line above already says what to do.
+    if totals.iter().all(|&total| total > 0) {
+        findings.extend(check_keep_id(&caller, totals[0], totals[1]));
     }
     findings.push(check_no_new_privs(
         nix::sys::prctl::get_no_new_privs().unwrap_or(false),
@@ -797,11 +881,11 @@ pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
         println!(
             "A container would run with a single-id map (or not at all): fix the lines marked FAIL."
         );
-        Ok(1)
     } else {
         println!("A container with your full id map can start.");
-        Ok(0)
     }
+    println!("{WHICH_MAP}");
+    Ok(u8::from(failed))
 }
 
 #[cfg(test)]
@@ -1209,6 +1293,31 @@ mod tests {
         assert_eq!(in_path("getsubids", Some(path)), None);
         assert_eq!(in_path("getsubids", None), None);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn keep_id_needs_as_many_subordinate_ids_as_the_callers_uid_and_gid() {
+        let findings = check_keep_id(&alice(), 65536, 65536);
+        assert_eq!(marks(&findings), [Mark::Ok]);
+        assert!(findings[0].what.contains("keep your uid 1000 and gid 1000"));
+        assert_eq!(marks(&check_keep_id(&alice(), 1000, 1000)), [Mark::Ok]);
+        let findings = check_keep_id(&alice(), 999, 10);
+        assert_eq!(marks(&findings), [Mark::Warn, Mark::Warn]);
+        assert_eq!(
+            findings[0].what,
+            "--map keep-id cannot keep your uid 1000 inside: it needs 1000 subordinate uids to fill \
+             the ids below it, and alice has 999"
+        );
+        assert_eq!(
+            findings[1].fix.as_deref(),
+            Some(
+                "as root: usermod --add-subgids START-END alice (a free range of 990 ids or more); \
+                 until then, use the full map"
+            )
+        );
+        // Each id once, as the runner maps them: overlapping and repeated lines count once.
+        let content = b"alice:100000:600\nalice:100500:600\nalice:100000:10\nbob:1:5000\n";
+        assert_eq!(caller_total(&alice(), content), 1100);
     }
 
     #[test]

@@ -40,7 +40,7 @@ use super::error::RunError;
 use super::exit;
 use super::mapping::MapPlan;
 use super::network::SharedNetwork;
-use super::userns::{self, Lifetime, UserNamespace};
+use super::userns::{self, ChildIds, Lifetime, UserNamespace};
 use crate::sys;
 
 /// The argument that makes unshare-run a holder (not a documented interface).
@@ -248,6 +248,8 @@ pub fn spawn(plan: &MapPlan, socket: &Path, idle: Duration) -> Result<OwnedFd, R
     let mut child = userns::spawn(
         CloneFlags::empty(),
         UserNamespace::New(plan),
+        // Its clients check that it is theirs by its uid (SO_PEERCRED).
+        ChildIds::Callers,
         Lifetime::Outlives,
         |_| {
             // A fresh program, so that ps and pgrep show what this is, not the container's command.
@@ -438,6 +440,7 @@ mod tests {
         MapPlan::Full {
             uid: lines.clone(),
             gid: lines,
+            caller_inside: (0, 0),
             helpers: crate::runner::mapping::Helpers {
                 newuidmap: "/x/newuidmap".into(),
                 newgidmap: "/x/newgidmap".into(),

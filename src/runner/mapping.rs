@@ -2,8 +2,8 @@
 //!
 //! The pure part (`plan_map`) turns the caller's ids and subordinate ranges into the lines of a map and is
 //! unit-tested; `plan_for_caller` gathers its inputs (and warns when it falls back to a single-id map);
-//! `write_maps` applies a plan to a new user namespace, through newuidmap/newgidmap for a full map or
-//! directly for a single-id map.
+//! `write_maps` applies a plan to a new user namespace, through newuidmap/newgidmap for a full or
+//! keep-id map, or directly for a single-id map.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -16,17 +16,95 @@ use unshare_run_helpers::subid::{self, IdInterval, SubidOwner};
 use super::error::RunError;
 use super::users;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// Which map `--map` asks for (the command line's help describes each: cli.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapMode {
-    /// The full subordinate map when you have ranges and working helpers, else a single-id map and a
-    /// warning saying why.
+    /// The full map when it is possible, else a single-id map and a warning saying why.
     Auto,
-    /// The full subordinate map, or exit 125 saying what to fix.
+    /// You are uid 0 inside, your subordinate ids are 1.. (or exit 125).
     Full,
+    /// Every subordinate id as with the full map, arranged around your own uid and gid, which keep
+    /// their numbers inside (or the ones given); never falls back (exit 125).
+    KeepId(KeepId),
     /// A single-id map: you are uid 0 inside.
     Root,
     /// A single-id map that keeps your uid inside.
     Current,
+}
+
+/// podman's `keep-id:uid=UID,gid=GID`: the inside ids of the caller's own (None: the same numbers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeepId {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl std::fmt::Display for MapMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MapMode::Auto => f.write_str("auto"),
+            MapMode::Full => f.write_str("full"),
+            MapMode::KeepId(KeepId {
+                uid: None,
+                gid: None,
+            }) => f.write_str("keep-id"),
+            MapMode::KeepId(KeepId { uid, gid }) => {
+                let options: Vec<String> = [("uid", uid), ("gid", gid)]
+                    .into_iter()
+                    .filter_map(|(key, value)| value.map(|v| format!("{key}={v}")))
+                    .collect();
+                write!(f, "keep-id:{}", options.join(","))
+            }
+            MapMode::Root => f.write_str("root"),
+            MapMode::Current => f.write_str("current"),
+        }
+    }
+}
+
+impl std::str::FromStr for MapMode {
+    type Err = String;
+
+    /// auto, full, keep-id (also podman's keep-id:uid=UID,gid=GID, either or both), root, current.
+    fn from_str(s: &str) -> Result<MapMode, String> {
+        let (mode, options) = match s.split_once(':') {
+            Some((mode, options)) => (mode, Some(options)),
+            None => (s, None),
+        };
+        let mode = match mode {
+            "auto" => MapMode::Auto,
+            "full" => MapMode::Full,
+            "keep-id" => MapMode::KeepId(KeepId::default()),
+            "root" => MapMode::Root,
+            "current" => MapMode::Current,
+            _ => return Err("the modes are auto, full, keep-id, root and current".into()),
+        };
+        let Some(options) = options else {
+            return Ok(mode);
+        };
+        let MapMode::KeepId(mut keep) = mode else {
+            return Err(format!(
+                "only keep-id takes options (keep-id:uid=UID,gid=GID), not {mode}"
+            ));
+        };
+        for option in options.split(',') {
+            let (key, value) = option.split_once('=').unwrap_or((option, ""));
+            // u32::MAX is no id: the kernel's (uid_t)-1.
+            let id = value
+                .parse::<u32>()
+                .ok()
+                .filter(|&id| id != u32::MAX)
+                .ok_or_else(|| format!("{option:?}: the id must be a number below 4294967295"))?;
+            let slot = match key {
+                "uid" => &mut keep.uid,
+                "gid" => &mut keep.gid,
+                _ => return Err(format!("{option:?}: keep-id takes uid=UID and gid=GID")),
+            };
+            if slot.replace(id).is_some() {
+                return Err(format!("{key} is given twice"));
+            }
+        }
+        Ok(MapMode::KeepId(keep))
+    }
 }
 
 /// The caller as the kernel and /etc/passwd see them.
@@ -40,11 +118,13 @@ pub struct Caller {
 /// The maps to write, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapPlan {
-    /// Written by the helpers. The first line of each map is the caller's own id (inside 0 for the
-    /// full map), then every subordinate range in file order.
+    /// Written by the helpers: the caller's own id (inside 0 for the full map, its own number for
+    /// keep-id) and every subordinate range in file order around it, the lines in inside order.
     Full {
         uid: Vec<IdMapping>,
         gid: Vec<IdMapping>,
+        /// The inside uid and gid of the caller's own.
+        caller_inside: (u32, u32),
         helpers: Helpers,
     },
     /// Written by us (no privilege needed): one id, setgroups denied.
@@ -60,10 +140,7 @@ impl MapPlan {
     /// The ids that the caller's own ids are inside: the command's default user.
     pub fn caller_inside(&self) -> (u32, u32) {
         match self {
-            MapPlan::Full { uid, gid, .. } => (
-                uid.first().map_or(0, |m| m.inside),
-                gid.first().map_or(0, |m| m.inside),
-            ),
+            MapPlan::Full { caller_inside, .. } => *caller_inside,
             MapPlan::Single {
                 inside_uid,
                 inside_gid,
@@ -89,6 +166,13 @@ impl MapPlan {
         }
     }
 
+    /// A keep-id map: every subordinate id, with the caller's own ids at numbers other than 0, so
+    /// root inside is a subordinate id. (A process that makes a user namespace has every capability
+    /// in it, but what it creates is owned by its own ids: a child acting as root becomes uid 0.)
+    pub fn is_keep_id(&self) -> bool {
+        matches!(self, MapPlan::Full { caller_inside, .. } if *caller_inside != (0, 0))
+    }
+
     /// The text of the uid_map and gid_map files of a namespace made with a full plan, as a process
     /// outside it reads them (without the kernel's padding).
     pub fn full_map_texts(&self) -> Option<(String, String)> {
@@ -99,38 +183,65 @@ impl MapPlan {
     }
 }
 
-/// Inside 0 = `own`, then each range in order at inside 1, 2, ... with no id wasted. Parts of ranges
-/// that contain `own` itself are left out (the kernel refuses overlapping outside ids), and the map is
-/// cut at the kernel's line limit and the id space.
-pub fn full_map(own: u32, ranges: &[IdInterval]) -> Vec<IdMapping> {
-    let mut lines = vec![IdMapping {
-        inside: 0,
-        outside: own,
-        count: 1,
-    }];
-    let mut next_inside: u64 = 1;
+/// Inside `own_inside` = `own` (0 for the full map, the caller's number for keep-id); each range in order fills the inside ids from 0 up, skipping
+/// `own_inside`, with no id wasted (a range that reaches it is split around it). Parts of ranges that
+/// contain `own` itself are left out (the kernel refuses overlapping outside ids), a range past the
+/// id space is left out, and the map is cut at the kernel's line limit and the id space. The lines
+/// are in inside order.
+pub fn map_around(own: u32, own_inside: u32, ranges: &[IdInterval]) -> Vec<IdMapping> {
+    let limit = u64::from(u32::MAX);
+    let hole = u64::from(own_inside);
     let own_id = IdInterval {
         start: u64::from(own),
         end: u64::from(own) + 1,
     };
+    let mut lines = Vec::new();
+    let mut next_inside: u64 = 0;
     let usable = ranges.iter().flat_map(|r| without(*r, own_id));
-    for range in usable {
-        if lines.len() == MAX_MAP_LINES {
-            break;
+    'ranges: for range in usable.filter(|r| r.end <= limit) {
+        let mut start = range.start;
+        while start < range.end {
+            if next_inside == hole {
+                next_inside += 1;
+            }
+            // One line is kept for `own`.
+            if next_inside >= limit || lines.len() + 1 == MAX_MAP_LINES {
+                break 'ranges;
+            }
+            let room = if next_inside < hole {
+                hole - next_inside
+            } else {
+                limit - next_inside
+            };
+            let count = (range.end - start).min(room);
+            lines.push(IdMapping {
+                inside: next_inside as u32,
+                outside: start as u32,
+                count: count as u32,
+            });
+            next_inside += count;
+            start += count;
         }
-        let limit = u64::from(u32::MAX);
-        if range.end > limit || next_inside >= limit {
-            continue;
-        }
-        let count = range.count().min(limit - next_inside);
-        lines.push(IdMapping {
-            inside: next_inside as u32,
-            outside: range.start as u32,
-            count: count as u32,
-        });
-        next_inside += count;
     }
+    let at = lines.partition_point(|l| l.inside < own_inside);
+    lines.insert(
+        at,
+        IdMapping {
+            inside: own_inside,
+            outside: own,
+            count: 1,
+        },
+    );
     lines
+}
+
+/// How many inside ids below `own_inside` a map gives.
+fn mapped_below(lines: &[IdMapping], own_inside: u32) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.inside < own_inside)
+        .map(|l| u64::from(l.count))
+        .sum()
 }
 
 /// `range` minus `hole`: zero, one or two intervals.
@@ -206,7 +317,7 @@ pub fn plan_map(
     subgid_path: &str,
     find_helper: impl Fn(&str) -> Result<PathBuf, NoFullMap>,
 ) -> Result<MapPlan, NoFullMap> {
-    match mode {
+    let caller_inside = match mode {
         MapMode::Root => {
             return Ok(MapPlan::Single {
                 inside_uid: 0,
@@ -219,12 +330,21 @@ pub fn plan_map(
                 inside_gid: caller.gid,
             });
         }
-        MapMode::Auto | MapMode::Full => {}
-    }
+        MapMode::Auto | MapMode::Full => (0, 0),
+        MapMode::KeepId(keep) => (
+            keep.uid.unwrap_or(caller.uid),
+            keep.gid.unwrap_or(caller.gid),
+        ),
+    };
     let who = caller
         .name
         .clone()
         .unwrap_or_else(|| caller.uid.to_string());
+    let ask = if caller.uid == 0 {
+        "run"
+    } else {
+        "ask an administrator to run"
+    };
     let uid_ranges = caller_ranges(subuid_path, caller)?;
     let gid_ranges = caller_ranges(subgid_path, caller)?;
     for (ranges, path, flag) in [
@@ -232,15 +352,33 @@ pub fn plan_map(
         (&gid_ranges, subgid_path, "subgids"),
     ] {
         if ranges.is_empty() {
-            let ask = if caller.uid == 0 {
-                "run"
-            } else {
-                "ask an administrator to run"
-            };
             return Err(NoFullMap {
                 reason: format!("{who} has no subordinate ranges in {path}"),
                 fix: format!(
                     "{ask}: usermod --add-{flag} 100000-165535 {who}  (pick a free range)"
+                ),
+            });
+        }
+    }
+    let uid = map_around(caller.uid, caller_inside.0, &uid_ranges);
+    let gid = map_around(caller.gid, caller_inside.1, &gid_ranges);
+    for (lines, own_inside, path, kind, flag) in [
+        (&uid, caller_inside.0, subuid_path, "uid", "subuids"),
+        (&gid, caller_inside.1, subgid_path, "gid", "subgids"),
+    ] {
+        let below = mapped_below(lines, own_inside);
+        if below < u64::from(own_inside) {
+            let have: u64 = lines.iter().map(|l| u64::from(l.count)).sum::<u64>() - 1;
+            let missing = u64::from(own_inside) - below;
+            return Err(NoFullMap {
+                reason: format!(
+                    "keep-id needs {own_inside} subordinate {kind}s to fill the inside {kind}s 0 to {} \
+                     below yours ({own_inside}), and {who} has {have} in {path}",
+                    own_inside - 1
+                ),
+                fix: format!(
+                    "{ask}: usermod --add-{flag} START-END {who}  (a free range of {missing} ids or \
+                     more); or use --map full, where you are uid 0 inside"
                 ),
             });
         }
@@ -250,8 +388,9 @@ pub fn plan_map(
         newgidmap: find_helper("newgidmap")?,
     };
     Ok(MapPlan::Full {
-        uid: full_map(caller.uid, &uid_ranges),
-        gid: full_map(caller.gid, &gid_ranges),
+        uid,
+        gid,
+        caller_inside,
         helpers,
     })
 }
@@ -291,10 +430,16 @@ pub fn plan_for_caller(mode: MapMode) -> Result<MapPlan, RunError> {
                 inside_gid: 0,
             })
         }
-        Err(why) => Err(
-            RunError::new(format!("cannot set up the full id map: {}", why.reason))
-                .with_hint(why.fix),
-        ),
+        Err(why) => {
+            let map = match mode {
+                MapMode::KeepId(_) => "keep-id",
+                _ => "full id",
+            };
+            Err(
+                RunError::new(format!("cannot set up the {map} map: {}", why.reason))
+                    .with_hint(why.fix),
+            )
+        }
     }
 }
 
@@ -430,7 +575,9 @@ fn helper_arguments(lines: &[IdMapping]) -> Vec<String> {
 /// Writes the plan's maps for process `pid` (a child in a fresh user namespace we own).
 pub fn write_maps(pid: i32, plan: &MapPlan) -> Result<(), RunError> {
     match plan {
-        MapPlan::Full { uid, gid, helpers } => {
+        MapPlan::Full {
+            uid, gid, helpers, ..
+        } => {
             let spawn = |helper: &Path, lines: &[IdMapping]| {
                 let arguments = helper_arguments(lines);
                 log::debug!("{} {pid} {}", helper.display(), arguments.join(" "));
@@ -498,6 +645,10 @@ pub fn write_maps(pid: i32, plan: &MapPlan) -> Result<(), RunError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn full_map(own: u32, ranges: &[IdInterval]) -> Vec<IdMapping> {
+        map_around(own, 0, ranges)
+    }
 
     fn iv(start: u64, count: u64) -> IdInterval {
         IdInterval::from_start_count(start, count).unwrap()
@@ -593,13 +744,14 @@ mod tests {
             MapPlan::Full {
                 uid: vec![m(0, 1000, 1), m(1, 100000, 65536)],
                 gid: vec![m(0, 1000, 1), m(1, 100000, 65536)],
+                caller_inside: (0, 0),
                 helpers: Helpers {
                     newuidmap: PathBuf::from("/x/newuidmap"),
                     newgidmap: PathBuf::from("/x/newgidmap"),
                 },
             }
         );
-        assert!(plan.allows_setgroups());
+        assert!(plan.allows_setgroups() && !plan.is_keep_id());
         assert_eq!(plan.caller_inside(), (0, 0));
         assert!(plan.is_mapped(65536, true) && !plan.is_mapped(65537, false));
         assert_eq!(
@@ -625,6 +777,188 @@ mod tests {
         assert!(!plan.allows_setgroups() && plan.full_map_texts().is_none());
         assert_eq!(plan.caller_inside(), (1000, 1000));
         assert!(plan.is_mapped(1000, true) && !plan.is_mapped(0, true));
+        // A single-id map that keeps the uid has no root to become.
+        assert!(!plan.is_keep_id());
+    }
+
+    #[test]
+    fn keep_id_puts_the_caller_at_its_own_number_among_every_subordinate_id() {
+        let scratch = Scratch::new("keep-id");
+        let uids = scratch.file("uids", "alice:100000:65536\nalice:300000:1000\n");
+        let gids = scratch.file("gids", "alice:200000:65536\n");
+        let found = |n: &str| Ok(PathBuf::from(format!("/x/{n}")));
+        let keep_id = MapMode::KeepId(KeepId::default());
+        let plan = plan_map(keep_id, &alice(), &uids, &gids, found).unwrap();
+        let MapPlan::Full {
+            uid,
+            gid,
+            caller_inside,
+            ..
+        } = &plan
+        else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            uid,
+            &[
+                m(0, 100000, 1000),
+                m(1000, 1000, 1),
+                m(1001, 101000, 64536),
+                m(65537, 300000, 1000)
+            ]
+        );
+        assert_eq!(
+            gid,
+            &[m(0, 200000, 1000), m(1000, 1000, 1), m(1001, 201000, 64536)]
+        );
+        assert_eq!(*caller_inside, (1000, 1000));
+        assert_eq!(plan.caller_inside(), (1000, 1000));
+        // Root inside is the first subordinate id: a child acting as root must become it.
+        assert!(plan.is_keep_id() && plan.allows_setgroups());
+        assert_eq!(
+            plan.full_map_texts().unwrap().0,
+            "0 100000 1000\n1000 1000 1\n1001 101000 64536\n65537 300000 1000\n"
+        );
+        // podman's keep-id:uid=,gid=: the caller at other numbers.
+        let chosen = MapMode::KeepId(KeepId {
+            uid: Some(11),
+            gid: None,
+        });
+        let plan = plan_map(chosen, &alice(), &uids, &gids, found).unwrap();
+        assert_eq!(plan.caller_inside(), (11, 1000));
+        assert_eq!(
+            plan.full_map_texts().unwrap().0,
+            "0 100000 11\n11 1000 1\n12 100011 65525\n65537 300000 1000\n"
+        );
+        // The caller root: keep-id is the full map.
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            name: Some("alice".into()),
+        };
+        assert_eq!(
+            plan_map(keep_id, &root, &uids, &gids, found),
+            plan_map(MapMode::Full, &root, &uids, &gids, found)
+        );
+    }
+
+    #[test]
+    fn keep_id_fills_every_id_below_the_caller_and_wastes_none() {
+        // A range that holds the caller's own id, ranges smaller than the gap, the own id at the edge.
+        let ranges = [iv(995, 10), iv(100000, 3), iv(200000, 2000)];
+        let lines = map_around(1000, 1000, &ranges);
+        assert_eq!(
+            lines,
+            [
+                m(0, 995, 5),
+                m(5, 1001, 4),
+                m(9, 100000, 3),
+                m(12, 200000, 988),
+                m(1000, 1000, 1),
+                m(1001, 200988, 1012)
+            ]
+        );
+        let inside: Vec<(u32, u32)> = lines.iter().map(|l| (l.inside, l.count)).collect();
+        // Contiguous from 0, no gaps, sum = 1 + every usable subordinate id.
+        let mut next = 0;
+        for (start, count) in &inside {
+            assert_eq!(*start, next);
+            next += count;
+        }
+        assert_eq!(next, 1 + 9 + 3 + 2000);
+        assert_eq!(mapped_below(&lines, 1000), 1000);
+        // Exactly enough: nothing above the caller.
+        assert_eq!(
+            map_around(1000, 1000, &[iv(100000, 1000)]),
+            [m(0, 100000, 1000), m(1000, 1000, 1)]
+        );
+        // Inside 0 is the caller: the full map.
+        assert_eq!(
+            map_around(1000, 0, &[iv(100000, 65536)]),
+            [m(0, 1000, 1), m(1, 100000, 65536)]
+        );
+        // The kernel's line limit holds with the caller's line and a split range.
+        let many: Vec<_> = (0..400u64).map(|i| iv(100000 + i * 10, 5)).collect();
+        let lines = map_around(1000, 7, &many);
+        assert_eq!(lines.len(), MAX_MAP_LINES);
+        assert!(lines.windows(2).all(|w| w[0].inside < w[1].inside));
+        // The top of the id space.
+        let top = map_around(1000, u32::MAX - 1, &[iv(1 << 31, 1 << 20)]);
+        assert_eq!(top.last(), Some(&m(u32::MAX - 1, 1000, 1)));
+    }
+
+    #[test]
+    fn keep_id_with_too_few_ids_says_how_many_are_needed() {
+        let scratch = Scratch::new("keep-id-few");
+        let few = scratch.file("few", "alice:100000:10\n");
+        let enough = scratch.file("enough", "alice:100000:65536\n");
+        let found = |n: &str| Ok(PathBuf::from(n));
+        let keep_id = MapMode::KeepId(KeepId::default());
+        let err = plan_map(keep_id, &alice(), &few, &enough, found).unwrap_err();
+        assert_eq!(
+            err.reason,
+            format!(
+                "keep-id needs 1000 subordinate uids to fill the inside uids 0 to 999 below yours \
+                 (1000), and alice has 10 in {few}"
+            )
+        );
+        assert_eq!(
+            err.fix,
+            "ask an administrator to run: usermod --add-subuids START-END alice  (a free range of \
+             990 ids or more); or use --map full, where you are uid 0 inside"
+        );
+        let err = plan_map(keep_id, &alice(), &enough, &few, found).unwrap_err();
+        assert!(err.reason.contains("1000 subordinate gids"), "{err:?}");
+        assert!(err.fix.contains("--add-subgids"), "{err:?}");
+        // A smaller number inside needs fewer.
+        let small = MapMode::KeepId(KeepId {
+            uid: Some(10),
+            gid: Some(3),
+        });
+        assert!(plan_map(small, &alice(), &few, &few, found).is_ok());
+        // No ranges at all: the full map's message.
+        let none = scratch.file("none", "");
+        let err = plan_map(keep_id, &alice(), &none, &enough, found).unwrap_err();
+        assert!(err.reason.contains("has no subordinate ranges"), "{err:?}");
+    }
+
+    #[test]
+    fn map_modes_parse_and_print_as_written() {
+        for text in [
+            "auto",
+            "full",
+            "keep-id",
+            "root",
+            "current",
+            "keep-id:uid=11",
+            "keep-id:gid=7",
+            "keep-id:uid=200,gid=210",
+        ] {
+            let mode: MapMode = text.parse().unwrap();
+            assert_eq!(mode.to_string(), text);
+        }
+        assert_eq!(
+            "keep-id:gid=5,uid=6".parse::<MapMode>(),
+            Ok(MapMode::KeepId(KeepId {
+                uid: Some(6),
+                gid: Some(5)
+            }))
+        );
+        for bad in [
+            "half",
+            "",
+            "keep-id:",
+            "keep-id:uid",
+            "keep-id:uid=",
+            "keep-id:uid=-1",
+            "keep-id:uid=4294967295",
+            "keep-id:uid=1,uid=2",
+            "keep-id:size=10",
+            "full:uid=1",
+            "Keep-Id",
+        ] {
+            assert!(bad.parse::<MapMode>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

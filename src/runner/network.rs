@@ -1,7 +1,8 @@
 //! The container's network beyond its namespace: pasta, which connects a network namespace to the
 //! host's network (a container's own, or the private network a holder keeps for its containers), and
 //! the /etc/resolv.conf and /etc/hosts generated for a container whose network or hostname is not the
-//! host's.
+//! host's (in the directory of generated files, where PID 1 also writes the command's passwd and
+//! group lines when the root filesystem lacks them).
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
@@ -19,13 +20,15 @@ pub const PASTA_DNS: &str = "169.254.1.1";
 /// How long pasta may take to configure the namespace.
 const PASTA_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Files written for the container before it starts, in a private directory of the caller's.
+/// Files written for the container, in a private directory of the caller's: before it starts, or by
+/// PID 1 (the account files, which depend on what the root filesystem holds).
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub dir: PathBuf,
     /// Only with pasta (its DNS forwarder).
     pub resolv_conf: Option<PathBuf>,
-    pub hosts: PathBuf,
+    /// With a network or a hostname of the container's own.
+    pub hosts: Option<PathBuf>,
 }
 
 /// The generated files' directory: this, the pid of the unshare-run that made it, a dot, nanoseconds.
@@ -58,9 +61,15 @@ fn remove_stale_files(base: &std::path::Path) {
 }
 
 /// The container's /etc/resolv.conf (pasta's DNS forwarder) and /etc/hosts (the host's, plus the
-/// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's.
-pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Generated>, RunError> {
-    if net == NetMode::Host && hostname.is_none() {
+/// container's hostname on 127.0.1.1 so that it resolves), when they differ from the host's; and the
+/// directory alone when only PID 1 may write account files there (`for_account`).
+pub fn generate_files(
+    net: NetMode,
+    hostname: Option<&str>,
+    for_account: bool,
+) -> Result<Option<Generated>, RunError> {
+    let network_files = net != NetMode::Host || hostname.is_some();
+    if !network_files && !for_account {
         return Ok(None);
     }
     let base = std::env::var_os("XDG_RUNTIME_DIR")
@@ -76,6 +85,13 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
         .create(&dir)
         .map_err(fail)?;
+    if !network_files {
+        return Ok(Some(Generated {
+            dir,
+            resolv_conf: None,
+            hosts: None,
+        }));
+    }
     let resolv_conf = if matches!(net, NetMode::Pasta | NetMode::Private) {
         let path = dir.join("resolv.conf");
         std::fs::write(&path, format!("nameserver {PASTA_DNS}\n")).map_err(fail)?;
@@ -101,21 +117,22 @@ pub fn generate_files(net: NetMode, hostname: Option<&str>) -> Result<Option<Gen
     Ok(Some(Generated {
         dir,
         resolv_conf,
-        hosts: hosts_path,
+        hosts: Some(hosts_path),
     }))
 }
 
 /// In --net pasta:OPTIONS, as in podman's: pasta may map its gateway address to the host.
 const MAP_GATEWAY: &str = "--map-gw";
 
-/// The network namespace pasta connects.
+/// The network namespace pasta connects. pasta gets the namespaces it joins as descriptors that it
+/// inherits: it may not open another process's /proc entries itself (PID 1 may have switched to
+/// another uid inside, as under keep-id, and a pasta started by root switches to nobody).
 #[derive(Clone, Copy, Debug)]
 pub enum PastaTarget {
     /// A container's own: PID 1's, whose user namespace pasta joins to configure it.
     Container(Pid),
     /// The holder's private network, kept by this process (its keeper): pasta runs in the holder's
-    /// user namespace already, so it joins only the network namespace, which it gets as a
-    /// descriptor (it may not open the keeper's /proc entries: it drops to another uid).
+    /// user namespace already, so it joins only the network namespace.
     NetworkOf(Pid),
 }
 
@@ -127,11 +144,11 @@ impl PastaTarget {
     }
 }
 
-/// pasta's arguments for `target` (the network namespace as descriptor `netns_fd` for
-/// `PastaTarget::NetworkOf`): outbound traffic and DNS (at PASTA_DNS), only the published ports
-/// inbound, and no mapping to the host's own addresses.
+/// pasta's arguments for the network namespace it inherits as descriptor `netns_fd` (and its user
+/// namespace as `userns_fd`, to join first): outbound traffic and DNS (at PASTA_DNS), only the
+/// published ports inbound, and no mapping to the host's own addresses.
 fn pasta_arguments(
-    target: PastaTarget,
+    userns_fd: Option<i32>,
     netns_fd: i32,
     publish: &[Publish],
     options: &[String],
@@ -174,18 +191,18 @@ fn pasta_arguments(
     args.extend(options.iter().filter(|o| *o != MAP_GATEWAY).cloned());
     // pasta started by root switches to nobody, who may not enter namespaces that root owns: it
     // stays the caller (a root caller's pasta still drops every capability it does not need).
-    if caller_is_root && matches!(target, PastaTarget::Container(_)) {
-        args.extend(["--runas".into(), "0:0".into()]);
+    if let Some(userns_fd) = userns_fd {
+        if caller_is_root {
+            args.extend(["--runas".into(), "0:0".into()]);
+        }
+        args.extend(["--userns".into(), format!("/proc/self/fd/{userns_fd}")]);
     }
-    match target {
-        PastaTarget::Container(pid) => args.push(pid.as_raw().to_string()),
-        PastaTarget::NetworkOf(_) => args.extend([
-            "--netns".into(),
-            format!("/proc/self/fd/{netns_fd}"),
-            // Not a name in /run/netns that could be deleted: it ends with the holder.
-            "--no-netns-quit".into(),
-        ]),
-    }
+    args.extend([
+        "--netns".into(),
+        format!("/proc/self/fd/{netns_fd}"),
+        // Not a name in /run/netns that could be deleted: it ends when we stop it.
+        "--no-netns-quit".into(),
+    ]);
     args
 }
 
@@ -197,18 +214,19 @@ pub fn start_pasta(
     publish: &[Publish],
     options: &[String],
 ) -> Result<Child, RunError> {
-    let netns = match target {
-        PastaTarget::Container(_) => None,
-        PastaTarget::NetworkOf(pid) => Some(
-            std::fs::File::open(format!("/proc/{}/ns/net", pid.as_raw()))
-                .map_err(|e| RunError::sys("cannot open the private network's namespace", e))?,
-        ),
+    let open = |kind: &str| {
+        std::fs::File::open(format!("/proc/{}/ns/{kind}", target.pid().as_raw()))
+            .map_err(|e| RunError::sys("cannot open the namespaces pasta connects", e))
     };
-    let netns_fd = netns.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let userns = match target {
+        PastaTarget::Container(_) => Some(open("user")?),
+        PastaTarget::NetworkOf(_) => None,
+    };
+    let netns = open("net")?;
     let mut cmd = Command::new("pasta");
     cmd.args(pasta_arguments(
-        target,
-        netns_fd,
+        userns.as_ref().map(|f| f.as_raw_fd()),
+        netns.as_raw_fd(),
         publish,
         options,
         nix::unistd::geteuid().is_root(),
@@ -222,8 +240,8 @@ pub fn start_pasta(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
-    let inherited = netns.as_ref().map(|f| f.as_fd());
-    let mut child = crate::sys::spawn_dying_with_parent(&mut cmd, inherited).map_err(|e| {
+    let inherited: Vec<_> = userns.iter().chain([&netns]).map(|f| f.as_fd()).collect();
+    let mut child = crate::sys::spawn_dying_with_parent(&mut cmd, &inherited).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             "install pasta: apt-get install passt (or dnf install passt)"
         } else {
@@ -372,48 +390,35 @@ mod tests {
                 udp: true,
             },
         ];
-        let args = pasta_arguments(
-            PastaTarget::Container(Pid::from_raw(42)),
-            -1,
-            &publish,
-            &[],
-            false,
-        )
-        .join(" ");
+        let args = pasta_arguments(Some(3), 4, &publish, &[], false).join(" ");
         assert_eq!(
             args,
             "--foreground --quiet --config-net --no-map-gw --dns-forward 169.254.1.1 -T none -U none \
-             -t 127.0.0.1/8080:80 -u 53:5353 42"
+             -t 127.0.0.1/8080:80 -u 53:5353 --userns /proc/self/fd/3 --netns /proc/self/fd/4 \
+             --no-netns-quit"
         );
-        let none = pasta_arguments(
-            PastaTarget::Container(Pid::from_raw(7)),
-            -1,
-            &[],
-            &[],
-            false,
-        )
-        .join(" ");
-        assert!(none.ends_with("-t none -u none 7"), "{none}");
-        let shared =
-            pasta_arguments(PastaTarget::NetworkOf(Pid::from_raw(9)), 5, &[], &[], true).join(" ");
+        let none = pasta_arguments(Some(3), 4, &[], &[], false).join(" ");
+        assert!(none.contains("-t none -u none --userns"), "{none}");
+        // The holder's network: only the network namespace.
+        let shared = pasta_arguments(None, 5, &[], &[], true).join(" ");
         assert!(
             shared.starts_with("--foreground --quiet --config-net --no-map-gw --dns-forward")
                 && shared.ends_with("-t none -u none --netns /proc/self/fd/5 --no-netns-quit"),
             "{shared}"
         );
         // A root caller's pasta stays root, which may enter the container's namespaces.
-        let as_root = pasta_arguments(PastaTarget::Container(Pid::from_raw(7)), -1, &[], &[], true);
-        assert!(as_root.join(" ").ends_with("--runas 0:0 7"), "{as_root:?}");
+        let as_root = pasta_arguments(Some(3), 4, &[], &[], true).join(" ");
+        assert!(
+            as_root.contains("-u none --runas 0:0 --userns"),
+            "{as_root}"
+        );
         // --net pasta:--map-gw,-4: the gateway mapping on (our --no-map-gw left out), -4 added.
         let asked = ["--map-gw".to_string(), "-4".to_string()];
-        let mapped = pasta_arguments(
-            PastaTarget::Container(Pid::from_raw(7)),
-            -1,
-            &[],
-            &asked,
-            false,
-        );
+        let mapped = pasta_arguments(Some(3), 4, &[], &asked, false);
         assert!(!mapped.iter().any(|a| a.contains("map-gw")), "{mapped:?}");
-        assert!(mapped.join(" ").ends_with("-u none -4 7"), "{mapped:?}");
+        assert!(
+            mapped.join(" ").contains("-u none -4 --userns"),
+            "{mapped:?}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::image::{ImageConfig, Resolved};
 use super::mapping::MapPlan;
 use super::network::{self, Generated};
 use super::terminal::{self, CallerStdio, Session};
-use super::users::{self, GidWithoutEntry};
+use super::users::{self, Account, GidWithoutEntry};
 
 /// Everything the container needs, resolved and validated.
 #[derive(Debug, Clone)]
@@ -45,8 +45,11 @@ pub struct ContainerSpec {
     /// The command's session, and whether it has a terminal of the container's own.
     pub session: Session,
     /// Generated /etc/resolv.conf and /etc/hosts for the container (bound by PID 1, which then removes
-    /// them and their directory).
+    /// them and their directory), and where PID 1 writes the account files.
     pub generated: Option<Generated>,
+    /// The command's user when it is the caller's own uid inside (keep-id): added to the root
+    /// filesystem's /etc/passwd and /etc/group by generated files where they lack it, with a home.
+    pub account: Option<Account>,
     /// The caller's descriptors above 2 that a --rootfs container gets (host mode: all of them).
     pub passed_fds: Passed,
     /// The command's capabilities and no_new_privs.
@@ -110,7 +113,11 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         rootfs.is_some(),
         !cli.publish.is_empty(),
     )?;
-    let generated = network::generate_files(net, cli.hostname.as_deref())?;
+    let account = match rootfs {
+        Some(_) if runs_as_callers_uid(uid, plan) => caller_account(plan),
+        _ => None,
+    };
+    let generated = network::generate_files(net, cli.hostname.as_deref(), account.is_some())?;
     let workdir = cli
         .workdir
         .or_else(|| config.working_dir.clone().map(PathBuf::from))
@@ -153,14 +160,34 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         pasta_options,
         holder_idle: Duration::from_secs(cli.holder_idle),
         generated,
+        account,
         passed_fds,
         confinement,
     })
 }
 
-/// The command's ids: --user, else the image's User, else the caller's own ids inside. Names mean
-/// what the container's /etc/passwd and /etc/group say (in host mode: the host's). Each must be
-/// mapped.
+/// Whether the command runs as the caller's own uid inside, other than root (keep-id, or a single-id
+/// map that keeps the uid): a root filesystem's passwd has no entry for it unless the image was made
+/// for this user. As root (`--user 0`), the image's own files are used untouched: useradd and adduser
+/// rename a new /etc/passwd over the old one, which a file bound there would make fail (EBUSY).
+fn runs_as_callers_uid(uid: u32, plan: &MapPlan) -> bool {
+    uid != 0 && uid == plan.caller_inside().0
+}
+
+/// The caller's host account at the caller's inside ids; None when the host knows no such user.
+fn caller_account(plan: &MapPlan) -> Option<Account> {
+    let (uid, gid) = plan.caller_inside();
+    let host_uid = nix::unistd::getuid().as_raw();
+    let host = users::caller_entry(host_uid)?;
+    let group = users::host_group_name(nix::unistd::getgid().as_raw());
+    let account = Account::of_caller(host, group, uid, gid);
+    log::debug!("the command's account, where the root filesystem lacks it: {account:?}");
+    account
+}
+
+/// The command's ids: --user, else the image's User (not under keep-id, which runs the command as
+/// the caller, as podman does), else the caller's own ids inside. Names mean what the container's
+/// /etc/passwd and /etc/group say (in host mode: the host's). Each must be mapped.
 fn user_ids(
     cli: &Cli,
     config: &ImageConfig,
@@ -168,7 +195,8 @@ fn user_ids(
     plan: &MapPlan,
 ) -> Result<(u32, u32), RunError> {
     let root = rootfs.unwrap_or(Path::new("/"));
-    let (uid, gid) = match (&cli.user, &config.user) {
+    let image_user = config.user.as_ref().filter(|_| !plan.is_keep_id());
+    let (uid, gid) = match (&cli.user, image_user) {
         (Some(user), _) => users::ids_in(root, user, GidWithoutEntry::SameAsUid)
             .map_err(|e| RunError::new(format!("--user {user}: {e}")).with_hint(USER_HINT))?,
         (None, Some(user)) if rootfs.is_some() => users::ids_in(root, user, GidWithoutEntry::Zero)
@@ -292,6 +320,83 @@ mod tests {
             os(&["sh"])
         );
         assert!(image_command(&ImageConfig::default(), None, Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn only_the_callers_own_uid_other_than_root_gets_an_account() {
+        let helpers = crate::runner::mapping::Helpers {
+            newuidmap: "/x/newuidmap".into(),
+            newgidmap: "/x/newgidmap".into(),
+        };
+        let full = |caller_inside| MapPlan::Full {
+            uid: Vec::new(),
+            gid: Vec::new(),
+            caller_inside,
+            helpers: helpers.clone(),
+        };
+        // keep-id: the caller's uid, not --user 0 or another.
+        assert!(runs_as_callers_uid(1000, &full((1000, 1000))));
+        assert!(!runs_as_callers_uid(0, &full((1000, 1000))));
+        assert!(!runs_as_callers_uid(1001, &full((1000, 1000))));
+        // The full map: the caller is root inside.
+        assert!(!runs_as_callers_uid(0, &full((0, 0))));
+        assert!(!runs_as_callers_uid(1000, &full((0, 0))));
+        // Single-id maps: only the one that keeps the uid.
+        let current = MapPlan::Single {
+            inside_uid: 1000,
+            inside_gid: 1000,
+        };
+        let root = MapPlan::Single {
+            inside_uid: 0,
+            inside_gid: 0,
+        };
+        assert!(runs_as_callers_uid(1000, &current));
+        assert!(!runs_as_callers_uid(0, &root));
+    }
+
+    #[test]
+    fn keep_id_runs_the_command_as_the_caller_over_the_images_user() {
+        use crate::runner::mapping::{Helpers, map_around};
+        use unshare_run_helpers::subid::IdInterval;
+        let ranges = [IdInterval::from_start_count(100000, 65536).unwrap()];
+        let plan = |own_inside: u32| MapPlan::Full {
+            uid: map_around(1000, own_inside, &ranges),
+            gid: map_around(1000, own_inside, &ranges),
+            caller_inside: (own_inside, own_inside),
+            helpers: Helpers {
+                newuidmap: "/x/newuidmap".into(),
+                newgidmap: "/x/newgidmap".into(),
+            },
+        };
+        let image = ImageConfig {
+            user: Some("5:6".into()),
+            ..ImageConfig::default()
+        };
+        let rootfs = Some(Path::new("/nonexistent"));
+        let cli = |args: &[&str]| {
+            let mut argv = vec!["unshare-run"];
+            argv.extend_from_slice(args);
+            <Cli as clap::Parser>::try_parse_from(argv).unwrap()
+        };
+        // The full map: the image's User, else root (the caller).
+        assert_eq!(
+            user_ids(&cli(&[]), &image, rootfs, &plan(0)).unwrap(),
+            (5, 6)
+        );
+        let plain = ImageConfig::default();
+        assert_eq!(
+            user_ids(&cli(&[]), &plain, rootfs, &plan(0)).unwrap(),
+            (0, 0)
+        );
+        // keep-id: the caller, whatever the image says; --user still decides.
+        assert_eq!(
+            user_ids(&cli(&[]), &image, rootfs, &plan(1000)).unwrap(),
+            (1000, 1000)
+        );
+        assert_eq!(
+            user_ids(&cli(&["--user", "0"]), &image, rootfs, &plan(1000)).unwrap(),
+            (0, 0)
+        );
     }
 
     #[test]

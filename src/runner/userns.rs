@@ -24,6 +24,26 @@ pub enum UserNamespace<'a> {
     Joined,
 }
 
+/// The ids a child runs `body` with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildIds {
+    /// The caller's own, as the namespace shows them (the holder, whose uid its clients check).
+    Callers,
+    /// uid and gid 0 inside: a child that acts as root (PID 1's set-up, the image jobs) where the
+    /// caller is another id (keep-id), so that what it makes is root's inside, as with the full map.
+    Root,
+}
+
+impl ChildIds {
+    /// For a child that acts as root inside a namespace mapped as `plan` says.
+    pub fn acting_as_root(plan: &MapPlan) -> ChildIds {
+        match plan.is_keep_id() {
+            true => ChildIds::Root,
+            false => ChildIds::Callers,
+        }
+    }
+}
+
 /// Whether the child dies with this process (PR_SET_PDEATHSIG).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifetime {
@@ -48,6 +68,7 @@ pub struct Child {
 pub fn spawn(
     flags: CloneFlags,
     userns: UserNamespace<'_>,
+    ids: ChildIds,
     lifetime: Lifetime,
     body: impl FnOnce(Channel) -> u8,
 ) -> Result<Child, RunError> {
@@ -64,7 +85,10 @@ pub fn spawn(
             let lifetime_set = lifetime == Lifetime::Outlives
                 || nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_ok();
             let status = if lifetime_set && child_end.await_start() {
-                body(child_end)
+                match take_ids(ids, lifetime, &child_end) {
+                    Ok(()) => body(child_end),
+                    Err(e) => child_end.fail(e),
+                }
             } else {
                 exit::RUNNER_ERROR
             };
@@ -83,6 +107,29 @@ pub fn spawn(
             Ok(child)
         }
     }
+}
+
+/// In the started child: becomes `ids`. The kernel forgets the parent-death signal when credentials
+/// change, so it is set again, and a parent that died before that is noticed on the channel.
+fn take_ids(ids: ChildIds, lifetime: Lifetime, channel: &Channel) -> Result<(), RunError> {
+    if ids == ChildIds::Callers {
+        return Ok(());
+    }
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .map_err(|e| RunError::sys("cannot become gid 0 inside", e))?;
+    // From another uid to 0: the capabilities stay.
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .map_err(|e| RunError::sys("cannot become uid 0 inside", e))?;
+    if lifetime == Lifetime::DiesWithParent {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .map_err(|e| RunError::sys("PR_SET_PDEATHSIG", e))?;
+        if channel.peer_is_gone() {
+            sys::exit_now(i32::from(exit::RUNNER_ERROR));
+        }
+    }
+    Ok(())
 }
 
 impl Child {
@@ -152,7 +199,7 @@ impl Drop for Child {
     }
 }
 
-/// Runs `work` in a child in a new user namespace mapped as `plan` says (uid 0 inside), for jobs on
+/// Runs `work` in a child in a new user namespace mapped as `plan` says (as uid 0 inside), for jobs on
 /// files owned by subordinate ids (importing and removing images). The child dies with us; its error
 /// comes back through the channel.
 pub fn run_job(
@@ -162,6 +209,7 @@ pub fn run_job(
     let mut child = spawn(
         CloneFlags::empty(),
         UserNamespace::New(plan),
+        ChildIds::acting_as_root(plan),
         Lifetime::DiesWithParent,
         |channel| {
             if plan.allows_setgroups() {

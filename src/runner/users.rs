@@ -1,5 +1,6 @@
 //! passwd and group files: the caller's name in the host's /etc/passwd, the home and shell of the
-//! command's user inside, and the ids that `--user` or an image's `User` names in a root filesystem.
+//! command's user inside, the ids that `--user` or an image's `User` names in a root filesystem, and
+//! the caller's entries added to a root filesystem's files that lack them (keep-id).
 
 use std::fs;
 use std::io::Read;
@@ -13,13 +14,17 @@ const MAX_ACCOUNT_FILE: u64 = 64 * 1024 * 1024;
 /// (its /etc/passwd may be a link to /dev/zero or a FIFO, which would never end), and at most
 /// MAX_ACCOUNT_FILE bytes. Empty when it cannot be read.
 pub fn read_account_file(path: &Path) -> String {
-    let mut text = String::new();
     let opened = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path);
-    if let Ok(file) = opened
-        && let Ok(meta) = file.metadata()
+    opened.map(read_account).unwrap_or_default()
+}
+
+/// The text of an opened account file (opened with O_NONBLOCK), as `read_account_file` reads it.
+pub fn read_account(file: fs::File) -> String {
+    let mut text = String::new();
+    if let Ok(meta) = file.metadata()
         && meta.is_file()
     {
         // Sized from the start: read_to_string through `take` has no size hint and would read a
@@ -36,6 +41,7 @@ pub struct PasswdEntry<'a> {
     pub name: &'a str,
     pub uid: u32,
     pub gid: u32,
+    pub gecos: &'a str,
     pub home: &'a str,
     pub shell: &'a str,
 }
@@ -44,27 +50,32 @@ pub struct PasswdEntry<'a> {
 pub fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
     text.lines().filter_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
-        let [name, _, uid, gid, _, home, shell] = fields[..] else {
+        let [name, _, uid, gid, gecos, home, shell] = fields[..] else {
             return None;
         };
         Some(PasswdEntry {
             name,
             uid: uid.parse().ok()?,
             gid: gid.parse().ok()?,
+            gecos,
             home,
             shell,
         })
     })
 }
 
+/// The (name, gid) of each line of a group file with a name and a numeric gid, in file order.
+fn group_entries(text: &str) -> impl Iterator<Item = (&str, u32)> {
+    text.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let gid = fields.get(2)?.parse().ok()?;
+        (fields.len() >= 3 && !fields[0].is_empty()).then_some((fields[0], gid))
+    })
+}
+
 /// The gid of the group `name` in a group file.
 fn group_gid(text: &str, name: &str) -> Option<u32> {
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.len() >= 3 && fields[0] == name)
-            .then(|| fields[2].parse().ok())
-            .flatten()
-    })
+    group_entries(text).find_map(|(n, gid)| (n == name).then_some(gid))
 }
 
 /// What the gid is when a user is given without a group and has no passwd entry to take it from.
@@ -120,57 +131,116 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
 
 /// What a passwd lookup is keyed by.
 #[derive(Clone, Copy, Debug)]
-enum Account<'a> {
+enum Key<'a> {
     Uid(u32),
     Name(&'a str),
 }
 
-/// The name and uid of a passwd entry, looked up as the runner looks up users (for the caller's name,
-/// and for doctor's `kubelet`). In order:
+/// A passwd entry of the host's, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+impl From<PasswdEntry<'_>> for HostUser {
+    fn from(e: PasswdEntry<'_>) -> HostUser {
+        HostUser {
+            name: e.name.into(),
+            uid: e.uid,
+            gid: e.gid,
+            gecos: e.gecos.into(),
+            home: e.home.into(),
+            shell: e.shell.into(),
+        }
+    }
+}
+
+/// A passwd entry of the host's, looked up as the runner looks up users (for the caller's name and
+/// account, and for doctor's `kubelet`). In order:
 /// - the host's /etc/passwd, read directly: the first NSS lookup of a process costs more than a
 ///   tenth of a warm start (nscd probes, nsswitch.conf);
 /// - the C library's lookup (NSS with glibc; with musl only /etc/passwd and nscd);
 /// - `getent passwd KEY`, glibc's NSS in its own process: the packaged unshare-run is the musl build
 ///   (README, "Why the runner is linked against musl"), and users that only LDAP, sssd or
 ///   systemd-userdb know must still be found. Runs only for an account that neither lookup knows.
-fn lookup(account: Account<'_>) -> Option<(String, u32)> {
-    entry_in_passwd(&read_account_file(Path::new("/etc/passwd")), account)
+fn lookup(key: Key<'_>) -> Option<HostUser> {
+    entry_in_passwd(&read_account_file(Path::new("/etc/passwd")), key)
         .or_else(|| {
-            let user = match account {
-                Account::Uid(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
-                Account::Name(name) => nix::unistd::User::from_name(name),
+            let user = match key {
+                Key::Uid(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+                Key::Name(name) => nix::unistd::User::from_name(name),
             };
             user.ok()
                 .flatten()
-                .filter(|u| matches(account, &u.name, u.uid.as_raw()))
-                .map(|u| (u.name, u.uid.as_raw()))
+                .filter(|u| matches(key, &u.name, u.uid.as_raw()))
+                .map(|u| HostUser {
+                    name: u.name,
+                    uid: u.uid.as_raw(),
+                    gid: u.gid.as_raw(),
+                    gecos: u.gecos.to_string_lossy().into_owned(),
+                    home: u.dir.to_string_lossy().into_owned(),
+                    shell: u.shell.to_string_lossy().into_owned(),
+                })
         })
-        .or_else(|| entry_from_getent(account))
+        .or_else(|| entry_from_getent(key))
 }
 
 /// The caller's name, to pick its lines of /etc/subuid and /etc/subgid to ask the helpers for; the
 /// runner decides nothing privileged with it (the helpers look the caller up themselves).
 pub fn caller_name(uid: u32) -> Option<String> {
-    lookup(Account::Uid(uid)).map(|(name, _)| name)
+    lookup(Key::Uid(uid)).map(|u| u.name)
+}
+
+/// The caller's passwd entry on the host, found as `caller_name` finds the name.
+pub fn caller_entry(uid: u32) -> Option<HostUser> {
+    lookup(Key::Uid(uid))
+}
+
+/// The name of the host's group `gid`: /etc/group, then the C library, then `getent group`.
+pub fn host_group_name(gid: u32) -> Option<String> {
+    let direct = group_entries(&read_account_file(Path::new("/etc/group")))
+        .find_map(|(name, g)| (g == gid).then(|| name.to_string()));
+    direct
+        .or_else(|| {
+            nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+                .ok()
+                .flatten()
+                .map(|g| g.name)
+        })
+        .or_else(|| {
+            let out = std::process::Command::new("getent")
+                .args(["group", &gid.to_string()])
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            let text = String::from_utf8(out.stdout).ok()?;
+            group_entries(&text).find_map(|(name, g)| (g == gid).then(|| name.to_string()))
+        })
 }
 
 /// The uid of the user `name` (doctor: whether a user `kubelet` exists, and which numeric owner of
 /// /etc/subuid lines is also its), found as `caller_name` finds the caller.
 pub fn uid_of(name: &str) -> Option<u32> {
-    lookup(Account::Name(name)).map(|(_, uid)| uid)
+    lookup(Key::Name(name)).map(|u| u.uid)
 }
 
-fn entry_from_getent(account: Account<'_>) -> Option<(String, u32)> {
-    let key = match account {
-        Account::Uid(uid) => uid.to_string(),
+fn entry_from_getent(key: Key<'_>) -> Option<HostUser> {
+    let text = match key {
+        Key::Uid(uid) => uid.to_string(),
         // getent takes an all-digit key for a uid; no such name is looked up this way.
-        Account::Name(name) if name.is_empty() || name.bytes().all(|b| b.is_ascii_digit()) => {
+        Key::Name(name) if name.is_empty() || name.bytes().all(|b| b.is_ascii_digit()) => {
             return None;
         }
-        Account::Name(name) => name.to_string(),
+        Key::Name(name) => name.to_string(),
     };
     let out = std::process::Command::new("getent")
-        .args(["passwd", &key])
+        .args(["passwd", &text])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output()
@@ -178,22 +248,95 @@ fn entry_from_getent(account: Account<'_>) -> Option<(String, u32)> {
     if !out.status.success() {
         return None;
     }
-    entry_in_passwd(std::str::from_utf8(&out.stdout).ok()?, account)
+    entry_in_passwd(std::str::from_utf8(&out.stdout).ok()?, key)
 }
 
-fn matches(account: Account<'_>, name: &str, uid: u32) -> bool {
+fn matches(key: Key<'_>, name: &str, uid: u32) -> bool {
     !name.is_empty()
-        && match account {
-            Account::Uid(want) => uid == want,
-            Account::Name(want) => name == want,
+        && match key {
+            Key::Uid(want) => uid == want,
+            Key::Name(want) => name == want,
         }
 }
 
-/// The first well-formed passwd line of the account, as (name, uid).
-fn entry_in_passwd(passwd: &str, account: Account<'_>) -> Option<(String, u32)> {
+/// The first well-formed passwd line of the account.
+fn entry_in_passwd(passwd: &str, key: Key<'_>) -> Option<HostUser> {
     passwd_entries(passwd)
-        .find(|e| matches(account, e.name, e.uid))
-        .map(|e| (e.name.to_string(), e.uid))
+        .find(|e| matches(key, e.name, e.uid))
+        .map(HostUser::from)
+}
+
+/// The command's user in a root filesystem that may lack it: the caller's host account at the
+/// caller's inside ids (keep-id, or a single-id map that keeps the uid).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// The name of the group `gid` (the host's name of the caller's group, else the user's name).
+    pub group: String,
+    pub gecos: String,
+    /// Absolute.
+    pub home: String,
+    /// The host's shell; /bin/sh where the root filesystem lacks it.
+    pub shell: String,
+}
+
+impl Account {
+    /// The caller's account (`host`, its group named `group`) at the inside ids `uid` and `gid`. None
+    /// when a field could not stand in a passwd line (a ':' or a newline in it, a home that is not
+    /// an absolute path without "..").
+    pub fn of_caller(host: HostUser, group: Option<String>, uid: u32, gid: u32) -> Option<Account> {
+        let group = group.unwrap_or_else(|| host.name.clone());
+        let home_ok = Path::new(&host.home).is_absolute()
+            && !Path::new(&host.home)
+                .components()
+                .any(|c| c == std::path::Component::ParentDir);
+        let fields = [&host.name, &group, &host.gecos, &host.home, &host.shell];
+        let clean = fields.iter().all(|f| !f.contains([':', '\n', '\0']));
+        (clean && home_ok && !host.name.is_empty() && !group.is_empty()).then_some(Account {
+            name: host.name,
+            uid,
+            gid,
+            group,
+            gecos: host.gecos,
+            home: host.home,
+            shell: host.shell,
+        })
+    }
+}
+
+/// `passwd` and `group` (a root filesystem's files) with `account`'s lines added where they lack its
+/// uid or its gid; None for a file that needs no line. `shell` replaces the account's where the root
+/// filesystem lacks that one.
+pub fn with_account(
+    passwd: &str,
+    group: &str,
+    account: &Account,
+    shell: &str,
+) -> (Option<String>, Option<String>) {
+    let appended = |text: &str, line: String| {
+        let mut out = String::with_capacity(text.len() + line.len() + 1);
+        out.push_str(text);
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&line);
+        out
+    };
+    let has_user = passwd_entries(passwd).any(|e| e.uid == account.uid);
+    let has_group = group_entries(group).any(|(_, gid)| gid == account.gid);
+    let passwd = (!has_user).then(|| {
+        let a = account;
+        let line = format!(
+            "{}:x:{}:{}:{}:{}:{shell}\n",
+            a.name, a.uid, a.gid, a.gecos, a.home
+        );
+        appended(passwd, line)
+    });
+    let group =
+        (!has_group).then(|| appended(group, format!("{}:x:{}:\n", account.group, account.gid)));
+    (passwd, group)
 }
 
 #[cfg(test)]
@@ -201,7 +344,7 @@ mod tests {
     use super::*;
 
     fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
-        entry_in_passwd(passwd, Account::Uid(uid)).map(|(name, _)| name)
+        entry_in_passwd(passwd, Key::Uid(uid)).map(|u| u.name)
     }
 
     #[test]
@@ -225,7 +368,7 @@ mod tests {
                       kubelet:x:x:1::/:/bin/sh\n\
                       kubelet:x:4322:4322::/:/usr/sbin/nologin\n\
                       kubelet:x:4400:4400::/:/bin/sh\n";
-        let uid = |name| entry_in_passwd(passwd, Account::Name(name)).map(|(_, uid)| uid);
+        let uid = |name| entry_in_passwd(passwd, Key::Name(name)).map(|u| u.uid);
         assert_eq!(uid("kubelet"), Some(4322));
         assert_eq!(uid("root"), Some(0));
         assert_eq!(uid("kube"), None);
@@ -233,6 +376,71 @@ mod tests {
         // Not there: the lookup falls back to NSS (here the machine's, which has no such user).
         assert_eq!(uid_of("urt-no-such-user"), None);
         assert_eq!(uid_of("root"), Some(0));
+    }
+
+    fn alice() -> HostUser {
+        HostUser {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 100,
+            gecos: "Alice A.".into(),
+            home: "/home/alice".into(),
+            shell: "/bin/zsh".into(),
+        }
+    }
+
+    #[test]
+    fn the_account_is_added_only_where_the_files_lack_its_ids() {
+        let account = Account::of_caller(alice(), Some("users".into()), 1000, 1000).unwrap();
+        assert_eq!(account.group, "users");
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n";
+        let group = "root:x:0:\nusers:x:100:";
+        let (p, g) = with_account(passwd, group, &account, "/bin/sh");
+        assert_eq!(
+            p.as_deref(),
+            Some(
+                "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice A.:/home/alice:/bin/sh\n"
+            )
+        );
+        // A last line without its newline gets one.
+        assert_eq!(
+            g.as_deref(),
+            Some("root:x:0:\nusers:x:100:\nusers:x:1000:\n")
+        );
+        // The image has the ids (under any name): nothing is added.
+        let theirs = "root:x:0:0::/root:/bin/sh\nubuntu:x:1000:1000::/home/ubuntu:/bin/bash\n";
+        let groups = "ubuntu:x:1000:\n";
+        assert_eq!(
+            with_account(theirs, groups, &account, "/bin/sh"),
+            (None, None)
+        );
+        // Empty or missing files: the account's lines alone.
+        assert_eq!(
+            with_account("", "", &account, "/bin/zsh"),
+            (
+                Some("alice:x:1000:1000:Alice A.:/home/alice:/bin/zsh\n".into()),
+                Some("users:x:1000:\n".into())
+            )
+        );
+        // Without the host's group name, the user's.
+        let account = Account::of_caller(alice(), None, 1000, 1000).unwrap();
+        assert_eq!(account.group, "alice");
+    }
+
+    #[test]
+    fn an_account_that_cannot_stand_in_a_passwd_line_is_none() {
+        let with = |change: fn(&mut HostUser)| {
+            let mut user = alice();
+            change(&mut user);
+            Account::of_caller(user, None, 1000, 1000)
+        };
+        assert!(with(|_| {}).is_some());
+        assert!(with(|u| u.gecos = "a:b".into()).is_none());
+        assert!(with(|u| u.shell = "/bin/sh\nroot::0:0::/:/bin/sh".into()).is_none());
+        assert!(with(|u| u.home = "relative".into()).is_none());
+        assert!(with(|u| u.home = "/home/../etc".into()).is_none());
+        assert!(with(|u| u.name = String::new()).is_none());
+        assert!(Account::of_caller(alice(), Some("a:b".into()), 1, 1).is_none());
     }
 
     #[test]
@@ -245,6 +453,7 @@ mod tests {
                 name: "app",
                 uid: 1000,
                 gid: 1001,
+                gecos: "App",
                 home: "/srv",
                 shell: "/bin/sh"
             }]

@@ -120,16 +120,16 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Spawns `cmd` so that it is killed when this process dies, even by SIGKILL (PR_SET_PDEATHSIG):
-/// for companion processes such as pasta that must not outlive the container. `inherited` stays open
-/// in it under the same number (it is close-on-exec here).
+/// for companion processes such as pasta that must not outlive the container. `inherited` stay open
+/// in it under the same numbers (they are close-on-exec here).
 pub fn spawn_dying_with_parent(
     cmd: &mut std::process::Command,
-    inherited: Option<std::os::fd::BorrowedFd<'_>>,
+    inherited: &[std::os::fd::BorrowedFd<'_>],
 ) -> io::Result<std::process::Child> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getpid();
-    let inherited = inherited.map(|fd| fd.as_raw_fd());
+    let inherited: Vec<i32> = inherited.iter().map(|fd| fd.as_raw_fd()).collect();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls;
     // `inherited` is open until spawn returns (the caller's borrow).
     unsafe {
@@ -139,10 +139,10 @@ pub fn spawn_dying_with_parent(
             if nix::unistd::getppid() != parent {
                 return Err(io::Error::other("parent exited"));
             }
-            if let Some(fd) = inherited
-                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
-            {
-                return Err(io::Error::last_os_error());
+            for &fd in &inherited {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         })

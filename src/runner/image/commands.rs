@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{FromArgMatches, Parser, Subcommand};
 
-use super::store::{ImageRecord, Store};
+use super::store::{IdLayout, ImageRecord, Store};
 use super::{IMPORT_HINT, open_store, resolve};
 use crate::runner::error::RunError;
 use crate::runner::mapping::{self, MapMode};
@@ -144,7 +144,10 @@ fn table(store: &Store) -> String {
                 if names.is_empty() { "-".into() } else { names },
                 human_size(r.size),
                 utc_date(r.imported),
-                format!("{} ({})", r.source, r.kind),
+                match r.ids {
+                    IdLayout::Full => format!("{} ({})", r.source, r.kind),
+                    IdLayout::KeepId { .. } => format!("{} ({}, keep-id)", r.source, r.kind),
+                },
             ]
         })
         .collect();

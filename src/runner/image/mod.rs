@@ -24,7 +24,7 @@ use super::error::RunError;
 use super::mapping::MapPlan;
 use super::userns;
 use format::Compression;
-use store::{ImageRecord, Store};
+use store::{IdLayout, ImageRecord, Store};
 
 /// The runtime defaults an image's configuration sets; command-line options override them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,7 +76,7 @@ pub fn resolve(
     let meta = match fs::metadata(arg) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return stored_by_reference(arg, name, hint);
+            return stored_by_reference(arg, name, ids, hint);
         }
         Err(e) => {
             return Err(
@@ -98,7 +98,7 @@ pub fn resolve(
             store::source_key(&fs::metadata(&index).map_err(|e| RunError::sys("index.json", e))?)
         );
         if let Some(digest) = store.source(&key) {
-            return stored(&store, &digest, name);
+            return stored(&store, &digest, name, ids);
         }
         let files = oci::DirectoryFiles(&canonical);
         let image =
@@ -120,7 +120,7 @@ pub fn resolve(
     let store = open_store()?;
     let key = store::source_key(&meta);
     if let Some(digest) = store.source(&key) {
-        return stored(&store, &digest, name);
+        return stored(&store, &digest, name, ids);
     }
     let files = if compression == Compression::None {
         oci::ArchiveFiles::index(&file, &canonical.to_string_lossy())
@@ -180,6 +180,7 @@ fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, R
 fn stored_by_reference(
     arg: &Path,
     name: Option<&str>,
+    ids: &MapPlan,
     hint: &'static str,
 ) -> Result<Resolved, RunError> {
     let missing = || {
@@ -194,16 +195,87 @@ fn stored_by_reference(
     };
     let store = open_store()?;
     match store.find(reference) {
-        Ok(Some(digest)) => stored(&store, &digest, name),
+        Ok(Some(digest)) => stored(&store, &digest, name, ids),
         Ok(None) => Err(missing()),
         Err(ambiguous) => Err(RunError::new(ambiguous)),
     }
 }
 
-fn stored(store: &Store, digest: &str, name: Option<&str>) -> Result<Resolved, RunError> {
+/// The ids a map gives an image's files when it imports them.
+fn layout_of(ids: &MapPlan) -> IdLayout {
+    match ids.is_keep_id() {
+        true => {
+            let (uid, gid) = ids.caller_inside();
+            IdLayout::KeepId { uid, gid }
+        }
+        false => IdLayout::Full,
+    }
+}
+
+/// What a layout makes of the caller inside, for messages.
+fn described(layout: IdLayout) -> String {
+    match layout {
+        IdLayout::Full => "with you as uid 0 inside (the full map)".into(),
+        IdLayout::KeepId { uid, gid } => {
+            format!("under --map keep-id, with you as {uid}:{gid} inside")
+        }
+    }
+}
+
+/// A stored image is run only with the map it was imported for: under another, its owners would be
+/// other ids (the full map's root files would be the caller's under keep-id).
+fn check_layout(store: &Store, record: &ImageRecord, ids: &MapPlan) -> Result<(), RunError> {
+    let wanted = layout_of(ids);
+    if record.ids == wanted {
+        return Ok(());
+    }
+    let names = store.names_of(&record.digest);
+    let image = names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| record.digest.chars().take(12).collect());
+    let renamed = match names.first() {
+        Some(name) => format!(" --name {name}"),
+        None => String::new(),
+    };
+    let run = match ids {
+        MapPlan::Single { inside_uid, .. } => {
+            format!("with a single-id map (you as uid {inside_uid} inside)")
+        }
+        MapPlan::Full { .. } => described(wanted),
+    };
+    // A single-id map keeps no owner but the caller's: the image is imported again with the full map.
+    Err(RunError::new(format!(
+        "image {image} was imported {}, and this run is {run}: its files would show with other owners",
+        described(record.ids),
+    ))
+    .with_hint(format!(
+        "run it with the map it was imported for, or import it again for this one: unshare-run \
+         images rm {image}, then unshare-run --map {} --rootfs {}{renamed} -- true",
+        ids_option(wanted),
+        record.source
+    )))
+}
+
+/// The --map value that gives `layout` (keep-id with both ids named: a layout knows the numbers,
+/// not whether they are the caller's own).
+fn ids_option(layout: IdLayout) -> String {
+    match layout {
+        IdLayout::Full => "full".into(),
+        IdLayout::KeepId { uid, gid } => format!("keep-id:uid={uid},gid={gid}"),
+    }
+}
+
+fn stored(
+    store: &Store,
+    digest: &str,
+    name: Option<&str>,
+    ids: &MapPlan,
+) -> Result<Resolved, RunError> {
     let record = store
         .record(digest)
         .ok_or_else(|| RunError::new(format!("stored image {digest} is incomplete")))?;
+    check_layout(store, &record, ids)?;
     if let Some(name) = name {
         store
             .set_name(name, digest)
@@ -254,18 +326,19 @@ fn import(
             e,
         )
     })?;
+    let layout = layout_of(ids);
     let imported = userns::run_job(ids, || {
-        import_in_namespace(store, &temp.path, path, source, key, name)
+        import_in_namespace(store, &temp.path, path, source, key, name, layout)
     });
     temp.release();
     imported?;
     let digest = store
         .source(key)
         .ok_or_else(|| RunError::new("the import finished, but its image is not in the store"))?;
-    stored(store, &digest, None)
+    stored(store, &digest, None, ids)
 }
 
-/// The importing process (uid 0 in the mapped user namespace).
+/// The importing process (uid 0 in the mapped user namespace), which gives the files `layout`'s ids.
 fn import_in_namespace(
     store: &Store,
     temp: &Path,
@@ -273,6 +346,7 @@ fn import_in_namespace(
     source: &ImportSource<'_>,
     key: &str,
     name: Option<&str>,
+    layout: IdLayout,
 ) -> Result<(), RunError> {
     for (abandoned, lock) in store.abandoned() {
         match remove_path(&abandoned) {
@@ -285,7 +359,7 @@ fn import_in_namespace(
             ),
         }
     }
-    let result = extract_source(temp, path, source).and_then(|record| {
+    let result = extract_source(temp, path, source, layout).and_then(|record| {
         Store::write_record(temp, &record)
             .map_err(|e| RunError::sys(format!("cannot write {}", store::RECORD), e))?;
         let target = store.image_dir(&record.digest);
@@ -333,6 +407,7 @@ fn extract_source(
     temp: &Path,
     path: &Path,
     source: &ImportSource<'_>,
+    layout: IdLayout,
 ) -> Result<ImageRecord, RunError> {
     let rootfs = temp.join(store::ROOTFS);
     std::os::unix::fs::DirBuilderExt::mode(&mut fs::DirBuilder::new(), 0o755)
@@ -351,6 +426,7 @@ fn extract_source(
         size: summary.bytes,
         imported: now(),
         config,
+        ids: layout,
     })
 }
 
@@ -476,6 +552,94 @@ fn report(summary: &extract::Summary) {
         eprintln!(
             "unshare-run: skipped {} socket(s) or entries of unknown type",
             summary.others_skipped
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::mapping::Helpers;
+
+    fn full_plan(caller_inside: (u32, u32)) -> MapPlan {
+        MapPlan::Full {
+            uid: Vec::new(),
+            gid: Vec::new(),
+            caller_inside,
+            helpers: Helpers {
+                newuidmap: "/x/newuidmap".into(),
+                newgidmap: "/x/newgidmap".into(),
+            },
+        }
+    }
+
+    fn record(ids: IdLayout) -> ImageRecord {
+        ImageRecord {
+            digest: "0123456789abcdef".into(),
+            source: "/srv/bookworm.tar".into(),
+            kind: "tarball".into(),
+            size: 1,
+            imported: 0,
+            config: ImageConfig::default(),
+            ids,
+        }
+    }
+
+    #[test]
+    fn a_stored_image_runs_only_with_the_map_it_was_imported_for() {
+        let store = Store {
+            root: "/nonexistent/store".into(),
+        };
+        let full = full_plan((0, 0));
+        let keep_id = full_plan((1000, 1001));
+        let single = MapPlan::Single {
+            inside_uid: 1000,
+            inside_gid: 1000,
+        };
+        assert_eq!(layout_of(&full), IdLayout::Full);
+        assert_eq!(layout_of(&single), IdLayout::Full);
+        let kept = IdLayout::KeepId {
+            uid: 1000,
+            gid: 1001,
+        };
+        assert_eq!(layout_of(&keep_id), kept);
+        assert!(check_layout(&store, &record(IdLayout::Full), &full).is_ok());
+        assert!(check_layout(&store, &record(IdLayout::Full), &single).is_ok());
+        assert!(check_layout(&store, &record(kept), &keep_id).is_ok());
+        let err = check_layout(&store, &record(IdLayout::Full), &keep_id).unwrap_err();
+        assert_eq!(
+            err.message,
+            "image 0123456789ab was imported with you as uid 0 inside (the full map), and this run \
+             is under --map keep-id, with you as 1000:1001 inside: its files would show with other \
+             owners"
+        );
+        assert_eq!(
+            err.hint.as_deref(),
+            Some(
+                "run it with the map it was imported for, or import it again for this one: \
+                 unshare-run images rm 0123456789ab, then unshare-run --map \
+                 keep-id:uid=1000,gid=1001 --rootfs /srv/bookworm.tar -- true"
+            )
+        );
+        let err = check_layout(&store, &record(kept), &full).unwrap_err();
+        assert!(
+            err.message.contains("was imported under --map keep-id"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.hint
+                .unwrap()
+                .contains("unshare-run --map full --rootfs")
+        );
+        // keep-id with other numbers is another layout too.
+        assert!(check_layout(&store, &record(kept), &full_plan((5, 5))).is_err());
+        let err = check_layout(&store, &record(kept), &single).unwrap_err();
+        assert!(
+            err.message
+                .contains("this run is with a single-id map (you as uid 1000 inside)"),
+            "{}",
+            err.message
         );
     }
 }

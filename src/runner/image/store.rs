@@ -21,6 +21,20 @@ use serde::{Deserialize, Serialize};
 
 use super::ImageConfig;
 
+/// Whose ids an image's files were given, on the host, by its import: the map decides which
+/// subordinate id each owner inside becomes, and the full map and keep-id differ (root inside is the
+/// caller with one, the first subordinate id with the other), so an image is run with the map it was
+/// imported for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdLayout {
+    /// Root inside was the caller: the full map (or a single-id map, which maps only the caller).
+    #[default]
+    Full,
+    /// --map keep-id: root inside was the first subordinate id, and the caller was these ids.
+    KeepId { uid: u32, gid: u32 },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
     /// sha256 in hex: of the file for a tarball, of the configuration for a container image.
@@ -35,6 +49,9 @@ pub struct ImageRecord {
     pub imported: u64,
     #[serde(default)]
     pub config: ImageConfig,
+    /// Records made before keep-id existed are the full map's.
+    #[serde(default)]
+    pub ids: IdLayout,
 }
 
 pub struct Store {
@@ -360,6 +377,7 @@ mod tests {
             size: 1,
             imported,
             config: ImageConfig::default(),
+            ids: IdLayout::Full,
         }
     }
 

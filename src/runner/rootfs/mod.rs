@@ -20,10 +20,11 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::error::RunError;
 use super::spec::{ContainerSpec, Overlay};
+use super::users::{self, Account};
 use crate::runner::confinement::paths::Kind;
 use crate::sys::mount as new_mount;
 use mount_point::Root;
-use plan::{Attrs, Covering, Entry, Host, Source, Step};
+use plan::{Attrs, Covering, Entry, Host, MountPoint, Source, Step};
 
 pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     make_mounts_private()?;
@@ -87,6 +88,7 @@ fn apply(root: &Root, steps: &[Step]) -> Result<(), RunError> {
                 };
                 mount_first(sources, target, point.as_fd())?;
             }
+            Step::Account { account, dir, home } => add_account(root, account, dir, home)?,
             Step::Populate { dir, entries } => {
                 let dir_fd = mount_point::existing_dir(root, dir)?;
                 for entry in entries {
@@ -117,6 +119,70 @@ fn apply(root: &Root, steps: &[Step]) -> Result<(), RunError> {
         }
     }
     Ok(())
+}
+
+/// `Step::Account`: the command's user where the container's /etc/passwd and /etc/group lack it.
+fn add_account(root: &Root, account: &Account, dir: &Path, home: &Source) -> Result<(), RunError> {
+    let read = |inside: &str| -> Result<String, RunError> {
+        let file = mount_point::open_for_reading(root, Path::new(inside))?;
+        Ok(file.map(users::read_account).unwrap_or_default())
+    };
+    let passwd = read("/etc/passwd")?;
+    let group = read("/etc/group")?;
+    // The host's shell where the root filesystem has it, else the one every system has.
+    let shell = &account.shell;
+    let usable = !shell.is_empty()
+        && !shell.ends_with("/nologin")
+        && !shell.ends_with("/false")
+        && mount_point::exists(root, Path::new(shell))?;
+    let shell = if usable { shell.as_str() } else { "/bin/sh" };
+    let (passwd, group) = users::with_account(&passwd, &group, account, shell);
+    let user_added = passwd.is_some();
+    for (name, text) in [("passwd", passwd), ("group", group)] {
+        let Some(text) = text else { continue };
+        let target = Path::new("/etc").join(name);
+        let file = dir.join(name);
+        write_readable(&file, &text)?;
+        match mount_point::mount_point(root, &target, MountPoint::OptionalFile)? {
+            Some(point) => {
+                log::debug!("{} lacks {}: adding it", target.display(), account.name);
+                let source = Source::Bind {
+                    host: file,
+                    recursive: false,
+                    read_only: true,
+                };
+                mount_source(&source, &target, point.as_fd())?;
+            }
+            None => log::debug!("no {} to add {} to", target.display(), account.name),
+        }
+    }
+    let home_path = Path::new(&account.home);
+    if user_added && !mount_point::exists(root, home_path)? {
+        // A home directory helps (shells keep their history there) but is no reason to fail: a
+        // root filesystem we cannot write cannot get the mount point.
+        match mount_point::mount_point(root, home_path, MountPoint::Dir(0o755)) {
+            Ok(Some(point)) => mount_source(home, home_path, point.as_fd())?,
+            Ok(None) => {}
+            Err(e) => log::debug!("no home directory {}: {e}", home_path.display()),
+        }
+    }
+    Ok(())
+}
+
+/// A new file with `text`, mode 0644 whatever the umask: the command, which is not root, reads it.
+fn write_readable(path: &Path, text: &str) -> Result<(), RunError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| RunError::sys(format!("cannot write {}", path.display()), e);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(fail)?;
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)
 }
 
 /// Mounts the first of `sources` that works onto `point`; the last one's error if none does.

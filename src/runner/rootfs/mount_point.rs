@@ -207,6 +207,30 @@ pub fn existing_dir(root: &Root, inside: &Path) -> Result<OwnedFd, RunError> {
         .ok_or_else(|| RunError::new(format!("{} is missing", root.shown(&components))))
 }
 
+/// Whether `inside` exists in `root` (symlinks followed inside it).
+pub fn exists(root: &Root, inside: &Path) -> Result<bool, RunError> {
+    open_in_root(root, &normal_components(inside)).map(|found| found.is_some())
+}
+
+/// The file `inside` of `root`, opened for reading with symlinks followed inside the root, never
+/// blocking (a FIFO there could otherwise stall the start); None when it does not exist.
+pub fn open_for_reading(root: &Root, inside: &Path) -> Result<Option<std::fs::File>, RunError> {
+    let components = normal_components(inside);
+    let mut relative = PathBuf::from(".");
+    relative.extend(&components);
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match openat2(root.dir.as_fd(), &relative, how) {
+        Ok(fd) => Ok(Some(std::fs::File::from(fd))),
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+        Err(e) => Err(RunError::sys(
+            format!("cannot read {}", root.shown(&components)),
+            e,
+        )),
+    }
+}
+
 /// Why an entry could not be made in a directory of `root`.
 pub fn cannot_make(root: &Root, inside: &Path, e: Errno) -> RunError {
     cannot_create(&root.shown(&normal_components(inside)), e)
@@ -307,6 +331,33 @@ mod tests {
         assert!(root_path.join("etc/hosts").is_file());
         assert!(!root_path.join("missing").exists());
         assert!(!root_path.join("run").exists());
+    }
+
+    #[test]
+    fn files_are_read_through_the_roots_links_never_the_hosts() {
+        let scratch = Scratch::new("read-in-root");
+        let root_path = scratch.0.join("root");
+        std::fs::create_dir_all(root_path.join("etc")).unwrap();
+        std::fs::write(root_path.join("etc/real"), "inside\n").unwrap();
+        std::fs::write(scratch.0.join("secret"), "outside\n").unwrap();
+        std::os::unix::fs::symlink("/etc/real", root_path.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(scratch.0.join("secret"), root_path.join("etc/group")).unwrap();
+        let root = Root::open(&root_path).unwrap();
+        let read = |inside: &str| {
+            open_for_reading(&root, Path::new(inside))
+                .unwrap()
+                .map(|mut f| {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+                    text
+                })
+        };
+        assert_eq!(read("/etc/passwd").as_deref(), Some("inside\n"));
+        // The absolute link means the root's own path, which does not exist.
+        assert_eq!(read("/etc/group"), None);
+        assert_eq!(read("/missing/file"), None);
+        assert!(exists(&root, Path::new("/etc/real")).unwrap());
+        assert!(!exists(&root, Path::new("/etc/group")).unwrap());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::runner::cli::NetMode;
 use crate::runner::confinement::paths::Kind;
 use crate::runner::spec::ContainerSpec;
+use crate::runner::users::Account;
 
 /// One step of the set-up, carried out in order inside the root filesystem (the host's "/" in host
 /// mode).
@@ -21,6 +22,16 @@ pub enum Step {
     /// Entries made in `dir`, a filesystem this set-up has just mounted: it is empty and nothing is
     /// mounted in it yet, so nothing can be in the way, and `dir` is resolved once for all of them.
     Populate { dir: PathBuf, entries: Vec<Entry> },
+    /// The command's user (the caller's own uid inside), added where the root filesystem's
+    /// /etc/passwd or /etc/group lacks it: the file with its line appended is written to `dir` and
+    /// bound read-only over the root filesystem's, which stays unchanged. What the container sees is
+    /// read at this step (after the overlay and the user's mounts). When its passwd line is added
+    /// and its home directory does not exist, `home` is mounted there.
+    Account {
+        account: Account,
+        dir: PathBuf,
+        home: Source,
+    },
     /// Kernel files below `under`, a kernel filesystem this set-up has just mounted or bound (/proc,
     /// /sys), covered in order where this kernel has them (nothing is made). `under` is resolved once
     /// in the root; `paths` are relative to it, the kernel's own names, looked up from there.
@@ -201,7 +212,23 @@ pub fn plan(spec: &ContainerSpec, host: &Host) -> Vec<Step> {
     steps.extend(covered_paths(spec));
     steps.extend(network_files(spec, host));
     steps.extend(user_mounts(spec));
+    steps.extend(account(spec));
     steps
+}
+
+/// The command's user where a root filesystem lacks it, last: the user's mounts may put another
+/// /etc/passwd or a home directory there. Its home, if missing, is a tmpfs of its own (0700).
+fn account(spec: &ContainerSpec) -> Option<Step> {
+    let (Some(_), Some(account), Some(generated)) = (&spec.rootfs, &spec.account, &spec.generated)
+    else {
+        return None;
+    };
+    let options = format!("mode=0700,uid={},gid={}", account.uid, account.gid);
+    Some(Step::Account {
+        account: account.clone(),
+        dir: generated.dir.clone(),
+        home: fs("tmpfs", &options, SCRATCH),
+    })
 }
 
 /// The kernel's files that the confinement masks or makes read-only: a step for each kernel
@@ -316,7 +343,11 @@ fn network_files(spec: &ContainerSpec, host: &Host) -> Vec<Step> {
             generated.and_then(|g| g.resolv_conf.clone()),
             host.resolv_conf,
         ),
-        ("/etc/hosts", generated.map(|g| g.hosts.clone()), host.hosts),
+        (
+            "/etc/hosts",
+            generated.and_then(|g| g.hosts.clone()),
+            host.hosts,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, made, on_host)| {
@@ -391,6 +422,7 @@ mod tests {
             read_only_root: false,
             session: crate::runner::terminal::Session::Own,
             generated: None,
+            account: None,
             passed_fds: Default::default(),
             confinement: Default::default(),
         }
@@ -416,6 +448,7 @@ mod tests {
                     .iter()
                     .map(|(name, _)| (under.join(name).display().to_string(), None))
                     .collect(),
+                Step::Account { dir, .. } => vec![(format!("account in {}", dir.display()), None)],
                 Step::Populate { dir, entries } => entries
                     .iter()
                     .map(|e| match e {
@@ -616,7 +649,7 @@ mod tests {
         let generated = Generated {
             dir: "/run/x".into(),
             resolv_conf: Some("/run/x/resolv.conf".into()),
-            hosts: "/run/x/hosts".into(),
+            hosts: Some("/run/x/hosts".into()),
         };
         let pasta = ContainerSpec {
             net: NetMode::Pasta,
@@ -643,6 +676,73 @@ mod tests {
             sources(&steps, "/etc/hosts"),
             [Source::Bind { host, .. }] if host == Path::new("/run/x/hosts")
         ));
+    }
+
+    #[test]
+    fn the_account_comes_after_the_users_mounts_with_a_home_of_its_own() {
+        let account = Account {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1001,
+            group: "staff".into(),
+            gecos: "Alice".into(),
+            home: "/home/alice".into(),
+            shell: "/bin/bash".into(),
+        };
+        let generated = Generated {
+            dir: "/run/x".into(),
+            resolv_conf: None,
+            hosts: None,
+        };
+        let with_account = ContainerSpec {
+            account: Some(account.clone()),
+            generated: Some(generated.clone()),
+            binds: vec![Bind {
+                source: "/home/alice".into(),
+                target: "/home/alice".into(),
+                read_only: false,
+                source_is_dir: true,
+            }],
+            tmpfs: vec!["/cache".into()],
+            ..spec(true)
+        };
+        let steps = plan(&with_account, &host());
+        let names = targets(&steps);
+        assert_eq!(
+            names[names.len() - 3..],
+            ["/home/alice", "/cache", "account in /run/x"]
+        );
+        assert_eq!(
+            steps.last(),
+            Some(&Step::Account {
+                account: account.clone(),
+                dir: "/run/x".into(),
+                home: Source::Fs {
+                    fstype: "tmpfs",
+                    options: vec!["mode=0700".into(), "uid=1000".into(), "gid=1001".into()],
+                    attrs: SCRATCH
+                }
+            })
+        );
+        // Generated files without an account (a hostname): none; nor in host mode.
+        let no_account = ContainerSpec {
+            generated: Some(generated.clone()),
+            ..spec(true)
+        };
+        assert!(
+            !plan(&no_account, &host())
+                .iter()
+                .any(|s| matches!(s, Step::Account { .. }))
+        );
+        let host_mode = ContainerSpec {
+            rootfs: None,
+            ..with_account
+        };
+        assert!(
+            !plan(&host_mode, &host())
+                .iter()
+                .any(|s| matches!(s, Step::Account { .. }))
+        );
     }
 
     #[test]

@@ -824,26 +824,30 @@ pub fn processes_of(user: &TestUser, pattern: &str) -> bool {
 /// Extracts the bookworm tarball as `user` through unshare-run with `map` into `dir`/rootfs (owned by
 /// the user); returns tar's run and the rootfs path.
 pub fn extract_bookworm(user: &TestUser, map: &str, dir: &TempDir) -> (Output, String) {
+    extract_bookworm_with(user, &["--map", map], dir)
+}
+
+/// `extract_bookworm` with these options of unshare-run (e.g. `--map keep-id --user 0`: under
+/// keep-id the command is the caller, who cannot give files away).
+pub fn extract_bookworm_with(user: &TestUser, options: &[&str], dir: &TempDir) -> (Output, String) {
     let rootfs = dir.path().join("rootfs");
     fs::create_dir(&rootfs).unwrap();
     give_to(user, &rootfs);
     let tarball = bookworm_tarball();
     let rootfs = rootfs.to_str().unwrap().to_string();
-    let out = Sandbox::both(&[&format!("{}:100000:65536", user.name)]).run_as(
-        user,
-        &[
-            &install().runner(),
-            "--map",
-            map,
-            "--",
-            "tar",
-            "-xpf",
-            tarball.to_str().unwrap(),
-            "--numeric-owner",
-            "-C",
-            &rootfs,
-        ],
-    );
+    let runner = install().runner();
+    let mut argv = vec![runner.as_str()];
+    argv.extend_from_slice(options);
+    argv.extend_from_slice(&[
+        "--",
+        "tar",
+        "-xpf",
+        tarball.to_str().unwrap(),
+        "--numeric-owner",
+        "-C",
+        &rootfs,
+    ]);
+    let out = Sandbox::both(&[&format!("{}:100000:65536", user.name)]).run_as(user, &argv);
     (out, rootfs)
 }
 
