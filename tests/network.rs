@@ -465,6 +465,23 @@ fn own_holders(idle: &str) -> (Sandbox, TempDir) {
     (s, runtime)
 }
 
+/// `script` in a default container on `root`, as alice in `sandbox`.
+fn in_container(sandbox: &Sandbox, root: &TempDir, script: &str) -> std::process::Output {
+    let rootfs = root.path().to_str().unwrap();
+    sandbox.run_as(
+        alice(),
+        &[
+            &install().runner(),
+            "--rootfs",
+            rootfs,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
 /// The pids of the holder serving in `runtime` and of its children (its pasta, the network's keeper).
 fn holder_and_children(runtime: &TempDir) -> Vec<String> {
     let pgrep = |args: &[&str]| {
@@ -532,17 +549,10 @@ fn the_holders_pasta_serves_a_container_to_its_end_and_goes_with_the_holder() {
     let root = busybox_rootfs(a);
     // An idle time of 1 s, shorter than the container: the holder must wait for it.
     let (sandbox, runtime) = own_holders("1");
-    let out = sandbox.run_as(
-        a,
-        &[
-            &install().runner(),
-            "--rootfs",
-            root.path().to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            "sleep 3; nslookup deb.debian.org >/dev/null && echo dns-ok",
-        ],
+    let out = in_container(
+        &sandbox,
+        &root,
+        "sleep 3; nslookup deb.debian.org >/dev/null && echo dns-ok",
     );
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "dns-ok\n");
@@ -564,17 +574,10 @@ fn a_holder_whose_pasta_was_killed_ends_and_the_next_start_gets_a_working_one() 
     let root = busybox_rootfs(a);
     let (sandbox, runtime) = own_holders("30");
     let resolve = || {
-        sandbox.run_as(
-            a,
-            &[
-                &install().runner(),
-                "--rootfs",
-                root.path().to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                "nslookup deb.debian.org >/dev/null && echo dns-ok",
-            ],
+        in_container(
+            &sandbox,
+            &root,
+            "nslookup deb.debian.org >/dev/null && echo dns-ok",
         )
     };
     let first = resolve();
