@@ -325,7 +325,7 @@ pub struct Cli {
     pub ro_bind: Vec<(PathBuf, PathBuf)>,
 
     /// Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable;
-    /// needs --net pasta).
+    /// through a pasta of the container's own: without --net, or with --net pasta).
     #[arg(short = 'p', long, value_name = "[IP:]HOST:CONTAINER[/PROTO]", value_parser = parse_publish)]
     pub publish: Vec<Publish>,
 

@@ -108,6 +108,17 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
         })
 }
 
+/// A connection to whatever listens at `socket`; None when nothing does.
+fn connect_to(socket: &Path) -> Result<Option<OwnedFd>, RunError> {
+    let Ok(address) = UnixAddr::new(socket) else {
+        return Ok(None);
+    };
+    let stream = seqpacket_socket()?;
+    Ok(connect(stream.as_fd().as_raw_fd(), &address)
+        .is_ok()
+        .then_some(stream))
+}
+
 fn seqpacket_socket() -> Result<OwnedFd, RunError> {
     socket(
         AddressFamily::Unix,
@@ -130,13 +141,9 @@ pub fn join(
     let Some((uid_map, gid_map)) = plan.full_map_texts() else {
         return Ok(None);
     };
-    let Ok(address) = UnixAddr::new(socket) else {
+    let Some(stream) = connect_to(socket)? else {
         return Ok(None);
     };
-    let stream = seqpacket_socket()?;
-    if connect(stream.as_fd().as_raw_fd(), &address).is_err() {
-        return Ok(None);
-    }
     let Ok(peer) = getsockopt(&stream, PeerCredentials) else {
         return Ok(None);
     };
@@ -314,9 +321,7 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
         Ok(listener) => listener,
         Err(e) if e.errno == Some(nix::errno::Errno::EADDRINUSE) => {
             // Another holder answers there: it is enough. A dead one's socket is replaced.
-            let address = UnixAddr::new(socket).map_err(|e| RunError::sys("socket path", e))?;
-            let probe = seqpacket_socket()?;
-            if connect(probe.as_fd().as_raw_fd(), &address).is_ok() {
+            if connect_to(socket)?.is_some() {
                 return Ok(0);
             }
             let _ = std::fs::remove_file(socket);
