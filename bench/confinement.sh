@@ -3,7 +3,8 @@
 # `unshare-run --rootfs R -- /bin/true` against the same with --privileged (no capability limits, no
 # filter, nothing masked), as the unprivileged user of bench/common.sh on the busybox root
 # filesystem of bench/runner.sh, the shipped build (scripts/runner-binary.sh), in alternating rounds
-# (`rounds` of bench/common.sh). Run as root: bench/confinement.sh
+# (`rounds` of bench/common.sh). Both use the host's network (--net host): the private network is the
+# same in both and would only dilute the difference. Run as root: bench/confinement.sh
 # Environment: ROUNDS (default 20), RUNS per command and round (default 50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +14,5 @@ bench_setup hyperfine busybox-static python3 musl-tools
 root=$(busybox_rootfs)
 this=$(scripts/runner-binary.sh "$work/bin/unshare-run")
 install_as "$work/run" "$this" "$work/bin/newuidmap"
-rounds default "$work/run/unshare-run --rootfs $root -- /bin/true" \
-    privileged "$work/run/unshare-run --privileged --rootfs $root -- /bin/true"
+rounds default "$work/run/unshare-run --net host --rootfs $root -- /bin/true" \
+    privileged "$work/run/unshare-run --net host --privileged --rootfs $root -- /bin/true"
