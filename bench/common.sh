@@ -1,4 +1,4 @@
-# Sourced by the benchmarks (run as root). bench_setup PACKAGE...: installs what is missing, makes the
+# Sourced by the benchmarks (run as root). bench_setup PACKAGE...: installs what is missing (and passt), makes the
 # unprivileged user urt-bench, builds, and installs a copy in $work/bin (unshare-run, and the helpers
 # setuid next to it; BINARY=FILE installs that build instead, e.g. the musl one of scripts/build-musl.sh)
 # with a fixture range in $work/subid; removes all of it, and the user's processes,
@@ -12,7 +12,11 @@ bench_setup() {
     for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
     done
+    # A --rootfs container's default network is pasta's, which needs /dev/net/tun usable by the bench
+    # user (0666, as distributions ship it).
+    dpkg-query -W -f='${Status}' passt 2>/dev/null | grep -q "ok installed" || missing+=(passt)
     if [ -n "${missing[*]:-}" ]; then apt-get update -qq; apt-get install -y -qq "${missing[@]}" >/dev/null; fi
+    chmod 0666 /dev/net/tun
     id "$USER_NAME" >/dev/null 2>&1 || useradd -m -s /bin/sh -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$USER_NAME"
     uid=$(id -u "$USER_NAME")
     cargo build --release --quiet

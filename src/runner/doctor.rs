@@ -743,18 +743,6 @@ fn probe_user_namespace() -> Result<(), String> {
     }
 }
 
-/// The first executable file `name` in `path_var`, as the kubelet finds getsubids (Go's
-/// exec.LookPath).
-fn in_path(name: &str, path_var: Option<std::ffi::OsString>) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    std::env::split_paths(&path_var?)
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 /// A subid file as getsubids opens it.
 fn read_as_getsubids(path: &str) -> Result<Option<Vec<u8>>, SubidFileError> {
     subid::open_trusted(Path::new(path)).map(|file| file.map(|f| f.as_ref().to_vec()))
@@ -847,7 +835,10 @@ pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
     findings.push(check_no_new_privs(
         nix::sys::prctl::get_no_new_privs().unwrap_or(false),
     ));
-    findings.push(check_pasta(in_path("pasta", std::env::var_os("PATH"))));
+    findings.push(check_pasta(mapping::in_path(
+        "pasta",
+        std::env::var_os("PATH"),
+    )));
     findings.push(check_tun(
         std::fs::OpenOptions::new()
             .read(true)
@@ -860,7 +851,7 @@ pub fn main(_: &clap::ArgMatches) -> Result<u8, RunError> {
     if let Some(uid) = users::uid_of(KUBELET) {
         findings.extend(check_kubelet(&KubeletState {
             uid,
-            getsubids: in_path("getsubids", std::env::var_os("PATH")),
+            getsubids: mapping::in_path("getsubids", std::env::var_os("PATH")),
             subuid: read_as_getsubids("/etc/subuid"),
             subgid: read_as_getsubids("/etc/subgid"),
         }));
@@ -1286,12 +1277,12 @@ mod tests {
         .unwrap();
         let path = std::env::join_paths([&plain, &exe]).unwrap();
         assert_eq!(
-            in_path("getsubids", Some(path)),
+            mapping::in_path("getsubids", Some(path)),
             Some(exe.join("getsubids"))
         );
         let path = std::env::join_paths([&plain]).unwrap();
-        assert_eq!(in_path("getsubids", Some(path)), None);
-        assert_eq!(in_path("getsubids", None), None);
+        assert_eq!(mapping::in_path("getsubids", Some(path)), None);
+        assert_eq!(mapping::in_path("getsubids", None), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -483,6 +483,17 @@ pub fn locate_helper(
         })
 }
 
+/// The first executable file `name` in `path_var`, as the kubelet finds getsubids (Go's
+/// exec.LookPath).
+pub fn in_path(name: &str, path_var: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    std::env::split_paths(&path_var?)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// How a helper gets its privilege.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HelperPrivilege {

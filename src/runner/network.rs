@@ -242,12 +242,22 @@ pub fn start_pasta(
         .stderr(stderr);
     let inherited: Vec<_> = userns.iter().chain([&netns]).map(|f| f.as_fd()).collect();
     let mut child = crate::sys::spawn_dying_with_parent(&mut cmd, &inherited).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+        // exec reports EACCES, not ENOENT, when a directory of PATH cannot be searched.
+        let missing = super::mapping::in_path("pasta", std::env::var_os("PATH")).is_none();
+        let hint = if missing {
             "install pasta: apt-get install passt (or dnf install passt)"
         } else {
             "check that pasta can be run"
         };
-        RunError::sys("cannot run pasta", e).with_hint(hint)
+        match missing {
+            true => RunError::new(
+                "pasta was not found in PATH: a --rootfs container's private network needs it",
+            )
+            .with_hint(format!(
+                "{hint}, or run with --net host to keep the host's network"
+            )),
+            false => RunError::sys("cannot run pasta", e).with_hint(hint),
+        }
     })?;
     // Ready when the namespace has its default route, the last thing --config-net sets.
     let route = format!("/proc/{}/net/route", target.pid().as_raw());
