@@ -7,7 +7,9 @@
 //! - the last component is created with O_EXCL / O_NOFOLLOW, or replaced by unlinking it first, never
 //!   followed;
 //! - hard links name their target by the same rules (`link_target`), so they cannot reach outside;
-//! - whiteouts (image layers only) are names like any other: `.wh.` plus a plain name.
+//! - whiteouts (image layers only) are names like any other: `.wh.` plus a plain name;
+//! - `user.overlay.*` attributes are never written: the stored trees are overlayfs layers (mounted
+//!   with userxattr), and an archive must not steer the overlay (redirects, opaque directories).
 //!
 //! Owners, modes (setuid too: chmod after chown), times, hard links, symlinks, FIFOs and xattrs are kept.
 //! Device nodes cannot be made in a user namespace and are counted instead (the runner provides /dev).
@@ -185,10 +187,24 @@ struct Attributes {
     xattrs: Vec<(CString, Vec<u8>)>,
 }
 
+/// What a layer's whiteout entries do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// A plain tarball: `.wh.` names are files like any other.
+    Plain,
+    /// Layers applied in order into one tree: a whiteout removes what earlier layers wrote.
+    Applied,
+    /// One layer into a tree of its own, an overlayfs lower layer: a whiteout becomes overlayfs's
+    /// (a 0:0 character device), an opaque marker its `user.overlay.opaque` attribute.
+    Recorded,
+}
+
+/// overlayfs's attribute namespace under userxattr.
+const OVERLAY_XATTR_PREFIX: &[u8] = b"user.overlay.";
+
 pub struct Extractor {
     root: OwnedFd,
-    /// Layer mode: whiteouts are obeyed and entries may replace what earlier layers wrote.
-    layers: bool,
+    whiteouts: Whiteouts,
     /// Paths written by the current layer (an opaque directory keeps them).
     written: HashSet<Vec<u8>>,
     deferred: Vec<DeferredDir>,
@@ -199,9 +215,8 @@ pub struct Extractor {
 }
 
 impl Extractor {
-    /// An extractor writing below `root` (an existing, empty directory). `layers`: the streams are
-    /// image layers, applied in order with whiteouts.
-    pub fn new(root: &Path, layers: bool) -> io::Result<Extractor> {
+    /// An extractor writing below `root` (an existing, empty directory), its whiteouts as said.
+    pub fn new(root: &Path, whiteouts: Whiteouts) -> io::Result<Extractor> {
         let root = openat(
             nix::fcntl::AT_FDCWD,
             root,
@@ -210,7 +225,7 @@ impl Extractor {
         )?;
         Ok(Extractor {
             root,
-            layers,
+            whiteouts,
             written: HashSet::new(),
             deferred: Vec::new(),
             parent_cache: None,
@@ -266,9 +281,14 @@ impl Extractor {
                 "only a directory can be the image's root",
             ));
         };
-        if self.layers {
+        if self.whiteouts != Whiteouts::Plain {
+            let recorded = self.whiteouts == Whiteouts::Recorded;
             match whiteout_of(last).map_err(|why| unsafe_entry(name, why))? {
+                Some(Whiteout::Opaque) if recorded => return self.mark_opaque(parents, name),
                 Some(Whiteout::Opaque) => return self.make_opaque(parents, name),
+                Some(Whiteout::Remove(target)) if recorded => {
+                    return self.record_whiteout(parents, target, name);
+                }
                 Some(Whiteout::Remove(target)) => {
                     return self.remove_whiteout(parents, target, name);
                 }
@@ -570,6 +590,44 @@ impl Extractor {
         Ok(())
     }
 
+    /// `.wh.NAME` in a layer of its own: overlayfs's whiteout, a 0:0 character device (which a user
+    /// namespace may make). An entry of this layer by that name wins: the whiteout is for lower ones.
+    fn record_whiteout(
+        &mut self,
+        parents: &[&[u8]],
+        target: &[u8],
+        name: &[u8],
+    ) -> Result<(), ExtractError> {
+        let mut path = join(parents);
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(target);
+        if self.written.contains(&path) {
+            return Ok(());
+        }
+        let parent = self.open_parent(parents, name)?;
+        match mknodat(parent, target, SFlag::S_IFCHR, Mode::empty(), 0) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(io_error(name, "create the whiteout", e)),
+        }
+    }
+
+    /// `.wh..wh..opq` in a layer of its own: overlayfs hides the lower layers' entries of the
+    /// directory; this layer's stay.
+    fn mark_opaque(&mut self, parents: &[&[u8]], name: &[u8]) -> Result<(), ExtractError> {
+        let parent = self.open_parent(parents, name)?;
+        let dir = openat(
+            parent,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_error(name, "open the opaque directory", e))?;
+        crate::sys::set_xattr(dir.as_fd(), c"user.overlay.opaque", b"y")
+            .map_err(|e| io_error(name, "mark the directory opaque", e))
+    }
+
     /// `.wh..wh..opq`: removes what lower layers put in the directory; this layer's entries stay.
     fn make_opaque(&mut self, parents: &[&[u8]], name: &[u8]) -> Result<(), ExtractError> {
         let prefix = join(parents);
@@ -703,6 +761,7 @@ fn attributes_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Attribute
                     mtime = time;
                 }
             } else if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.")
+                && !xattr.starts_with(OVERLAY_XATTR_PREFIX)
                 && let Ok(xattr) = CString::new(xattr)
             {
                 xattrs.push((xattr, record.value_bytes().to_vec()));
@@ -954,7 +1013,18 @@ mod tests {
             self.0.join("outside")
         }
         fn extract(&self, layers: bool, archives: &[Vec<u8>]) -> Result<Summary, ExtractError> {
-            let mut extractor = Extractor::new(&self.target(), layers).unwrap();
+            let whiteouts = match layers {
+                true => Whiteouts::Applied,
+                false => Whiteouts::Plain,
+            };
+            self.extract_as(whiteouts, archives)
+        }
+        fn extract_as(
+            &self,
+            whiteouts: Whiteouts,
+            archives: &[Vec<u8>],
+        ) -> Result<Summary, ExtractError> {
+            let mut extractor = Extractor::new(&self.target(), whiteouts).unwrap();
             for archive in archives {
                 extractor.apply(&archive[..])?;
             }
@@ -1212,6 +1282,70 @@ mod tests {
         );
         assert!(!t.join("opt/.wh..wh..opq").exists());
         assert!(!t.join("var/cache").exists());
+    }
+
+    #[test]
+    fn a_layer_of_its_own_records_whiteouts_as_overlayfs_does() {
+        use std::os::unix::fs::FileTypeExt;
+        let s = Scratch::new("recorded");
+        let layer = archive(&[
+            dir("etc/"),
+            file("etc/.wh.motd", b""),
+            file("etc/new", b"new"),
+            // This layer's own entry wins over its whiteout, whichever comes first.
+            file("etc/kept", b"kept"),
+            file("etc/.wh.kept", b""),
+            dir("opt/"),
+            file("opt/fresh", b"fresh"),
+            file("opt/.wh..wh..opq", b""),
+        ]);
+        s.extract_as(Whiteouts::Recorded, &[layer]).unwrap();
+        let t = s.target();
+        let motd = fs::symlink_metadata(t.join("etc/motd")).unwrap();
+        assert!(motd.file_type().is_char_device(), "{motd:?}");
+        assert_eq!(motd.rdev(), 0, "overlayfs's whiteout is the device 0:0");
+        assert!(!t.join("etc/.wh.motd").exists());
+        assert_eq!(fs::read_to_string(t.join("etc/kept")).unwrap(), "kept");
+        assert_eq!(
+            crate::sys::read_xattr(&t.join("opt"), c"user.overlay.opaque").as_deref(),
+            Some(&b"y"[..])
+        );
+        assert!(t.join("opt/fresh").exists());
+        assert!(!t.join("opt/.wh..wh..opq").exists());
+        assert_eq!(
+            crate::sys::read_xattr(&t.join("etc"), c"user.overlay.opaque"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_archive_cannot_set_overlayfs_attributes() {
+        let s = Scratch::new("overlay-xattr");
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([
+                ("SCHILY.xattr.user.overlay.redirect", &b"/etc"[..]),
+                ("SCHILY.xattr.user.overlay.opaque", &b"y"[..]),
+                ("SCHILY.xattr.user.urt", &b"kept"[..]),
+            ])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_size(0);
+        header.set_mode(0o755);
+        header.set_uid(u64::from(ids().0));
+        header.set_gid(u64::from(ids().1));
+        header.set_entry_type(tar::EntryType::Directory);
+        builder.append_data(&mut header, "d", &b""[..]).unwrap();
+        let archive = builder.into_inner().unwrap();
+        let summary = s.extract_as(Whiteouts::Recorded, &[archive]).unwrap();
+        let d = s.target().join("d");
+        assert_eq!(crate::sys::read_xattr(&d, c"user.overlay.redirect"), None);
+        assert_eq!(crate::sys::read_xattr(&d, c"user.overlay.opaque"), None);
+        assert_eq!(
+            crate::sys::read_xattr(&d, c"user.urt").as_deref(),
+            Some(&b"kept"[..])
+        );
+        assert_eq!(summary.xattrs_skipped, 0, "left out on purpose, not failed");
     }
 
     #[test]

@@ -449,7 +449,8 @@ fn extract_into(
             compression,
             len,
         } => {
-            let mut extractor = extract::Extractor::new(rootfs, false).map_err(RunError::of)?;
+            let mut extractor =
+                extract::Extractor::new(rootfs, extract::Whiteouts::Plain).map_err(RunError::of)?;
             let progress = progress::Progress::on_terminal(label, *len);
             let region = stream::Region {
                 file,
@@ -475,7 +476,8 @@ fn extract_into(
             kind,
             archive,
         } => {
-            let mut extractor = extract::Extractor::new(rootfs, true).map_err(RunError::of)?;
+            let mut extractor = extract::Extractor::new(rootfs, extract::Whiteouts::Applied)
+                .map_err(RunError::of)?;
             let total = image.layers.iter().map(|l| l.location.len).sum();
             let progress = progress::Progress::on_terminal(label, total);
             for (number, layer) in image.layers.iter().enumerate() {

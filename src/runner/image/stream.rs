@@ -109,16 +109,36 @@ pub fn pipelined<T, E>(
     progress: &Progress,
     consume: impl FnOnce(&mut dyn Read) -> Result<T, E>,
 ) -> io::Result<Consumed<T, E>> {
+    let (result, digests) = hashed_both(region, compression, progress, false, consume)?;
+    Ok((result, digests.map(|d| d.raw)))
+}
+
+/// The sha256 of a stream's raw bytes and of its decompressed content (an image layer's diff_id).
+pub struct Digests {
+    pub raw: [u8; 32],
+    pub content: [u8; 32],
+}
+
+/// `pipelined`, also hashing the decompressed content (on the reading thread) when `content`.
+pub fn hashed_both<T, E>(
+    region: Region<'_>,
+    compression: Compression,
+    progress: &Progress,
+    content: bool,
+    consume: impl FnOnce(&mut dyn Read) -> Result<T, E>,
+) -> io::Result<(Result<T, E>, Option<Digests>)> {
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (sender, receiver) = sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
         let stop = &stop;
-        let reader = scope.spawn(move || -> io::Result<[u8; 32]> {
+        let reader = scope.spawn(move || -> io::Result<Digests> {
             let mut hashing = Hashing {
                 inner: region,
                 hasher: Sha256::new(),
                 progress,
             };
+            let mut content_hasher = content.then(Sha256::new);
+            let mut consumer_gone = false;
             {
                 let mut decompressed = match decoder(compression, &mut hashing) {
                     Ok(d) => d,
@@ -133,8 +153,15 @@ pub fn pipelined<T, E>(
                         Ok(0) => break,
                         Ok(n) => {
                             chunk.truncate(n);
-                            // The consumer stopped: only the digest is still wanted.
-                            if sender.send(Ok(chunk)).is_err() {
+                            if let Some(hasher) = content_hasher.as_mut() {
+                                hasher.update(&chunk);
+                            }
+                            // The consumer stopped (a tar reader stops at the end-of-archive
+                            // blocks): only the digests are still wanted, the content's of all.
+                            if !consumer_gone && sender.send(Ok(chunk)).is_err() {
+                                consumer_gone = true;
+                            }
+                            if consumer_gone && content_hasher.is_none() {
                                 break;
                             }
                         }
@@ -155,7 +182,12 @@ pub fn pipelined<T, E>(
             // Whatever follows the archive's end still belongs to the file's digest.
             let mut rest = vec![0u8; CHUNK];
             while !stop.load(Ordering::Relaxed) && fill(&mut hashing, &mut rest)? > 0 {}
-            Ok(hashing.hasher.finalize().into())
+            Ok(Digests {
+                raw: hashing.hasher.finalize().into(),
+                content: content_hasher
+                    .map(|h| h.finalize().into())
+                    .unwrap_or_default(),
+            })
         });
         let mut chunks = Chunks {
             receiver,
@@ -244,6 +276,32 @@ mod tests {
         .unwrap();
         assert!(seen.unwrap() == content, "the stream differs from the file");
         assert_eq!(hex(&digest.unwrap()), sha256_hex(&content));
+    }
+
+    #[test]
+    fn a_layer_stream_gives_both_digests() {
+        use flate2::{Compression as Level, write::GzEncoder};
+        let content: Vec<u8> = (0..2 * CHUNK + 5).map(|i| (i % 13) as u8).collect();
+        let mut encoder = GzEncoder::new(Vec::new(), Level::fast());
+        encoder.write_all(&content).unwrap();
+        let compressed = encoder.finish().unwrap();
+        let file = temp_file(&compressed);
+        let progress = Progress::hidden(compressed.len() as u64);
+        let region = Region {
+            file: &file,
+            offset: 0,
+            len: compressed.len() as u64,
+        };
+        // The consumer reads only the start, as a tar reader stops at its end-of-archive blocks.
+        let (seen, digests) = hashed_both(region, Compression::Gzip, &progress, true, |r| {
+            let mut start = vec![0u8; 100];
+            r.read_exact(&mut start).map(|()| start)
+        })
+        .unwrap();
+        assert_eq!(seen.unwrap(), content[..100]);
+        let digests = digests.unwrap();
+        assert_eq!(hex(&digests.raw), sha256_hex(&compressed));
+        assert_eq!(hex(&digests.content), sha256_hex(&content));
     }
 
     #[test]
