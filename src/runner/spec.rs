@@ -10,6 +10,7 @@ use super::cli::{Cli, NetMode, Publish};
 use super::confinement::descriptors::{self, Passed};
 use super::confinement::{self, Confinement};
 use super::error::RunError;
+pub use super::image::Layered;
 use super::image::{ImageConfig, Resolved};
 use super::mapping::MapPlan;
 use super::network::{self, Generated};
@@ -40,6 +41,8 @@ pub struct ContainerSpec {
     pub holder_idle: Duration,
     /// Writes go to an overlay instead of the root filesystem.
     pub overlay: Option<Overlay>,
+    /// A pulled image: `rootfs` is the empty mount point of its layers' overlay.
+    pub layered: Option<Layered>,
     /// The root filesystem is mounted read-only (its submounts keep their own flags).
     pub read_only_root: bool,
     /// The command's session, and whether it has a terminal of the container's own.
@@ -97,11 +100,16 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         cap_drop: &cli.cap_drop,
         security_opt: &cli.security_opt,
     })?;
-    let (rootfs, config) = match image {
-        Some(resolved) => (Some(resolved.rootfs), resolved.config),
-        None => (None, ImageConfig::default()),
+    let (rootfs, config, layered) = match image {
+        Some(resolved) => (Some(resolved.rootfs), resolved.config, resolved.layered),
+        None => (None, ImageConfig::default(), None),
     };
-    let (uid, gid) = user_ids(&cli, &config, rootfs.as_deref(), plan)?;
+    let view = match (&layered, &rootfs) {
+        (Some(layered), _) => Some(layered.view()),
+        (None, Some(root)) => Some(vec![root.clone()]),
+        (None, None) => None,
+    };
+    let (uid, gid) = user_ids(&cli, &config, view.as_deref(), plan)?;
     let binds = binds(&cli)?;
     let pasta_options = cli
         .net
@@ -153,6 +161,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
             (false, Some(dir)) => Some(Overlay::Persistent(absolute(&dir)?)),
             (false, None) => None,
         },
+        layered,
         read_only_root: cli.read_only,
         setgroups_allowed: plan.allows_setgroups(),
         session,
@@ -187,14 +196,16 @@ fn caller_account(plan: &MapPlan) -> Option<Account> {
 
 /// The command's ids: --user, else the image's User (not under keep-id, which runs the command as
 /// the caller, as podman does), else the caller's own ids inside. Names mean what the container's
-/// /etc/passwd and /etc/group say (in host mode: the host's). Each must be mapped.
+/// /etc/passwd and /etc/group say (in host mode: the host's). Each must be mapped. `rootfs`: the
+/// directories that show the root filesystem's files (`users::find_in_layers`).
 fn user_ids(
     cli: &Cli,
     config: &ImageConfig,
-    rootfs: Option<&Path>,
+    rootfs: Option<&[PathBuf]>,
     plan: &MapPlan,
 ) -> Result<(u32, u32), RunError> {
-    let root = rootfs.unwrap_or(Path::new("/"));
+    let host = [PathBuf::from("/")];
+    let root = rootfs.unwrap_or(&host);
     let image_user = config.user.as_ref().filter(|_| !plan.is_keep_id());
     let (uid, gid) = match (&cli.user, image_user) {
         (Some(user), _) => users::ids_in(root, user, GidWithoutEntry::SameAsUid)
@@ -372,7 +383,8 @@ mod tests {
             user: Some("5:6".into()),
             ..ImageConfig::default()
         };
-        let rootfs = Some(Path::new("/nonexistent"));
+        let nonexistent = [PathBuf::from("/nonexistent")];
+        let rootfs = Some(&nonexistent[..]);
         let cli = |args: &[&str]| {
             let mut argv = vec!["unshare-run"];
             argv.extend_from_slice(args);

@@ -87,16 +87,57 @@ pub enum GidWithoutEntry {
     SameAsUid,
 }
 
-/// The ids that `spec` ("uid", "uid:gid", "name" or "name:group") means in the root filesystem `root`:
-/// names are looked up in its /etc/passwd and /etc/group. Without a group, the gid is the user's
-/// primary group from /etc/passwd, else as `fallback` says.
-pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32, u32), String> {
+/// Where the file `relative` of a root filesystem made of `layers` (the top first; one directory for
+/// a plain root filesystem) is, before the layers are mounted: the topmost layer that has it, as
+/// overlayfs would show it: a whiteout (a 0:0 character device) on the path or on a directory above
+/// it hides it, and so does an opaque directory (user.overlay.opaque) for the layers below.
+/// None when no layer shows it.
+pub fn find_in_layers(layers: &[impl AsRef<Path>], relative: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let components: Vec<&str> = relative.split('/').filter(|c| !c.is_empty()).collect();
+    for layer in layers {
+        let mut path = layer.as_ref().to_path_buf();
+        let mut opaque_above = false;
+        for (depth, component) in components.iter().enumerate() {
+            path.push(component);
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                break;
+            };
+            if meta.file_type().is_char_device() && meta.rdev() == 0 {
+                return None;
+            }
+            if depth + 1 == components.len() {
+                return Some(path);
+            }
+            opaque_above |=
+                crate::sys::read_xattr(&path, c"user.overlay.opaque").as_deref() == Some(&b"y"[..]);
+        }
+        if opaque_above {
+            return None;
+        }
+    }
+    None
+}
+
+/// The ids that `spec` ("uid", "uid:gid", "name" or "name:group") means in the root filesystem made
+/// of `layers` (see `find_in_layers`): names are looked up in its /etc/passwd and /etc/group. Without
+/// a group, the gid is the user's primary group from /etc/passwd, else as `fallback` says.
+pub fn ids_in(
+    layers: &[impl AsRef<Path>],
+    spec: &str,
+    fallback: GidWithoutEntry,
+) -> Result<(u32, u32), String> {
+    let shown = |relative: &str| match layers.first() {
+        Some(top) if layers.len() == 1 => top.as_ref().join(relative).display().to_string(),
+        _ => format!("the image's /{relative}"),
+    };
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),
     };
-    let passwd_path = root.join("etc/passwd");
-    let passwd = read_account_file(&passwd_path);
+    let passwd = find_in_layers(layers, "etc/passwd")
+        .map(|p| read_account_file(&p))
+        .unwrap_or_default();
     let numeric_uid = user.parse::<u32>().ok();
     let entry = passwd_entries(&passwd)
         .find(|e| numeric_uid.map_or(e.name == user, |uid| e.uid == uid))
@@ -105,7 +146,7 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
         (Some(uid), _) => uid,
         (None, Some((uid, _))) => uid,
         (None, None) => {
-            return Err(format!("user `{user}` is not in {}", passwd_path.display()));
+            return Err(format!("user `{user}` is not in {}", shown("etc/passwd")));
         }
     };
     let gid = match group {
@@ -119,10 +160,11 @@ pub fn ids_in(root: &Path, spec: &str, fallback: GidWithoutEntry) -> Result<(u32
         Some(group) => match group.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => {
-                let group_path = root.join("etc/group");
-                let groups = read_account_file(&group_path);
+                let groups = find_in_layers(layers, "etc/group")
+                    .map(|p| read_account_file(&p))
+                    .unwrap_or_default();
                 group_gid(&groups, group)
-                    .ok_or_else(|| format!("group `{group}` is not in {}", group_path.display()))?
+                    .ok_or_else(|| format!("group `{group}` is not in {}", shown("etc/group")))?
             }
         },
     };
@@ -461,6 +503,57 @@ mod tests {
     }
 
     #[test]
+    fn a_pulled_images_files_are_found_as_its_overlay_shows_them() {
+        let base = std::env::temp_dir().join(format!("urt-layers-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let [top, middle, bottom] = ["top", "middle", "bottom"].map(|l| base.join(l));
+        for layer in [&top, &middle, &bottom] {
+            fs::create_dir_all(layer.join("etc")).unwrap();
+        }
+        fs::write(bottom.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        fs::write(middle.join("etc/passwd"), "app:x:7:7::/srv:/bin/sh\n").unwrap();
+        fs::write(bottom.join("etc/group"), "staff:x:50:\n").unwrap();
+        fs::write(bottom.join("etc/shadow"), "").unwrap();
+        let whiteout = |path: &Path| {
+            nix::sys::stat::mknod(
+                path,
+                nix::sys::stat::SFlag::S_IFCHR,
+                nix::sys::stat::Mode::empty(),
+                0,
+            )
+            .unwrap()
+        };
+        whiteout(&top.join("etc/shadow"));
+        let layers = [&top, &middle, &bottom];
+        assert_eq!(
+            find_in_layers(&layers, "etc/passwd"),
+            Some(middle.join("etc/passwd"))
+        );
+        assert_eq!(
+            find_in_layers(&layers, "/etc/group"),
+            Some(bottom.join("etc/group"))
+        );
+        assert_eq!(find_in_layers(&layers, "etc/shadow"), None, "whited out");
+        assert_eq!(find_in_layers(&layers, "etc/missing"), None);
+        assert_eq!(
+            ids_in(&layers, "app:staff", GidWithoutEntry::Zero),
+            Ok((7, 50))
+        );
+        // An opaque /etc in the top layer hides the lower layers' files.
+        let dir = fs::File::open(top.join("etc")).unwrap();
+        crate::sys::set_xattr(std::os::fd::AsFd::as_fd(&dir), c"user.overlay.opaque", b"y")
+            .unwrap();
+        assert_eq!(find_in_layers(&layers, "etc/passwd"), None);
+        let err = ids_in(&layers, "app", GidWithoutEntry::Zero).unwrap_err();
+        assert_eq!(err, "user `app` is not in the image's /etc/passwd");
+        // A whiteout of a directory hides what is below it.
+        fs::remove_dir_all(top.join("etc")).unwrap();
+        whiteout(&top.join("etc"));
+        assert_eq!(find_in_layers(&layers, "etc/group"), None);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
     fn users_and_groups_are_resolved_in_the_root_filesystem() {
         let root = std::env::temp_dir().join(format!("urt-users-{}", std::process::id()));
         fs::create_dir_all(root.join("etc")).unwrap();
@@ -470,7 +563,8 @@ mod tests {
         )
         .unwrap();
         fs::write(root.join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
-        let image = |spec| ids_in(&root, spec, GidWithoutEntry::Zero);
+        let layers = [root.clone()];
+        let image = |spec| ids_in(&layers, spec, GidWithoutEntry::Zero);
         assert_eq!(image("app"), Ok((1000, 1001)));
         assert_eq!(image("1000"), Ok((1000, 1001)));
         assert_eq!(image("2000"), Ok((2000, 0)));
@@ -478,11 +572,11 @@ mod tests {
         assert_eq!(image("7:8"), Ok((7, 8)));
         assert_eq!(image("app:0"), Ok((1000, 0)));
         assert_eq!(
-            ids_in(&root, "2000", GidWithoutEntry::SameAsUid),
+            ids_in(&layers, "2000", GidWithoutEntry::SameAsUid),
             Ok((2000, 2000))
         );
         assert_eq!(
-            ids_in(&root, "1000", GidWithoutEntry::SameAsUid),
+            ids_in(&layers, "1000", GidWithoutEntry::SameAsUid),
             Ok((1000, 1001))
         );
         let missing_user = image("nobody").unwrap_err();

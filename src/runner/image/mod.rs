@@ -41,6 +41,25 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
 }
 
+/// A pulled image's root filesystem: its read-only layers under the image's own upper layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layered {
+    /// The layers' directories, the top one first.
+    pub layers: Vec<PathBuf>,
+    /// The image's writes (kept for its next run) and overlayfs's work directory.
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Layered {
+    /// The directories that show the root filesystem's files, the top one first.
+    pub fn view(&self) -> Vec<PathBuf> {
+        std::iter::once(self.upper.clone())
+            .chain(self.layers.iter().cloned())
+            .collect()
+    }
+}
+
 /// The root filesystem to run in.
 #[derive(Debug)]
 pub struct Resolved {
@@ -48,6 +67,8 @@ pub struct Resolved {
     pub config: ImageConfig,
     /// A stored image is in use while this shared lock is held (`images rm` refuses it meanwhile).
     pub in_use: Option<store::InUse>,
+    /// A pulled image's layers (`rootfs` is then the mount point of their overlay).
+    pub layered: Option<Layered>,
 }
 
 /// What the source of a root filesystem may be, said when it cannot be used: for --rootfs, and for
@@ -173,6 +194,7 @@ fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, R
         rootfs: canonical,
         config: ImageConfig::default(),
         in_use: None,
+        layered: None,
     })
 }
 
@@ -284,10 +306,34 @@ fn stored(
     let in_use = store
         .mark_in_use(digest)
         .map_err(|e| RunError::sys(format!("cannot lock the stored image {digest}"), e))?;
+    let dir = store.image_dir(digest);
+    let layered = (!record.layers.is_empty()).then(|| Layered {
+        layers: record
+            .layers
+            .iter()
+            .rev()
+            .map(|diff_id| store.layer_dir(diff_id))
+            .collect(),
+        upper: dir.join(store::UPPER),
+        work: dir.join(store::WORK),
+    });
+    if let Some(missing) = layered
+        .iter()
+        .flat_map(|l| &l.layers)
+        .find(|layer| !layer.is_dir())
+    {
+        return Err(RunError::new(format!(
+            "stored image {} lacks its layer {}",
+            short_digest(digest),
+            missing.display()
+        ))
+        .with_hint("remove the image (unshare-run images rm) and pull it again"));
+    }
     Ok(Resolved {
-        rootfs: store.image_dir(digest).join(store::ROOTFS),
+        rootfs: dir.join(store::ROOTFS),
         config: record.config,
         in_use: Some(in_use),
+        layered,
     })
 }
 
@@ -389,6 +435,10 @@ fn import_in_namespace(
     })
 }
 
+fn short_digest(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
 fn remove_path(path: &Path) -> std::io::Result<()> {
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -427,6 +477,8 @@ fn extract_source(
         imported: now(),
         config,
         ids: layout,
+        layers: Vec::new(),
+        manifest: None,
     })
 }
 
@@ -584,6 +636,8 @@ mod tests {
             imported: 0,
             config: ImageConfig::default(),
             ids,
+            layers: Vec::new(),
+            manifest: None,
         }
     }
 

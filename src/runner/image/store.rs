@@ -1,13 +1,21 @@
 //! The per-user image store, `$XDG_DATA_HOME/unshare-run` (`~/.local/share/unshare-run`):
 //!
 //! ```text
-//! images/<sha256>/rootfs        an extracted image (files owned by subordinate ids)
-//! images/<sha256>/image.json    where it came from, its size, the image's runtime defaults
+//! images/<sha256>/rootfs        an extracted image (files owned by subordinate ids); for a pulled
+//!                                 image, the empty mount point of its layers' overlay
+//! images/<sha256>/upper, work   a pulled image's own writes (the overlay's upper layer)
+//! images/<sha256>/image.json    where it came from, its size, the image's runtime defaults, its layers
+//! layers/<sha256>/              one extracted layer (the digest of its uncompressed tar, the image
+//!                                 config's diff_id), shared by every image that has it
+//! partial/<sha256>              a blob being downloaded, locked by its puller, kept when a pull is
+//!                                 killed so that the next one continues it
 //! names/<NAME> -> ../images/<sha256>
+//! references/<REF, / as +> -> ../images/<sha256>   what a registry reference was pulled as
 //! sources/<file identity>       the digest a file was imported as (a second run does not re-read it)
 //! tmp/                          imports and removals in progress, each locked by its process
+//! layers.lock                   held shared by pulls while they use layers, exclusive by removals
 //! ```
-//! An image appears in images/ by one rename, complete; whatever a killed import leaves in tmp/ is
+//! An image or a layer appears by one rename, complete; whatever a killed import leaves in tmp/ is
 //! removed by the next import, which can tell it is abandoned because nobody holds its lock. The store
 //! is 0700: images hold setuid files owned by subordinate ids, which no other user may reach.
 
@@ -52,6 +60,13 @@ pub struct ImageRecord {
     /// Records made before keep-id existed are the full map's.
     #[serde(default)]
     pub ids: IdLayout,
+    /// A pulled image's layers (their diff_ids in hex, the base first), composed by an overlay;
+    /// empty for an image extracted into one tree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<String>,
+    /// The digest of the manifest a pulled image came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
 }
 
 pub struct Store {
@@ -71,6 +86,9 @@ pub struct InUse(#[allow(dead_code)] Flock<File>);
 
 pub const RECORD: &str = "image.json";
 pub const ROOTFS: &str = "rootfs";
+/// A pulled image's own writes, and overlayfs's work directory beside them.
+pub const UPPER: &str = "upper";
+pub const WORK: &str = "work";
 
 impl Store {
     /// The caller's store (not created yet).
@@ -105,6 +123,22 @@ impl Store {
     fn names(&self) -> PathBuf {
         self.root.join("names")
     }
+    fn references(&self) -> PathBuf {
+        self.root.join("references")
+    }
+    pub fn layers(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+    pub fn partial(&self) -> PathBuf {
+        self.root.join("partial")
+    }
+    pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
+        self.layers().join(diff_id)
+    }
+    /// Where a blob is downloaded to (`digest` in hex).
+    pub fn partial_blob(&self, digest: &str) -> PathBuf {
+        self.partial().join(digest)
+    }
     fn sources(&self) -> PathBuf {
         self.root.join("sources")
     }
@@ -128,6 +162,9 @@ impl Store {
             self.root.clone(),
             self.images(),
             self.names(),
+            self.references(),
+            self.layers(),
+            self.partial(),
             self.sources(),
             self.tmp(),
         ];
@@ -171,17 +208,35 @@ impl Store {
         })
     }
 
+    /// Records that `reference` (normalised: `docker.io/library/debian:bookworm`) was pulled as the
+    /// image `digest` (taking it from another image if need be).
+    pub fn set_reference(&self, reference: &str, digest: &str) -> io::Result<()> {
+        let target = Path::new("../images").join(digest);
+        replace_atomically(&self.references().join(reference_file(reference)), |tmp| {
+            std::os::unix::fs::symlink(&target, tmp)
+        })
+    }
+
+    /// The stored image that `reference` (normalised) was last pulled as.
+    pub fn find_reference(&self, reference: &str) -> Option<String> {
+        let target = fs::read_link(self.references().join(reference_file(reference))).ok()?;
+        let digest = target.file_name()?.to_str()?;
+        self.record(digest).map(|_| digest.to_string())
+    }
+
+    /// The references the image `digest` was pulled as.
+    pub fn references_of(&self, digest: &str) -> Vec<String> {
+        let mut references: Vec<String> = links_to(&self.references(), digest)
+            .into_iter()
+            .map(|file| file.replace('+', "/"))
+            .collect();
+        references.sort();
+        references
+    }
+
     /// The names of the image `digest`.
     pub fn names_of(&self, digest: &str) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(self.names())
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| {
-                fs::read_link(e.path()).is_ok_and(|t| t.file_name().is_some_and(|f| f == digest))
-            })
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
+        let mut names = links_to(&self.names(), digest);
         names.sort();
         names
     }
@@ -249,6 +304,9 @@ impl Store {
         for name in self.names_of(digest) {
             fs::remove_file(self.names().join(name))?;
         }
+        for file in links_to(&self.references(), digest) {
+            fs::remove_file(self.references().join(file))?;
+        }
         for entry in fs::read_dir(self.sources())?.filter_map(Result::ok) {
             if fs::read_to_string(entry.path()).is_ok_and(|d| d.trim() == digest) {
                 let _ = fs::remove_file(entry.path());
@@ -257,6 +315,41 @@ impl Store {
         let temp = self.temp_dir("remove", false)?;
         fs::rename(self.image_dir(digest), &temp.path)?;
         Ok(temp)
+    }
+
+    /// The lock between pulls, which hold it shared from finding a layer stored until their image's
+    /// record lists it, and removals, which hold it exclusive while they remove unused layers.
+    pub fn lock_layers(&self, exclusive: bool) -> io::Result<Flock<File>> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("layers.lock"))?;
+        let how = match exclusive {
+            true => FlockArg::LockExclusive,
+            false => FlockArg::LockShared,
+        };
+        Flock::lock(file, how).map_err(|(_, e)| e.into())
+    }
+
+    /// Moves the layers that no stored image lists into tmp/ for deletion (the caller holds
+    /// `lock_layers(true)`).
+    pub fn detach_unused_layers(&self) -> io::Result<Vec<TempDir>> {
+        let used: std::collections::HashSet<String> =
+            self.list().into_iter().flat_map(|r| r.layers).collect();
+        let mut detached = Vec::new();
+        for entry in fs::read_dir(self.layers())?.filter_map(Result::ok) {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if used.contains(&name) {
+                continue;
+            }
+            let temp = self.temp_dir("remove-layer", false)?;
+            fs::rename(entry.path(), &temp.path)?;
+            detached.push(temp);
+        }
+        Ok(detached)
     }
 
     /// A new, locked directory in tmp/ (not created when `create` is false: a rename's target).
@@ -309,6 +402,24 @@ impl Store {
         }
         found
     }
+}
+
+/// The entries of `dir` that are symlinks to an image `digest`.
+fn links_to(dir: &Path, digest: &str) -> Vec<String> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            fs::read_link(e.path()).is_ok_and(|t| t.file_name().is_some_and(|f| f == digest))
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// A reference as a file name: `/` cannot be in one, and `+` is in no reference.
+fn reference_file(reference: &str) -> String {
+    reference.replace('/', "+")
 }
 
 /// The lock file of a directory in tmp/: its name with `.lock` added.
@@ -378,13 +489,75 @@ mod tests {
             imported,
             config: ImageConfig::default(),
             ids: IdLayout::Full,
+            layers: Vec::new(),
+            manifest: None,
         }
     }
 
     fn store_image(store: &Store, digest: &str, imported: u64) {
+        store_layered(store, digest, imported, &[]);
+    }
+
+    fn store_layered(store: &Store, digest: &str, imported: u64, layers: &[&str]) {
         let dir = store.image_dir(digest);
         fs::create_dir_all(dir.join(ROOTFS)).unwrap();
-        Store::write_record(&dir, &record(digest, imported)).unwrap();
+        let mut record = record(digest, imported);
+        record.layers = layers.iter().map(|l| l.to_string()).collect();
+        Store::write_record(&dir, &record).unwrap();
+    }
+
+    #[test]
+    fn references_find_pulled_images_and_go_with_them() {
+        let store = scratch("references");
+        store.create().unwrap();
+        store_image(&store, "eeee5555", 1);
+        store_image(&store, "ffff6666", 2);
+        let debian = "docker.io/library/debian:bookworm";
+        store.set_reference(debian, "eeee5555").unwrap();
+        store
+            .set_reference("127.0.0.1:5000/a/b:1", "eeee5555")
+            .unwrap();
+        assert_eq!(store.find_reference(debian).as_deref(), Some("eeee5555"));
+        assert_eq!(
+            store.references_of("eeee5555"),
+            ["127.0.0.1:5000/a/b:1", debian]
+        );
+        // A tag pulled again as other content moves to it.
+        store.set_reference(debian, "ffff6666").unwrap();
+        assert_eq!(store.find_reference(debian).as_deref(), Some("ffff6666"));
+        assert_eq!(store.references_of("eeee5555"), ["127.0.0.1:5000/a/b:1"]);
+        store.detach("eeee5555").unwrap();
+        assert_eq!(store.find_reference("127.0.0.1:5000/a/b:1"), None);
+        assert!(fs::read_dir(store.references()).unwrap().count() == 1);
+        fs::remove_dir_all(&store.root).unwrap();
+    }
+
+    #[test]
+    fn only_layers_that_no_image_lists_are_removed() {
+        let store = scratch("layers");
+        store.create().unwrap();
+        for layer in ["base", "mine", "theirs", "orphan"] {
+            fs::create_dir_all(store.layer_dir(layer).join("etc")).unwrap();
+        }
+        store_layered(&store, "aaaa0001", 1, &["base", "mine"]);
+        store_layered(&store, "aaaa0002", 2, &["base", "theirs"]);
+        let _lock = store.lock_layers(true).unwrap();
+        let removed = store.detach_unused_layers().unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(
+            removed[0].path.join("etc").is_dir(),
+            "moved whole into tmp/"
+        );
+        assert!(!store.layer_dir("orphan").exists());
+        store.detach("aaaa0002").unwrap();
+        let removed = store.detach_unused_layers().unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(!store.layer_dir("theirs").exists());
+        assert!(
+            store.layer_dir("base").is_dir(),
+            "still used by the other image"
+        );
+        fs::remove_dir_all(&store.root).unwrap();
     }
 
     #[test]

@@ -50,10 +50,10 @@ fn remove_generated(spec: &ContainerSpec) {
 
 fn setup_root(spec: &ContainerSpec, root: &Path, steps: &[Step]) -> Result<(), RunError> {
     let merged;
-    let root = match &spec.overlay {
+    let root = match overlay_of(spec, root) {
         None => root,
-        Some(overlay) => {
-            merged = mount_overlay(root, overlay)?;
+        Some((lowers, upper)) => {
+            merged = mount_overlay(root, &lowers, upper)?;
             merged.as_path()
         }
     };
@@ -526,38 +526,86 @@ fn unescape_mountinfo(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Mounts an overlay with `lower` as its read-only layer; returns where the merged tree is. The lower
-/// directory is named through a descriptor opened before anything is mounted over its path.
-fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
+/// Where an overlay's writes go.
+#[derive(Debug, PartialEq)]
+enum Upper {
+    /// A tmpfs mounted over the root filesystem's path.
+    Ephemeral,
+    /// Kept: the upper layer and overlayfs's work directory beside it.
+    Kept { upper: PathBuf, work: PathBuf },
+}
+
+/// The overlay the root filesystem `root` needs, if any: its read-only layers (the top one first)
+/// and where the writes go. A pulled image is always one (its layers under its own upper layer,
+/// which --ephemeral and --overlay put under theirs); another root filesystem only with those.
+fn overlay_of<'a>(spec: &'a ContainerSpec, root: &'a Path) -> Option<(Vec<&'a Path>, Upper)> {
+    let upper = match &spec.overlay {
+        None => None,
+        Some(Overlay::Ephemeral) => Some(Upper::Ephemeral),
+        Some(Overlay::Persistent(dir)) => Some(Upper::Kept {
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+        }),
+    };
+    match &spec.layered {
+        None => upper.map(|upper| (vec![root], upper)),
+        Some(image) => {
+            let layers = image.layers.iter().map(PathBuf::as_path);
+            Some(match upper {
+                None => (
+                    layers.collect(),
+                    Upper::Kept {
+                        upper: image.upper.clone(),
+                        work: image.work.clone(),
+                    },
+                ),
+                Some(upper) => (
+                    std::iter::once(image.upper.as_path())
+                        .chain(layers)
+                        .collect(),
+                    upper,
+                ),
+            })
+        }
+    }
+}
+
+/// Mounts an overlay of `lowers` (read-only, the top one first) and `upper` on the root
+/// filesystem's path `root`; returns where the merged tree is. The layers are named through
+/// descriptors opened before anything is mounted over their paths (a plain root filesystem is its
+/// own lower layer).
+fn mount_overlay(root: &Path, lowers: &[&Path], upper: Upper) -> Result<PathBuf, RunError> {
     use std::os::fd::AsRawFd;
     let open_dir = |path: &Path| {
         fs::File::open(path)
             .map_err(|e| RunError::sys(format!("cannot open {}", path.display()), e))
     };
-    let lower_fd = open_dir(lower)?;
-    let (upper_base, target) = match overlay {
-        Overlay::Ephemeral => {
+    let lower_fds = lowers
+        .iter()
+        .map(|lower| open_dir(lower))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (upper, work, target) = match upper {
+        Upper::Ephemeral => {
             // The tmpfs goes over the root filesystem's own path: nothing else needs a mount point.
             mount_fs(
                 "tmpfs",
-                lower,
+                root,
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 Some("mode=0755"),
             )?;
-            let merged = lower.join("merged");
+            let merged = root.join("merged");
             mkdir_all(&merged, 0o755)?;
-            (lower.to_path_buf(), merged)
+            (root.join("upper"), root.join("work"), merged)
         }
-        Overlay::Persistent(dir) => (dir.clone(), lower.to_path_buf()),
+        Upper::Kept { upper, work } => (upper, work, root.to_path_buf()),
     };
-    let upper = upper_base.join("upper");
-    let work = upper_base.join("work");
     if !upper.is_dir() {
         // The upper directory's root becomes the container's /: same owner and mode as the image's.
         mkdir_all(&upper, 0o755)?;
-        let meta = lower_fd
+        let top = &lower_fds[0];
+        let meta = top
             .metadata()
-            .map_err(|e| RunError::sys(format!("cannot read {}", lower.display()), e))?;
+            .map_err(|e| RunError::sys(format!("cannot read {}", lowers[0].display()), e))?;
         use std::os::unix::fs::MetadataExt;
         let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
         let _ = fs::set_permissions(&upper, fs::Permissions::from_mode(meta.mode() & 0o7777));
@@ -565,11 +613,20 @@ fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
     mkdir_all(&work, 0o700)?;
     let upper_fd = open_dir(&upper)?;
     let work_fd = open_dir(&work)?;
+    let lowerdir: Vec<String> = lower_fds
+        .iter()
+        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .collect();
     let options = format!(
-        "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{},userxattr",
-        lower_fd.as_raw_fd(),
+        "lowerdir={},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{},userxattr",
+        lowerdir.join(":"),
         upper_fd.as_raw_fd(),
         work_fd.as_raw_fd()
+    );
+    log::debug!(
+        "overlay on {}: lower {lowers:?}, upper {}",
+        target.display(),
+        upper.display()
     );
     mount(
         Some("overlay"),
@@ -579,7 +636,7 @@ fn mount_overlay(lower: &Path, overlay: &Overlay) -> Result<PathBuf, RunError> {
         Some(options.as_str()),
     )
     .map_err(|e| {
-        RunError::sys(format!("cannot mount an overlay on {}", lower.display()), e).with_hint(
+        RunError::sys(format!("cannot mount an overlay on {}", root.display()), e).with_hint(
             "the overlay directory must be on a filesystem that supports overlayfs upper layers \
              (not another overlay or NFS)",
         )
@@ -621,6 +678,59 @@ fn enter_root(root: &Root) -> Result<(), RunError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pulled_image_is_always_an_overlay_of_its_layers_under_its_own_writes() {
+        let root = Path::new("/store/images/i/rootfs");
+        let mut spec = plan::tests::spec(true);
+        assert_eq!(
+            overlay_of(&spec, root),
+            None,
+            "a plain directory is used in place"
+        );
+        spec.overlay = Some(Overlay::Ephemeral);
+        assert_eq!(
+            overlay_of(&spec, root),
+            Some((vec![root], Upper::Ephemeral))
+        );
+        spec.layered = Some(crate::runner::image::Layered {
+            layers: vec!["/store/layers/top".into(), "/store/layers/base".into()],
+            upper: "/store/images/i/upper".into(),
+            work: "/store/images/i/work".into(),
+        });
+        let with_own = vec![
+            Path::new("/store/images/i/upper"),
+            Path::new("/store/layers/top"),
+            Path::new("/store/layers/base"),
+        ];
+        assert_eq!(
+            overlay_of(&spec, root),
+            Some((with_own.clone(), Upper::Ephemeral))
+        );
+        spec.overlay = Some(Overlay::Persistent("/home/u/writes".into()));
+        let kept = Upper::Kept {
+            upper: "/home/u/writes/upper".into(),
+            work: "/home/u/writes/work".into(),
+        };
+        assert_eq!(overlay_of(&spec, root), Some((with_own, kept)));
+        spec.overlay = None;
+        let own = Upper::Kept {
+            upper: "/store/images/i/upper".into(),
+            work: "/store/images/i/work".into(),
+        };
+        assert_eq!(
+            overlay_of(&spec, root),
+            Some((
+                vec![
+                    Path::new("/store/layers/top"),
+                    Path::new("/store/layers/base")
+                ],
+                own
+            ))
+        );
+    }
+
     use super::{unescape_mountinfo, visible_mount_points};
 
     #[test]

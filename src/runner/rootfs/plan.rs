@@ -397,12 +397,12 @@ fn user_mounts(spec: &ContainerSpec) -> Vec<Step> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::runner::network::Generated;
     use crate::runner::spec::Bind;
 
-    fn spec(rootfs: bool) -> ContainerSpec {
+    pub(in crate::runner::rootfs) fn spec(rootfs: bool) -> ContainerSpec {
         ContainerSpec {
             rootfs: rootfs.then(|| PathBuf::from("/images/r")),
             net: NetMode::Host,
@@ -419,6 +419,7 @@ mod tests {
             pasta_options: Vec::new(),
             holder_idle: std::time::Duration::ZERO,
             overlay: None,
+            layered: None,
             read_only_root: false,
             session: crate::runner::terminal::Session::Own,
             generated: None,
