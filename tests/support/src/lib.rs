@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 /// Root of everything this test process creates; removed by `Cleanup` at the end of each test binary
 /// run and swept at the next start if a run was killed.
 pub mod oci;
+pub mod registry;
 
 const TMP_PREFIX: &str = "/tmp/unshare-run-tests.";
 
