@@ -519,6 +519,48 @@ fn an_index_of_two_platforms_with_zstd_layers() {
     }
 }
 
+/// skopeo would reuse a layer's blob of another compression that the registry already holds (its
+/// blob-info cache); the fixture keeps each push compressed as asked.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn one_image_pushed_with_each_compression_keeps_each() {
+    require_root();
+    let registry = LocalRegistry::start(RegistryOptions::default());
+    let dir = TempDir::new("small");
+    let small = oci::small_image(&dir);
+    let gzip = registry.push(&small.path, "small:gzip", Compression::Gzip);
+    let zstd = registry.push(&small.path, "small:zstd", Compression::Zstd);
+    let docker = registry.push_as(
+        &small.path,
+        "small:docker",
+        Compression::Gzip,
+        ManifestFormat::Docker,
+    );
+    let again = registry.push(&small.path, "small:gzip-again", Compression::Gzip);
+    let types = |p: &PushedImage| -> Vec<String> {
+        p.layers.iter().map(|l| l.media_type.clone()).collect()
+    };
+    assert_eq!(types(&gzip), [oci::MEDIA_TYPE_LAYER_GZIP; 2]);
+    assert_eq!(types(&zstd), [oci::MEDIA_TYPE_LAYER_ZSTD; 2]);
+    assert_eq!(types(&docker), [MEDIA_TYPE_DOCKER_LAYER; 2]);
+    for (a, b) in gzip.layers.iter().zip(&zstd.layers) {
+        assert_ne!(a.digest, b.digest);
+    }
+    // Same compression, same blobs: the gzip layers are shared by the OCI and Docker manifests.
+    assert_eq!(again.layers, gzip.layers);
+    let digests =
+        |p: &PushedImage| -> Vec<String> { p.layers.iter().map(|l| l.digest.clone()).collect() };
+    assert_eq!(digests(&docker), digests(&gzip));
+    // The uncompressed content is the archive's in each.
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(registry.blob_path(&zstd.config.digest)).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        serde_json::json!(small.diff_ids)
+    );
+}
+
 #[test]
 #[ignore = "needs root: sudo tests/run"]
 fn basic_auth_and_a_docker_manifest() {
@@ -535,15 +577,12 @@ fn basic_auth_and_a_docker_manifest() {
         Compression::Gzip,
         ManifestFormat::Docker,
     );
-    assert_eq!(
-        pushed.media_type,
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
+    assert_eq!(pushed.media_type, MEDIA_TYPE_DOCKER_MANIFEST);
     assert!(
         pushed
             .layers
             .iter()
-            .all(|l| l.media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            .all(|l| l.media_type == MEDIA_TYPE_DOCKER_LAYER),
         "{:?}",
         pushed.layers
     );

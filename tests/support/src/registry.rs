@@ -108,6 +108,9 @@ pub enum ManifestFormat {
     Docker,
 }
 
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
 /// A content descriptor as a manifest lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
@@ -599,8 +602,35 @@ impl LocalRegistry {
     }
 
     /// skopeo copy to this registry, with its CA and (when it asks for any) the credentials.
+    ///
+    /// skopeo (containers/image 5.23) remembers in its blob-info cache which compressed blobs of a
+    /// layer a registry holds and reuses any of them, whatever `--dest-compress-format` says: a zstd
+    /// push after a gzip one of the same layer would silently store gzip (and a Docker schema 2 push
+    /// after a zstd one fails). So each registry and compression gets a cache of its own: as root,
+    /// bound over /var/lib/containers/cache in a private mount namespace; otherwise through
+    /// XDG_DATA_HOME, where an unprivileged skopeo keeps it.
     fn skopeo_copy(&self, compression: Compression, digest_file: &Path) -> Command {
-        let mut cmd = Command::new("skopeo");
+        let cache = self
+            .dir
+            .path()
+            .join("blob-info-cache")
+            .join(compression.skopeo_name());
+        fs::create_dir_all(&cache).unwrap();
+        let mut cmd = if nix::unistd::geteuid().is_root() {
+            fs::create_dir_all(ROOT_BLOB_INFO_CACHE).unwrap();
+            let mut cmd = Command::new("unshare");
+            cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                .arg(format!(
+                    "mount --bind \"$0\" {ROOT_BLOB_INFO_CACHE} && exec \"$@\""
+                ))
+                .arg(&cache)
+                .arg("skopeo");
+            cmd
+        } else {
+            let mut cmd = Command::new("skopeo");
+            cmd.env("XDG_DATA_HOME", &cache);
+            cmd
+        };
         cmd.env("TMPDIR", self.dir.path().join("tmp"))
             .args(["--insecure-policy", "copy", "--quiet", "--retry-times", "0"])
             .arg("--dest-cert-dir")
@@ -649,7 +679,9 @@ impl LocalRegistry {
             .arg(format!("docker://{}", self.reference(dest)));
         self.run_skopeo(&mut cmd);
         let digest = self.tagged_digest(name, tag, &digest_file);
-        self.pushed_image(name, &digest, self.reference(dest))
+        let pushed = self.pushed_image(name, &digest, self.reference(dest));
+        check_layer_types(&pushed, compression, format);
+        pushed
     }
 
     /// Pushes `images` as a multi-platform index tagged `dest` ("NAME:TAG"): an OCI layout whose
@@ -698,7 +730,10 @@ impl LocalRegistry {
                     ),
                 }
             })
-            .collect();
+            .collect::<Vec<PushedPlatform>>();
+        for platform in &platforms {
+            check_layer_types(&platform.image, compression, ManifestFormat::Oci);
+        }
         PushedIndex {
             reference: self.reference(dest),
             name: name.into(),
@@ -751,6 +786,25 @@ impl LocalRegistry {
                 .collect(),
             manifest,
         }
+    }
+}
+
+/// Where skopeo keeps its blob-info cache when it runs as root.
+const ROOT_BLOB_INFO_CACHE: &str = "/var/lib/containers/cache";
+
+/// The pushed layers are compressed as asked (see `skopeo_copy` for how that could fail).
+fn check_layer_types(pushed: &PushedImage, compression: Compression, format: ManifestFormat) {
+    let expected = match (format, compression) {
+        (ManifestFormat::Oci, Compression::Gzip) => oci::MEDIA_TYPE_LAYER_GZIP,
+        (ManifestFormat::Oci, Compression::Zstd) => oci::MEDIA_TYPE_LAYER_ZSTD,
+        (ManifestFormat::Docker, _) => MEDIA_TYPE_DOCKER_LAYER,
+    };
+    for layer in &pushed.layers {
+        assert_eq!(
+            layer.media_type, expected,
+            "{}: a layer not compressed as asked ({compression:?})",
+            pushed.reference
+        );
     }
 }
 
