@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// Root of everything this test process creates; removed by `Cleanup` at the end of each test binary
 /// run and swept at the next start if a run was killed.
+pub mod oci;
+pub mod registry;
+
 const TMP_PREFIX: &str = "/tmp/unshare-run-tests.";
 
 /// What every privileged test says: `#[ignore = "needs root: sudo tests/run"]`, so that `cargo test`
@@ -694,7 +697,7 @@ pub fn write_file(dir: &TempDir, name: &str, content: &[u8]) -> PathBuf {
     path
 }
 
-const CACHE_DIR: &str = "/var/cache/unshare-run-tests";
+pub(crate) const CACHE_DIR: &str = "/var/cache/unshare-run-tests";
 
 /// The minbase tarball, made once with debootstrap and kept in CACHE_DIR. Device nodes are left out:
 /// nobody can create them in a user namespace and the runner provides /dev.
