@@ -197,10 +197,14 @@ the container's init show pid 1.",
 )]
 pub struct Cli {
     /// Run inside this root filesystem instead of the host's: a directory, an image file (tar,
-    /// tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, or
-    /// a stored image's name or digest.
-    #[arg(long, value_name = "DIR|FILE|NAME")]
+    /// tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, a
+    /// stored image's name or digest, or an image of a registry (pulled once: debian:bookworm,
+    /// quay.io/fedora/fedora:41, docker://HOST:PORT/NAME@sha256:DIGEST), tried in this order.
+    #[arg(long, value_name = "DIR|FILE|NAME|REF")]
     pub rootfs: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub pull: PullArgs,
 
     /// Name the image imported from --rootfs FILE, for later use as --rootfs NAME.
     #[arg(long, value_name = "NAME", requires = "rootfs")]
@@ -346,6 +350,50 @@ pub struct Cli {
     /// The command and its arguments (default: an interactive shell).
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// When a stored image is used instead of asking the registry (podman's --pull).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only what is not stored yet.
+    #[default]
+    Missing,
+    /// Ask the registry every time; a changed image is pulled.
+    Always,
+    /// Never pull: the image must be stored.
+    Never,
+    /// Pull when the registry's manifest differs from the stored image's.
+    Newer,
+}
+
+/// How images of registries are pulled: the run's options and `images pull`'s (podman's names).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PullArgs {
+    /// When --rootfs REF asks the registry: missing (only what is not stored), always, never, newer
+    /// (when the registry's manifest changed).
+    #[arg(long, value_name = "POLICY", default_value = "missing")]
+    pub pull: PullPolicy,
+
+    /// The platform to pull from a multi-platform image, OS/ARCH[/VARIANT] (default: this
+    /// machine's, e.g. linux/amd64).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+
+    /// Registry credentials (podman's auth.json format) to use instead of the usual files
+    /// (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json,
+    /// ~/.docker/config.json).
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+
+    /// --tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a
+    /// registry you trust on a network you trust (better: its CA in
+    /// ~/.config/containers/certs.d/HOST:PORT/ca.crt).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub tls_verify: Option<bool>,
+
+    /// Say nothing while pulling (errors are still said).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 fn parse_publish(s: &str) -> Result<Publish, String> {

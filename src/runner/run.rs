@@ -17,6 +17,7 @@ pub fn main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
             cli.name.as_deref(),
             &plan,
             image::ROOTFS_HINT,
+            Some(&image::pull::Pulling::from_args(&cli.pull)?),
         )?),
     };
     // Held until the container has ended: `images rm` refuses an image in use.

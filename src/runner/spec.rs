@@ -100,9 +100,14 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         cap_drop: &cli.cap_drop,
         security_opt: &cli.security_opt,
     })?;
-    let (rootfs, config, layered) = match image {
-        Some(resolved) => (Some(resolved.rootfs), resolved.config, resolved.layered),
-        None => (None, ImageConfig::default(), None),
+    let (rootfs, config, layered, upper_taken) = match image {
+        Some(resolved) => (
+            Some(resolved.rootfs),
+            resolved.config,
+            resolved.layered,
+            resolved.upper_taken,
+        ),
+        None => (None, ImageConfig::default(), None, false),
     };
     let view = match (&layered, &rootfs) {
         (Some(layered), _) => Some(layered.view()),
@@ -159,6 +164,14 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         overlay: match (cli.ephemeral, cli.overlay) {
             (true, _) => Some(Overlay::Ephemeral),
             (false, Some(dir)) => Some(Overlay::Persistent(absolute(&dir)?)),
+            (false, None) if upper_taken => {
+                // overlayfs leaves two mounts on one upper layer undefined.
+                eprintln!(
+                    "unshare-run: warning: another container writes this image's layer, so this \
+                     one's writes go to a temporary layer (--overlay DIR keeps them)"
+                );
+                Some(Overlay::Ephemeral)
+            }
             (false, None) => None,
         },
         layered,

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{FromArgMatches, Parser, Subcommand};
 
+use super::pull::{self, PullPolicy, Pulling};
 use super::store::{IdLayout, ImageRecord, Store};
 use super::{IMPORT_HINT, open_store, resolve};
+use crate::runner::cli::PullArgs;
 use crate::runner::error::RunError;
 use crate::runner::mapping::{self, MapMode};
 use crate::runner::userns;
@@ -21,6 +23,7 @@ removing one runs in your mapped user namespace.",
     after_help = "Examples:\n  \
 unshare-run images                                list stored images\n  \
 unshare-run images import bookworm.tar.zst --name bookworm\n  \
+unshare-run images pull debian:bookworm           pull from a registry (docker.io here)\n  \
 unshare-run images rm bookworm                    remove by name (or digest prefix)"
 )]
 pub struct ImagesCli {
@@ -42,10 +45,23 @@ enum Action {
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
     },
-    /// Remove stored images, by name, digest or unique digest prefix.
+    /// Pull an image from a registry into the store (what --rootfs REF does the first time).
+    Pull {
+        /// [docker://]HOST[:PORT]/NAME[:TAG][@sha256:DIGEST], or a short name (debian:bookworm)
+        /// resolved as registries.conf(5) says (docker.io when it says nothing).
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Also name the stored image, for --rootfs NAME.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        pull: PullArgs,
+    },
+    /// Remove stored images, by name, reference, digest or unique digest prefix; layers that no
+    /// other image uses go with them.
     #[command(alias = "remove")]
     Rm {
-        #[arg(value_name = "NAME|DIGEST", required = true)]
+        #[arg(value_name = "NAME|REF|DIGEST", required = true)]
         images: Vec<String>,
     },
 }
@@ -56,9 +72,55 @@ pub fn main(args: &clap::ArgMatches) -> Result<u8, RunError> {
     match cli.action.unwrap_or(Action::List) {
         Action::List => print!("{}", table(&store)),
         Action::Import { file, name } => import(&store, &file, name.as_deref())?,
+        Action::Pull {
+            reference,
+            name,
+            mut pull,
+        } => {
+            // `images pull` asks the registry: a stored copy is only reused if it is current.
+            if pull.pull == PullPolicy::Missing {
+                pull.pull = PullPolicy::Newer;
+            }
+            pull_image(&store, &reference, name.as_deref(), &pull)?
+        }
         Action::Rm { images } => remove(&store, &images)?,
     }
     Ok(0)
+}
+
+fn pull_image(
+    store: &Store,
+    reference: &str,
+    name: Option<&str>,
+    args: &PullArgs,
+) -> Result<(), RunError> {
+    if !pull::is_reference(reference) {
+        return Err(RunError::new(format!("`{reference}` is not an image reference")).with_hint(
+            "give [docker://]HOST[:PORT]/NAME[:TAG][@sha256:DIGEST] or a short name such as \
+             debian:bookworm; `images import FILE` stores an image file",
+        ));
+    }
+    let pulling = Pulling::from_args(args)?;
+    let plan = mapping::plan_for_caller(MapMode::Auto)?;
+    let digest = pull::pull(store, reference, &pulling, &plan)?;
+    if let Some(name) = name {
+        if !super::store::is_valid_name(name) {
+            return Err(RunError::new(format!("invalid image name `{name}`")));
+        }
+        store
+            .set_name(name, &digest)
+            .map_err(|e| RunError::sys(format!("cannot name the image {name}"), e))?;
+    }
+    println!("{digest}");
+    Ok(())
+}
+
+/// The stored image that `text` means: a name, a digest (prefix), or a reference it was pulled as.
+fn find(store: &Store, text: &str) -> Result<Option<String>, String> {
+    if let Some(digest) = store.find(text)? {
+        return Ok(Some(digest));
+    }
+    Ok(pull::stored_reference(store, text))
 }
 
 fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(), RunError> {
@@ -69,7 +131,7 @@ fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(
         );
     }
     let plan = mapping::plan_for_caller(MapMode::Auto)?;
-    let resolved = resolve(file, name, &plan, IMPORT_HINT)?;
+    let resolved = resolve(file, name, &plan, IMPORT_HINT, None)?;
     match resolved
         .rootfs
         .strip_prefix(store.images())
@@ -90,7 +152,7 @@ fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(
 fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
     let mut digests = Vec::new();
     for reference in references {
-        match store.find(reference) {
+        match find(store, reference) {
             Ok(Some(digest)) if store.in_use(&digest) => {
                 return Err(RunError::new(format!(
                     "image `{reference}` is in use by a running container"
@@ -107,17 +169,12 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
     }
     let plan = mapping::plan_for_caller(MapMode::Auto)?;
     for digest in digests {
-        let names = store.names_of(&digest);
+        let mut names = store.names_of(&digest);
+        names.extend(store.references_of(&digest));
         let temp = store
             .detach(&digest)
             .map_err(|e| RunError::sys(format!("cannot remove image {}", short(&digest)), e))?;
-        let path = temp.path.clone();
-        // On failure it is left in tmp/, where the next import retries the deletion.
-        userns::run_job(&plan, || {
-            std::fs::remove_dir_all(&path)
-                .map_err(|e| RunError::sys(format!("cannot delete {}", path.display()), e))
-        })?;
-        temp.release();
+        delete(&plan, temp)?;
         let names = if names.is_empty() {
             String::new()
         } else {
@@ -125,6 +182,30 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
         };
         println!("removed {}{names}", short(&digest));
     }
+    // Layers go with the last image that lists them; a pull holds them meanwhile.
+    let unused = {
+        let _lock = store
+            .lock_layers(true)
+            .map_err(|e| RunError::sys("cannot lock the image store's layers", e))?;
+        store
+            .detach_unused_layers()
+            .map_err(|e| RunError::sys("cannot remove unused layers", e))?
+    };
+    for temp in unused {
+        delete(&plan, temp)?;
+    }
+    Ok(())
+}
+
+/// Deletes what was moved into tmp/, in the mapped user namespace (its files belong to subordinate
+/// ids). On failure it is left in tmp/, where the next import retries the deletion.
+fn delete(plan: &mapping::MapPlan, temp: super::store::TempDir) -> Result<(), RunError> {
+    let path = temp.path.clone();
+    userns::run_job(plan, || {
+        std::fs::remove_dir_all(&path)
+            .map_err(|e| RunError::sys(format!("cannot delete {}", path.display()), e))
+    })?;
+    temp.release();
     Ok(())
 }
 
@@ -138,7 +219,9 @@ fn table(store: &Store) -> String {
         .list()
         .into_iter()
         .map(|r: ImageRecord| {
-            let names = store.names_of(&r.digest).join(",");
+            let mut names = store.names_of(&r.digest);
+            names.extend(store.references_of(&r.digest));
+            let names = names.join(",");
             [
                 short(&r.digest).to_string(),
                 if names.is_empty() { "-".into() } else { names },

@@ -11,6 +11,8 @@ mod extract;
 mod format;
 mod oci;
 mod progress;
+pub mod pull;
+pub mod registry;
 pub mod store;
 mod stream;
 
@@ -69,6 +71,8 @@ pub struct Resolved {
     pub in_use: Option<store::InUse>,
     /// A pulled image's layers (`rootfs` is then the mount point of their overlay).
     pub layered: Option<Layered>,
+    /// Another container writes the pulled image's upper layer: this one's writes cannot go there.
+    pub upper_taken: bool,
 }
 
 /// What the source of a root filesystem may be, said when it cannot be used: for --rootfs, and for
@@ -79,13 +83,15 @@ pub(crate) const IMPORT_HINT: &str = "images import takes an image file (.tar, .
      Docker archive) or an OCI layout directory";
 
 /// What `--rootfs ARG` names, importing it first if it is an image file not yet stored (in a user
-/// namespace mapped as `ids` says). `name` (`--name`) names the stored image; `hint` (ROOTFS_HINT or
-/// IMPORT_HINT) goes with the errors of a source that cannot be used.
+/// namespace mapped as `ids` says), or pulling it if it is a registry's image (when `pulling` says
+/// how). `name` (`--name`) names the stored image; `hint` (ROOTFS_HINT or IMPORT_HINT) goes with the
+/// errors of a source that cannot be used.
 pub fn resolve(
     arg: &Path,
     name: Option<&str>,
     ids: &MapPlan,
     hint: &'static str,
+    pulling: Option<&pull::Pulling>,
 ) -> Result<Resolved, RunError> {
     if let Some(name) = name
         && !store::is_valid_name(name)
@@ -94,10 +100,13 @@ pub fn resolve(
             "a name starts with a letter or digit and holds letters, digits, `.`, `_` and `-` (at most 128)",
         ));
     }
+    // docker:// always means a registry, whatever the directory has.
+    let explicit = arg.to_str().is_some_and(|a| a.starts_with("docker://"));
     let meta = match fs::metadata(arg) {
+        _ if explicit => return stored_by_reference(arg, name, ids, hint, pulling),
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return stored_by_reference(arg, name, ids, hint);
+            return stored_by_reference(arg, name, ids, hint, pulling);
         }
         Err(e) => {
             return Err(
@@ -195,15 +204,18 @@ fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, R
         config: ImageConfig::default(),
         in_use: None,
         layered: None,
+        upper_taken: false,
     })
 }
 
-/// `--rootfs NAME` for something that is not a path.
+/// `--rootfs NAME` for something that is not a path: a stored image's name or digest, else an image
+/// of a registry.
 fn stored_by_reference(
     arg: &Path,
     name: Option<&str>,
     ids: &MapPlan,
     hint: &'static str,
+    pulling: Option<&pull::Pulling>,
 ) -> Result<Resolved, RunError> {
     let missing = || {
         RunError::new(format!(
@@ -212,14 +224,23 @@ fn stored_by_reference(
         ))
         .with_hint(hint)
     };
-    let Some(reference) = arg.to_str().filter(|r| !r.contains('/')) else {
+    let Some(text) = arg.to_str() else {
         return Err(missing());
     };
     let store = open_store()?;
-    match store.find(reference) {
-        Ok(Some(digest)) => stored(&store, &digest, name, ids),
-        Ok(None) => Err(missing()),
-        Err(ambiguous) => Err(RunError::new(ambiguous)),
+    if !text.contains('/') && !text.starts_with("docker://") {
+        match store.find(text) {
+            Ok(Some(digest)) => return stored(&store, &digest, name, ids),
+            Ok(None) => {}
+            Err(ambiguous) => return Err(RunError::new(ambiguous)),
+        }
+    }
+    match pulling {
+        Some(pulling) if pull::is_reference(text) => {
+            let digest = pull::pull(&store, text, pulling, ids)?;
+            stored(&store, &digest, name, ids)
+        }
+        _ => Err(missing()),
     }
 }
 
@@ -303,7 +324,7 @@ fn stored(
             .set_name(name, digest)
             .map_err(|e| RunError::sys(format!("cannot name the image {name}"), e))?;
     }
-    let in_use = store
+    let mut in_use = store
         .mark_in_use(digest)
         .map_err(|e| RunError::sys(format!("cannot lock the stored image {digest}"), e))?;
     let dir = store.image_dir(digest);
@@ -312,7 +333,7 @@ fn stored(
             .layers
             .iter()
             .rev()
-            .map(|diff_id| store.layer_dir(diff_id))
+            .map(|key| store.layer_dir(key))
             .collect(),
         upper: dir.join(store::UPPER),
         work: dir.join(store::WORK),
@@ -329,11 +350,18 @@ fn stored(
         ))
         .with_hint("remove the image (unshare-run images rm) and pull it again"));
     }
+    let upper_taken = match &layered {
+        Some(_) => !store
+            .claim_upper(digest, &mut in_use)
+            .map_err(|e| RunError::sys(format!("cannot lock the stored image {digest}"), e))?,
+        None => false,
+    };
     Ok(Resolved {
         rootfs: dir.join(store::ROOTFS),
         config: record.config,
         in_use: Some(in_use),
         layered,
+        upper_taken,
     })
 }
 

@@ -245,6 +245,18 @@ struct ConfigFile {
     config: Option<RuntimeConfig>,
 }
 
+#[derive(Deserialize)]
+struct LayersOfConfig {
+    rootfs: RootfsOfConfig,
+}
+
+#[derive(Deserialize)]
+struct RootfsOfConfig {
+    #[serde(rename = "type", default)]
+    kind: String,
+    diff_ids: Vec<String>,
+}
+
 #[derive(Deserialize, Default)]
 struct RuntimeConfig {
     #[serde(rename = "Env", default)]
@@ -365,7 +377,7 @@ fn read_docker(files: &dyn ImageFiles) -> Result<Image, String> {
     })
 }
 
-fn runtime_config(bytes: &[u8]) -> Result<ImageConfig, String> {
+pub(super) fn runtime_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     let file: ConfigFile = json(bytes, "the image configuration")?;
     let runtime = file.config.unwrap_or_default();
     Ok(ImageConfig {
@@ -377,10 +389,38 @@ fn runtime_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     })
 }
 
+/// The digests (hex) of an image's uncompressed layers, the base first, from its configuration.
+pub(super) fn diff_ids(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let config: LayersOfConfig = json(bytes, "the image configuration")?;
+    if config.rootfs.kind != "layers" {
+        return Err(format!(
+            "the image configuration's rootfs type is `{}`, not `layers`",
+            config.rootfs.kind
+        ));
+    }
+    config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| blob_path(d).map(|(_, hex)| hex))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn diff_ids_come_from_the_configuration_in_order() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{a}","sha256:{b}"]}}}}"#);
+        assert_eq!(diff_ids(config.as_bytes()), Ok(vec![a, "b".repeat(64)]));
+        assert!(diff_ids(br#"{"rootfs":{"type":"layers","diff_ids":["md5:00"]}}"#).is_err());
+        assert!(diff_ids(br#"{"rootfs":{"type":"other","diff_ids":[]}}"#).is_err());
+        assert!(diff_ids(b"{}").is_err());
+    }
 
     /// Image files held in memory.
     struct Memory(HashMap<String, Vec<u8>>);

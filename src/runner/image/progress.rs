@@ -31,6 +31,28 @@ impl Progress {
         Progress::new(String::new(), total, false)
     }
 
+    /// Progress that is never shown (where another one counts the same bytes).
+    pub fn silent() -> Progress {
+        Progress::new(String::new(), 0, false)
+    }
+
+    /// Prints `line` on a line of its own, above the bar where one is drawn: one line per finished
+    /// step, also where there is no terminal.
+    pub fn note(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        match self.visible {
+            true => {
+                let _ = writeln!(err, "\r\x1b[K{line}");
+                let done = self.done.load(Ordering::Relaxed);
+                let _ = write!(err, "{}", render(&self.label, done, self.total, self.started.elapsed()));
+            }
+            false => {
+                let _ = writeln!(err, "{line}");
+            }
+        }
+        let _ = err.flush();
+    }
+
     fn new(label: String, total: u64, visible: bool) -> Progress {
         Progress {
             label,

@@ -60,8 +60,8 @@ pub struct ImageRecord {
     /// Records made before keep-id existed are the full map's.
     #[serde(default)]
     pub ids: IdLayout,
-    /// A pulled image's layers (their diff_ids in hex, the base first), composed by an overlay;
-    /// empty for an image extracted into one tree.
+    /// A pulled image's layers (their directories in layers/, `layer_key`, the base first), composed
+    /// by an overlay; empty for an image extracted into one tree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<String>,
     /// The digest of the manifest a pulled image came from.
@@ -82,7 +82,12 @@ pub struct TempDir {
 
 /// A shared lock on a stored image's record, held while a container runs in it.
 #[derive(Debug)]
-pub struct InUse(#[allow(dead_code)] Flock<File>);
+pub struct InUse {
+    /// Held, never read.
+    _record: Flock<File>,
+    /// A pulled image's upper layer, held exclusively by the one container that writes it.
+    _upper: Option<Flock<File>>,
+}
 
 pub const RECORD: &str = "image.json";
 pub const ROOTFS: &str = "rootfs";
@@ -287,8 +292,25 @@ impl Store {
     pub fn mark_in_use(&self, digest: &str) -> io::Result<InUse> {
         let record = File::open(self.image_dir(digest).join(RECORD))?;
         Flock::lock(record, FlockArg::LockShared)
-            .map(InUse)
+            .map(|record| InUse {
+                _record: record,
+                _upper: None,
+            })
             .map_err(|(_, e)| e.into())
+    }
+
+    /// Claims the pulled image `digest`'s upper layer for one container's writes: false when another
+    /// container has it (two overlays must not share an upper layer).
+    pub fn claim_upper(&self, digest: &str, in_use: &mut InUse) -> io::Result<bool> {
+        let upper = File::open(self.image_dir(digest).join(UPPER))?;
+        match Flock::lock(upper, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                in_use._upper = Some(lock);
+                Ok(true)
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(false),
+            Err((_, e)) => Err(e.into()),
+        }
     }
 
     /// Whether a container runs in the image `digest` (someone holds its in-use lock).
@@ -415,6 +437,15 @@ fn links_to(dir: &Path, digest: &str) -> Vec<String> {
         })
         .filter_map(|e| e.file_name().into_string().ok())
         .collect()
+}
+
+/// The name of a layer's directory: its diff_id (hex), for the map its files were extracted with
+/// (their owners differ between the full map and keep-id).
+pub fn layer_key(diff_id: &str, layout: IdLayout) -> String {
+    match layout {
+        IdLayout::Full => diff_id.to_string(),
+        IdLayout::KeepId { uid, gid } => format!("{diff_id}.keep-id-{uid}-{gid}"),
+    }
 }
 
 /// A reference as a file name: `/` cannot be in one, and `+` is in no reference.

@@ -1,0 +1,503 @@
+//! Images from registries (issue 16): pulled from a real registry on 127.0.0.1 (tests/support's
+//! LocalRegistry: TLS with a test CA in the user's certs.d, token authentication, blobs redirected to
+//! a server that refuses Authorization), run, shared layers, private repositories, platforms,
+//! resumed and concurrent pulls, removal. The test user has the full map and a home of its own.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use unshare_run_test_support::oci::{self, LAYERED_FILE, LAYERED_FILE_CONTENT, LAYERED_WHITEOUT};
+use unshare_run_test_support::registry::*;
+use unshare_run_test_support::*;
+
+const APT_HELLO: &str = "apt-get update -q && apt-get install -y -q hello && hello";
+
+/// alice with a home of her own (store, certs.d, auth files, registries.conf) and a registry.
+struct Puller {
+    home: TempDir,
+    sandbox: Sandbox,
+    registry: LocalRegistry,
+}
+
+impl Puller {
+    fn new(options: RegistryOptions) -> Puller {
+        let home = user_dir(alice(), "pull-home");
+        let registry = LocalRegistry::start(options);
+        registry.trust_for(home.path(), alice());
+        let mut sandbox = Sandbox::both(&[&format!("{}:100000:65536", alice().name)]);
+        let h = home.path().to_str().unwrap().to_string();
+        sandbox.env.extend([
+            ("HOME".to_string(), h.clone()),
+            ("XDG_DATA_HOME".to_string(), format!("{h}/data")),
+            ("XDG_CONFIG_HOME".to_string(), format!("{h}/.config")),
+        ]);
+        Puller {
+            home,
+            sandbox,
+            registry,
+        }
+    }
+
+    fn public() -> Puller {
+        Puller::new(RegistryOptions {
+            token_auth: true,
+            redirect_blobs: true,
+            ..RegistryOptions::default()
+        })
+    }
+
+    fn store(&self) -> PathBuf {
+        self.home.path().join("data/unshare-run")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let runner = install().runner();
+        let mut argv = vec![runner.as_str()];
+        argv.extend_from_slice(args);
+        self.sandbox.run_as(alice(), &argv)
+    }
+
+    fn command(&self, args: &[&str], dir: &TempDir) -> Command {
+        let runner = install().runner();
+        let mut argv = vec![runner.as_str()];
+        argv.extend_from_slice(args);
+        self.sandbox.command_as(alice(), &argv, dir)
+    }
+
+    /// The names in one of the store's directories.
+    fn entries(&self, dir: &str) -> Vec<String> {
+        let mut found: Vec<String> = fs::read_dir(self.store().join(dir))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.sort();
+        found
+    }
+
+    /// A file of alice's home, written as hers.
+    fn write_home_file(&self, relative: &str, content: &str) {
+        let path = self.home.path().join(relative);
+        let mut dir = self.home.path().to_path_buf();
+        for part in Path::new(relative).parent().unwrap().components() {
+            dir.push(part);
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap();
+                give_to(alice(), &dir);
+            }
+        }
+        fs::write(&path, content).unwrap();
+        give_to(alice(), &path);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", out.stdout_text(), out.stderr_text())
+}
+
+fn hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap()
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_debian_image_is_pulled_once_and_runs_apt() {
+    require_root();
+    let p = Puller::public();
+    let image = oci::debian_image();
+    let pushed = p.registry.push(&image.path, "debian:bookworm", Compression::Gzip);
+    let reference = p.registry.reference("debian:bookworm");
+    let out = p.run(&["--rootfs", &reference, "--", "sh", "-c", APT_HELLO]);
+    out.assert_code(0);
+    assert!(
+        out.stdout_text().ends_with("Hello, world!\n"),
+        "{}",
+        text(&out)
+    );
+    // One line per stored layer also without a terminal.
+    assert!(out.stderr_text().contains("stored"), "{}", text(&out));
+    // The layer keeps every owner and set-id bit: root inside is alice, shadow's group 42 is 100041.
+    let layer = p.store().join("layers").join(hex(&image.diff_ids[0]));
+    let passwd = fs::metadata(layer.join("usr/bin/passwd")).unwrap();
+    assert_eq!(
+        (passwd.uid(), passwd.mode() & 0o7777),
+        (alice().uid, 0o4755)
+    );
+    assert_eq!(fs::metadata(layer.join("etc/shadow")).unwrap().gid(), 100_041);
+    // apt's writes went to the image's own layer, never into the shared one.
+    let digest = hex(&pushed.config.digest);
+    let upper = p.store().join("images").join(digest).join("upper");
+    assert!(upper.join("usr/bin/hello").exists());
+    assert!(!layer.join("usr/bin/hello").exists());
+    // The second run uses the stored image without asking the registry (--pull missing).
+    p.registry.reset_counts();
+    let out = p.run(&["--rootfs", &reference, "--", "hello"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "Hello, world!\n");
+    assert_eq!(p.registry.blob_requests_total(), 0);
+    assert_eq!(p.registry.token_requests(), 0);
+    // _apt's files (uid 42 inside, 100041 outside) stay its own.
+    let out = p.run(&[
+        "--rootfs",
+        &reference,
+        "--",
+        "stat",
+        "-c",
+        "%U",
+        "/var/cache/apt/archives/partial",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "_apt\n");
+    let listing = p.run(&["images"]);
+    listing.assert_code(0);
+    assert!(
+        listing.stdout_text().contains(&reference),
+        "{}",
+        text(&listing)
+    );
+    assert!(p.entries("tmp").is_empty(), "{:?}", p.entries("tmp"));
+    assert!(p.entries("partial").is_empty(), "{:?}", p.entries("partial"));
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn an_image_on_the_same_base_fetches_and_stores_only_its_own_layer() {
+    require_root();
+    let p = Puller::public();
+    let base = p
+        .registry
+        .push(&oci::debian_image().path, "debian:bookworm", Compression::Gzip);
+    let layered = p.registry.push(
+        &oci::debian_layered_image().path,
+        "layered:1",
+        Compression::Gzip,
+    );
+    assert_eq!(base.layers[0].digest, layered.layers[0].digest);
+    p.registry.reset_counts();
+    p.run(&["images", "pull", &p.registry.reference("debian:bookworm")])
+        .assert_code(0);
+    let out = p.run(&["images", "pull", &p.registry.reference("layered:1")]);
+    out.assert_code(0);
+    assert_eq!(p.registry.blob_requests(&base.layers[0].digest), 1);
+    assert_eq!(p.registry.blob_requests(&layered.layers[1].digest), 1);
+    assert_eq!(p.entries("layers").len(), 2, "{:?}", p.entries("layers"));
+    // The top layer's file, its whiteout of /etc/motd, its Env, WorkingDir and Cmd.
+    let layered_ref = p.registry.reference("layered:1");
+    let out = p.run(&["--rootfs", &layered_ref]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), LAYERED_FILE_CONTENT);
+    let script = format!(
+        "test ! -e {LAYERED_WHITEOUT} && echo $URT_LAYERED $(pwd) && cat {LAYERED_FILE}"
+    );
+    let out = p.run(&["--rootfs", &layered_ref, "--", "sh", "-c", &script]);
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        format!("yes /opt/urt\n{LAYERED_FILE_CONTENT}")
+    );
+    // The base still has its /etc/motd.
+    let out = p.run(&[
+        "--rootfs",
+        &p.registry.reference("debian:bookworm"),
+        "--",
+        "test",
+        "-e",
+        LAYERED_WHITEOUT,
+    ]);
+    out.assert_code(0);
+    // Removing the layered image removes its own layer only; the last image takes the base along.
+    p.run(&["images", "rm", &layered_ref]).assert_code(0);
+    assert_eq!(p.entries("layers").len(), 1, "{:?}", p.entries("layers"));
+    p.run(&["images", "rm", &p.registry.reference("debian:bookworm")])
+        .assert_code(0);
+    assert!(p.entries("layers").is_empty(), "{:?}", p.entries("layers"));
+    assert!(p.entries("images").is_empty(), "{:?}", p.entries("images"));
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_private_repository_needs_credentials_from_the_usual_files() {
+    require_root();
+    let p = Puller::public();
+    let dir = TempDir::new("pull-small");
+    let small = oci::small_image(&dir);
+    p.registry
+        .push(&small.path, "private/app:1", Compression::Gzip);
+    let reference = p.registry.reference("private/app:1");
+    let out = p.run(&["images", "pull", &reference]);
+    out.assert_code(125);
+    let said = out.stderr_text();
+    assert!(said.contains("auth.json"), "{said}");
+    assert!(said.contains("login"), "{said}");
+
+    let (user, password) = p.registry.credentials();
+    let auth = base64_of(&format!("{user}:{password}"));
+    let entry = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+        p.registry.address()
+    );
+    // podman's file.
+    p.write_home_file(".config/containers/auth.json", &entry);
+    p.run(&["images", "pull", &reference]).assert_code(0);
+    let out = p.run(&["--rootfs", &reference]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "amd64\n");
+    p.run(&["images", "rm", &reference]).assert_code(0);
+    // Docker's file, when podman's has nothing.
+    fs::remove_file(p.home.path().join(".config/containers/auth.json")).unwrap();
+    p.write_home_file(".docker/config.json", &entry);
+    p.run(&["images", "pull", &reference]).assert_code(0);
+}
+
+fn base64_of(text: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn an_index_gives_this_machines_platform_or_the_one_asked_for() {
+    require_root();
+    let p = Puller::public();
+    p.registry
+        .push_index("multi:1", &oci::multi_arch_images(), Compression::Zstd);
+    let reference = p.registry.reference("multi:1");
+    let out = p.run(&["--rootfs", &reference]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "amd64\n");
+    // Another platform is stored as asked (not run: this machine cannot).
+    let out = p.run(&["images", "pull", "--platform", "linux/arm64", &reference]);
+    out.assert_code(0);
+    assert_eq!(p.entries("images").len(), 2, "{}", text(&out));
+    // None that fits: the error lists those there are.
+    let out = p.run(&["images", "pull", "--platform", "linux/s390x", &reference]);
+    out.assert_code(125);
+    let said = out.stderr_text();
+    assert!(
+        said.contains("linux/amd64") && said.contains("linux/arm64"),
+        "{said}"
+    );
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn zstd_layers_and_references_by_digest_work() {
+    require_root();
+    let p = Puller::public();
+    let dir = TempDir::new("pull-zstd");
+    let small = oci::small_image(&dir);
+    let pushed = p.registry.push(&small.path, "small:zstd", Compression::Zstd);
+    let by_digest = format!(
+        "docker://{}/small@{}",
+        p.registry.address(),
+        pushed.digest
+    );
+    let out = p.run(&["--rootfs", &by_digest]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "amd64\n");
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_short_name_uses_registries_conf_and_its_docker_io_mirror() {
+    require_root();
+    let p = Puller::public();
+    let dir = TempDir::new("pull-mirror");
+    let small = oci::small_image(&dir);
+    p.registry
+        .push(&small.path, "library/busybox:latest", Compression::Gzip);
+    p.write_home_file(
+        ".config/containers/registries.conf",
+        &format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\
+             [[registry.mirror]]\nlocation = \"{}\"\n",
+            p.registry.address()
+        ),
+    );
+    let out = p.run(&["--rootfs", "busybox"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "amd64\n", "{}", text(&out));
+    let listing = p.run(&["images"]).stdout_text();
+    assert!(
+        listing.contains("docker.io/library/busybox:latest"),
+        "{listing}"
+    );
+    // The stored image is found by its short name without asking the registry.
+    p.registry.reset_counts();
+    p.run(&["--rootfs", "busybox"]).assert_code(0);
+    assert_eq!(p.registry.blob_requests_total(), 0);
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_pull_continues_what_an_interrupted_one_downloaded() {
+    require_root();
+    let p = Puller::public();
+    let image = oci::debian_image();
+    let pushed = p.registry.push(&image.path, "debian:bookworm", Compression::Gzip);
+    let blob = &pushed.layers[0];
+    // A connection dropped mid-blob: the same pull continues with a Range request.
+    p.registry.interrupt_next_get(&blob.digest, blob.size / 3);
+    let reference = p.registry.reference("debian:bookworm");
+    let out = p.run(&["images", "pull", &reference]);
+    out.assert_code(0);
+    let ranges: Vec<String> = p
+        .registry
+        .blob_log()
+        .into_iter()
+        .filter(|r| r.digest.as_deref() == Some(blob.digest.as_str()))
+        .filter_map(|r| r.range)
+        .collect();
+    assert!(
+        ranges.iter().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
+        "{ranges:?}: {}",
+        text(&out)
+    );
+    p.run(&["images", "rm", &reference]).assert_code(0);
+
+    // What a killed pull leaves (a part of the blob in partial/): the next pull asks only for the rest.
+    let partial = p.store().join("partial").join(hex(&blob.digest));
+    let whole = fs::read(p.registry.blob_path(&blob.digest)).unwrap();
+    let kept = whole.len() / 2;
+    fs::write(&partial, &whole[..kept]).unwrap();
+    give_to(alice(), &partial);
+    p.registry.reset_counts();
+    let out = p.run(&["images", "pull", &reference]);
+    out.assert_code(0);
+    let ranges: Vec<Option<String>> = p
+        .registry
+        .blob_log()
+        .into_iter()
+        .filter(|r| r.digest.as_deref() == Some(blob.digest.as_str()) && r.method == "GET")
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(ranges, [Some(format!("bytes={kept}-"))], "{}", text(&out));
+    let out = p.run(&["--rootfs", &reference, "--", "cat", "/etc/debian_version"]);
+    out.assert_code(0);
+    assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn killed_pulls_leave_nothing_that_a_later_run_uses() {
+    require_root();
+    let p = Puller::public();
+    p.registry
+        .push(&oci::debian_image().path, "debian:bookworm", Compression::Gzip);
+    let reference = p.registry.reference("debian:bookworm");
+    for delay_ms in [50, 150, 300, 600, 1000] {
+        let dir = TempDir::new("pull-kill");
+        let mut child = p
+            .command(&["images", "pull", "--quiet", &reference], &dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        // Either nothing is stored yet, or all of it: never an image without its layers.
+        for image in p.entries("images") {
+            let record = p.store().join("images").join(&image).join("image.json");
+            assert!(record.exists(), "{image} appeared without its record");
+        }
+    }
+    let out = p.run(&["--rootfs", &reference, "--", "cat", "/etc/debian_version"]);
+    out.assert_code(0);
+    assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
+    // What the killed pulls left in tmp/ is removed by the later ones.
+    assert!(
+        !processes_of(alice(), "unshare-run images pull"),
+        "a killed pull lives on"
+    );
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn concurrent_pulls_of_one_image_fetch_each_blob_once() {
+    require_root();
+    let p = Puller::public();
+    let pushed = p.registry.push(
+        &oci::debian_layered_image().path,
+        "layered:1",
+        Compression::Gzip,
+    );
+    let reference = p.registry.reference("layered:1");
+    p.registry.reset_counts();
+    let dirs: Vec<TempDir> = (0..3).map(|_| TempDir::new("pull-concurrent")).collect();
+    let children: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            p.command(&["images", "pull", "--quiet", &reference], dir)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        out.assert_code(0);
+    }
+    for layer in &pushed.layers {
+        assert_eq!(
+            p.registry.blob_requests(&layer.digest),
+            1,
+            "{}",
+            layer.digest
+        );
+    }
+    assert_eq!(p.entries("images").len(), 1);
+    assert_eq!(p.entries("layers").len(), 2);
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn bad_references_and_unreachable_registries_are_said_clearly() {
+    require_root();
+    let p = Puller::public();
+    // Nothing listens on port 9 of loopback.
+    let out = p.run(&["images", "pull", "127.0.0.1:9/none:1"]);
+    out.assert_code(125);
+    assert!(out.stderr_text().contains("127.0.0.1:9"), "{}", text(&out));
+    let out = p.run(&["images", "pull", "127.0.0.1:5000/UPPER:case"]);
+    out.assert_code(125);
+    assert!(
+        out.stderr_text().contains("not an image reference"),
+        "{}",
+        text(&out)
+    );
+    let out = p.run(&["images", "pull", &p.registry.reference("missing:1")]);
+    out.assert_code(125);
+    assert!(out.stderr_text().contains("missing"), "{}", text(&out));
+    let out = p.run(&["--pull", "never", "--rootfs", &p.registry.reference("missing:1")]);
+    out.assert_code(125);
+    assert!(out.stderr_text().contains("--pull never"), "{}", text(&out));
+}
