@@ -1,0 +1,17 @@
+//! Pulling images from registries (the distribution API, as podman and docker pull): references
+//! and short names (`reference`, `conf` for registries.conf), platforms and index resolution
+//! (`platform`, `manifest`), credentials (`auth`, `challenge`), TLS (`tls`), and the client
+//! itself (`client`). Self-contained: the store, the extraction and the CLI build on `Client`.
+//! Nothing here runs unless a pull does (no global initialisers, no start-up cost).
+
+// Used by the pull (issue 16), landing next: until then nothing outside calls in.
+#![allow(dead_code, unused_imports)]
+
+mod platform;
+mod reference;
+
+#[cfg(test)]
+mod fake;
+
+pub(crate) use platform::Platform;
+pub(crate) use reference::Reference;
