@@ -7,11 +7,14 @@
 // Used by the pull (issue 16), landing next: until then nothing outside calls in.
 #![allow(dead_code, unused_imports)]
 
+mod conf;
+mod environment;
 mod platform;
 mod reference;
 
 #[cfg(test)]
 mod fake;
 
+pub(crate) use conf::RegistriesConf;
 pub(crate) use platform::Platform;
 pub(crate) use reference::Reference;
