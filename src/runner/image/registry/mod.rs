@@ -7,6 +7,8 @@
 // Used by the pull (issue 16), landing next: until then nothing outside calls in.
 #![allow(dead_code, unused_imports)]
 
+mod auth;
+mod challenge;
 mod conf;
 mod environment;
 mod platform;
