@@ -11,12 +11,15 @@ mod auth;
 mod challenge;
 mod conf;
 mod environment;
+mod manifest;
 mod platform;
 mod reference;
+mod tls;
 
 #[cfg(test)]
 mod fake;
 
 pub(crate) use conf::RegistriesConf;
+pub(crate) use manifest::Descriptor;
 pub(crate) use platform::Platform;
 pub(crate) use reference::Reference;
