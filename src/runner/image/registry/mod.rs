@@ -9,6 +9,7 @@
 
 mod auth;
 mod challenge;
+mod client;
 mod conf;
 mod environment;
 mod manifest;
@@ -19,6 +20,7 @@ mod tls;
 #[cfg(test)]
 mod fake;
 
+pub(crate) use client::{Client, PullOptions, RemoteImage};
 pub(crate) use conf::RegistriesConf;
 pub(crate) use manifest::Descriptor;
 pub(crate) use platform::Platform;
