@@ -4,7 +4,8 @@
 //! it by the file's identity without reading it again.
 //!
 //! `format` tells what a file is, `stream` reads it on a second thread, `extract` writes it safely,
-//! `oci` reads image layouts, `progress` draws the bar, `commands` is `unshare-run images`.
+//! `oci` reads image layouts, `progress` draws the bar, `commands` is `unshare-run images`,
+//! `registry` pulls from registries.
 
 pub mod commands;
 mod extract;
@@ -12,7 +13,7 @@ mod format;
 mod oci;
 mod progress;
 pub mod pull;
-pub mod registry;
+mod registry;
 pub mod store;
 mod stream;
 
