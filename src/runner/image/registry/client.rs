@@ -643,13 +643,22 @@ impl Client {
             }
             let offered = challenge::preferred(header_values(&response, "www-authenticate"));
             let mut session = lock(&endpoint.session);
+            let current = session
+                .token
+                .as_ref()
+                .map(|t| format!("Bearer {}", t.value));
+            // Our token refused: drop it. Another thread's newer token: just use that one.
+            let ours_refused = current.is_some() && current == authorization;
+            let renewed_elsewhere = current.is_some() && current != authorization;
+            if ours_refused {
+                session.token = None;
+            }
             let changed = offered.is_some() && offered != session.challenge;
-            let had_token = session.token.take().is_some();
             if offered.is_some() {
                 session.challenge = offered;
             }
             drop(session);
-            if !changed && !had_token {
+            if !(changed || ours_refused || renewed_elsewhere) {
                 // Nothing new to try: the credentials themselves are refused.
                 return Ok(response);
             }
@@ -2425,6 +2434,20 @@ mod tests {
             }
         });
         assert_eq!(registry.tokens_issued(), 1);
+        // The token is revoked while all of them are at it: each renews or takes the new one.
+        registry.revoke_tokens();
+        for descriptor in &image.layers {
+            std::fs::remove_file(dir.join(&descriptor.digest)).unwrap();
+        }
+        std::thread::scope(|scope| {
+            for (descriptor, expected) in image.layers.iter().zip(&layers) {
+                let (client, dir) = (&client, &dir);
+                scope.spawn(move || {
+                    assert!(download(client, descriptor, dir).unwrap().0 == *expected)
+                });
+            }
+        });
+        assert!(registry.tokens_issued() >= 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
