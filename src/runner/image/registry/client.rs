@@ -276,8 +276,11 @@ impl Client {
     }
 
     /// Downloads the blob into `partial` (open for reading and writing), continuing after what it
-    /// already holds, and checks the whole file against the digest. `progress` gets the bytes
-    /// added. A mismatch is an error naming the digest; the caller removes the file.
+    /// already holds (`Range: bytes=N-`, asking the registry again, since a redirect's signed URL
+    /// may have expired), and checks the whole file against the digest. `progress` gets the bytes
+    /// added (after a start-over, when the registry answers a range with the whole blob, those
+    /// bytes again). 429, 5xx and dropped connections are retried, resuming each time. A mismatch
+    /// is an error naming the digest; the caller removes the file.
     pub fn fetch_blob(
         &self,
         descriptor: &Descriptor,
