@@ -276,8 +276,11 @@ impl Client {
     }
 
     /// Downloads the blob into `partial` (open for reading and writing), continuing after what it
-    /// already holds, and checks the whole file against the digest. `progress` gets the bytes
-    /// added. A mismatch is an error naming the digest; the caller removes the file.
+    /// already holds (`Range: bytes=N-`, asking the registry again, since a redirect's signed URL
+    /// may have expired), and checks the whole file against the digest. `progress` gets the bytes
+    /// added (after a start-over, when the registry answers a range with the whole blob, those
+    /// bytes again). 429, 5xx and dropped connections are retried, resuming each time. A mismatch
+    /// is an error naming the digest; the caller removes the file.
     pub fn fetch_blob(
         &self,
         descriptor: &Descriptor,
@@ -643,13 +646,22 @@ impl Client {
             }
             let offered = challenge::preferred(header_values(&response, "www-authenticate"));
             let mut session = lock(&endpoint.session);
+            let current = session
+                .token
+                .as_ref()
+                .map(|t| format!("Bearer {}", t.value));
+            // Our token refused: drop it. Another thread's newer token: just use that one.
+            let ours_refused = current.is_some() && current == authorization;
+            let renewed_elsewhere = current.is_some() && current != authorization;
+            if ours_refused {
+                session.token = None;
+            }
             let changed = offered.is_some() && offered != session.challenge;
-            let had_token = session.token.take().is_some();
             if offered.is_some() {
                 session.challenge = offered;
             }
             drop(session);
-            if !changed && !had_token {
+            if !(changed || ours_refused || renewed_elsewhere) {
                 // Nothing new to try: the credentials themselves are refused.
                 return Ok(response);
             }
@@ -1718,15 +1730,18 @@ mod tests {
             .unwrap()
             .renew_at = Instant::now();
         client.image().unwrap();
-        assert_eq!(registry.tokens_issued(), 2);
-        assert!(
-            !server
-                .requests()
-                .iter()
-                .any(|r| r.header("authorization") == Some("Bearer token-1")
-                    && r.path.contains("manifests")
-                    && r.path.ends_with(":1")),
+        assert_eq!(
+            registry.tokens_issued(),
+            2,
+            "renewed before use, without a 401"
         );
+        let manifests: Vec<_> = server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/manifests/1"))
+            .collect();
+        assert_eq!(manifests.len(), 2);
+        assert_eq!(manifests[1].header("authorization"), Some("Bearer token-2"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1972,11 +1987,16 @@ mod tests {
     fn redirects_to_another_origin_never_carry_the_authorization() {
         let dir = tempdir();
         let blob = layer(4096, 8);
-        // The "CDN": another port, which refuses a request with Authorization (as S3 does).
+        // The "CDN": another port, which refuses a request with Authorization (as S3 does), and
+        // drops its first answer half-way.
         let cdn = {
             let blob = blob.clone();
+            let answered = AtomicUsize::new(0);
             Server::start(move |request| match request.header("authorization") {
                 Some(_) => Reply::new(400).body("Only one auth mechanism allowed"),
+                None if answered.fetch_add(1, Ordering::SeqCst) == 0 => {
+                    fake::ranged(request, &blob).cut_after(1000)
+                }
                 None => fake::ranged(request, &blob),
             })
         };
@@ -1991,7 +2011,9 @@ mod tests {
             let registry = registry.clone();
             Server::start(move |request| {
                 let reply = registry.handle(request);
-                if request.path.ends_with(&layer_digest) && reply.status == 200 {
+                if request.path.ends_with(&layer_digest)
+                    && (reply.status == 200 || reply.status == 206)
+                {
                     return Reply::new(307).header(
                         "Location",
                         &format!("{cdn_base}/signed/{layer_digest}?X-Amz-Signature=abc"),
@@ -2005,10 +2027,17 @@ mod tests {
         let (bytes, _) = download(&client, &image.layers[0], &dir).unwrap();
         assert!(bytes == blob);
         let at_cdn = cdn.requests();
-        assert_eq!(at_cdn.len(), 1);
-        assert_eq!(at_cdn[0].header("authorization"), None);
+        assert_eq!(at_cdn.len(), 2);
+        assert!(at_cdn.iter().all(|r| r.header("authorization").is_none()));
         assert!(at_cdn[0].path.ends_with("?X-Amz-Signature=abc"));
-        let at_registry = blob_requests(&server);
+        assert_eq!(at_cdn[1].header("range"), Some("bytes=1000-"));
+        // The resumption asked the registry again (a signed URL may have expired).
+        let at_registry: Vec<_> = blob_requests(&server)
+            .into_iter()
+            .filter(|r| r.path.ends_with(&image.layers[0].digest))
+            .collect();
+        assert_eq!(at_registry.len(), 2);
+        assert_eq!(at_registry[1].header("range"), Some("bytes=1000-"));
         assert!(
             at_registry
                 .iter()
@@ -2408,6 +2437,54 @@ mod tests {
             }
         });
         assert_eq!(registry.tokens_issued(), 1);
+        // The token is revoked while all of them are at it: each renews or takes the new one.
+        registry.revoke_tokens();
+        for descriptor in &image.layers {
+            std::fs::remove_file(dir.join(&descriptor.digest)).unwrap();
+        }
+        std::thread::scope(|scope| {
+            for (descriptor, expected) in image.layers.iter().zip(&layers) {
+                let (client, dir) = (&client, &dir);
+                scope.spawn(move || {
+                    assert!(download(client, descriptor, dir).unwrap().0 == *expected)
+                });
+            }
+        });
+        assert!(registry.tokens_issued() >= 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn docker_hub_is_reached_at_its_api_host() {
+        let dir = tempdir();
+        let hub = client_for(
+            "debian:bookworm",
+            &RegistriesConf::default(),
+            &options("linux/amd64"),
+            &dir,
+        );
+        assert_eq!(hub.endpoints.len(), 1);
+        assert_eq!(hub.endpoints[0].host, "registry-1.docker.io");
+        assert_eq!(
+            hub.endpoints[0].reference.registry, "docker.io",
+            "credentials are looked up as docker.io"
+        );
+        assert_eq!(hub.endpoints[0].reference.repository, "library/debian");
+        assert!(!hub.endpoints[0].insecure);
+        let forced = PullOptions {
+            tls_verify: Some(true),
+            ..options("linux/amd64")
+        };
+        let conf =
+            RegistriesConf::from_toml("[[registry]]\nlocation = \"r.example\"\ninsecure = true")
+                .unwrap();
+        assert!(
+            client_for("r.example/a", &conf, &options("linux/amd64"), &dir).endpoints[0].insecure
+        );
+        assert!(
+            !client_for("r.example/a", &conf, &forced, &dir).endpoints[0].insecure,
+            "--tls-verify=true wins"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
