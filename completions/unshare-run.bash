@@ -28,6 +28,9 @@ _unshare__run() {
             unshare__run__subcmd__images,list)
                 cmd="unshare__run__subcmd__images__subcmd__list"
                 ;;
+            unshare__run__subcmd__images,pull)
+                cmd="unshare__run__subcmd__images__subcmd__pull"
+                ;;
             unshare__run__subcmd__images,rm)
                 cmd="unshare__run__subcmd__images__subcmd__rm"
                 ;;
@@ -38,7 +41,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-u -t -i -w -e -p -h -V --rootfs --name --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
+            opts="-q -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +49,22 @@ _unshare__run() {
             case "${prev}" in
                 --rootfs)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "missing always never newer" -- "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --name)
@@ -170,7 +189,7 @@ _unshare__run() {
             return 0
             ;;
         unshare__subcmd__run__subcmd__images)
-            opts="-h --help list import rm"
+            opts="-h --help list import pull rm"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,6 +227,40 @@ _unshare__run() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__images__subcmd__pull)
+            opts="-q -h --name --pull --platform --authfile --tls-verify --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pull)
+                    COMPREPLY=($(compgen -W "missing always never newer" -- "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_unshare_run_global_optspecs
-    string join \n rootfs= name= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
 end
 
 function __fish_unshare_run_needs_command
@@ -24,7 +24,15 @@ function __fish_unshare_run_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rootfs -d 'Run inside this root filesystem instead of the host\'s: a directory, an image file (tar, tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, or a stored image\'s name or digest' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rootfs -d 'Run inside this root filesystem instead of the host\'s: a directory, an image file (tar, tar.gz, tar.xz, tar.zst, OCI or Docker archive; imported once), an OCI layout directory, a stored image\'s name or digest, or an image of a registry (pulled once: debian:bookworm, quay.io/fedora/fedora:41, docker://HOST:PORT/NAME@sha256:DIGEST), tried in this order' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l pull -d 'When --rootfs REF asks the registry: missing (only what is not stored), always, never, newer (when the registry\'s manifest changed)' -r -f -a "missing\t'Pull only what is not stored yet'
+always\t'Ask the registry every time; a changed image is pulled'
+never\t'Never pull: the image must be stored'
+newer\t'Pull when the registry\'s manifest differs from the stored image\'s'"
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l platform -d 'The platform to pull from a multi-platform image, OS/ARCH[/VARIANT] (default: this machine\'s, e.g. linux/amd64)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l authfile -d 'Registry credentials (podman\'s auth.json format) to use instead of the usual files (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json)' -r -F
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tls-verify -d '--tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a registry you trust on a network you trust (better: its CA in ~/.config/containers/certs.d/HOST:PORT/ca.crt)' -r -f -a "true\t''
+false\t''"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the image imported from --rootfs FILE, for later use as --rootfs NAME' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
@@ -52,6 +60,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ro-bind -d 'Bin
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s p -l publish -d 'Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; through a pasta of the container\'s own: without --net, or with --net pasta)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s q -l quiet -d 'Say nothing while pulling (errors are still said)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s i -l interactive -d 'Accepted for podman\'s `-it`: stdin always reaches the command'
@@ -61,11 +70,23 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -s V -l version -d
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "doctor" -d 'Check that you can start containers with your full id map here, and say what to fix'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "images" -d 'List, import and remove the images in your image store'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -f -a "list" -d 'List stored images (the default)'
-complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -f -a "import" -d 'Import an image file (or OCI layout directory) without running anything'
-complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import rm" -f -a "rm" -d 'Remove stored images, by name, digest or unique digest prefix'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "list" -d 'List stored images (the default)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "import" -d 'Import an image file (or OCI layout directory) without running anything'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "pull" -d 'Pull an image from a registry into the store (what --rootfs REF does the first time)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "rm" -d 'Remove stored images, by name, reference, digest or unique digest prefix; layers that no other image uses go with them'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -l name -d 'Name the stored image' -r
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l name -d 'Also name the stored image, for --rootfs NAME' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l pull -d 'When --rootfs REF asks the registry: missing (only what is not stored), always, never, newer (when the registry\'s manifest changed)' -r -f -a "missing\t'Pull only what is not stored yet'
+always\t'Ask the registry every time; a changed image is pulled'
+never\t'Never pull: the image must be stored'
+newer\t'Pull when the registry\'s manifest differs from the stored image\'s'"
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l platform -d 'The platform to pull from a multi-platform image, OS/ARCH[/VARIANT] (default: this machine\'s, e.g. linux/amd64)' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l authfile -d 'Registry credentials (podman\'s auth.json format) to use instead of the usual files (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json)' -r -F
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l tls-verify -d '--tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a registry you trust on a network you trust (better: its CA in ~/.config/containers/certs.d/HOST:PORT/ca.crt)' -r -f -a "true\t''
+false\t''"
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -s q -l quiet -d 'Say nothing while pulling (errors are still said)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'

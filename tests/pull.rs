@@ -5,8 +5,8 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -111,7 +111,9 @@ fn a_debian_image_is_pulled_once_and_runs_apt() {
     require_root();
     let p = Puller::public();
     let image = oci::debian_image();
-    let pushed = p.registry.push(&image.path, "debian:bookworm", Compression::Gzip);
+    let pushed = p
+        .registry
+        .push(&image.path, "debian:bookworm", Compression::Gzip);
     let reference = p.registry.reference("debian:bookworm");
     let out = p.run(&["--rootfs", &reference, "--", "sh", "-c", APT_HELLO]);
     out.assert_code(0);
@@ -129,7 +131,10 @@ fn a_debian_image_is_pulled_once_and_runs_apt() {
         (passwd.uid(), passwd.mode() & 0o7777),
         (alice().uid, 0o4755)
     );
-    assert_eq!(fs::metadata(layer.join("etc/shadow")).unwrap().gid(), 100_041);
+    assert_eq!(
+        fs::metadata(layer.join("etc/shadow")).unwrap().gid(),
+        100_041
+    );
     // apt's writes went to the image's own layer, never into the shared one.
     let digest = hex(&pushed.config.digest);
     let upper = p.store().join("images").join(digest).join("upper");
@@ -162,7 +167,11 @@ fn a_debian_image_is_pulled_once_and_runs_apt() {
         text(&listing)
     );
     assert!(p.entries("tmp").is_empty(), "{:?}", p.entries("tmp"));
-    assert!(p.entries("partial").is_empty(), "{:?}", p.entries("partial"));
+    assert!(
+        p.entries("partial").is_empty(),
+        "{:?}",
+        p.entries("partial")
+    );
 }
 
 #[test]
@@ -170,9 +179,11 @@ fn a_debian_image_is_pulled_once_and_runs_apt() {
 fn an_image_on_the_same_base_fetches_and_stores_only_its_own_layer() {
     require_root();
     let p = Puller::public();
-    let base = p
-        .registry
-        .push(&oci::debian_image().path, "debian:bookworm", Compression::Gzip);
+    let base = p.registry.push(
+        &oci::debian_image().path,
+        "debian:bookworm",
+        Compression::Gzip,
+    );
     let layered = p.registry.push(
         &oci::debian_layered_image().path,
         "layered:1",
@@ -192,9 +203,8 @@ fn an_image_on_the_same_base_fetches_and_stores_only_its_own_layer() {
     let out = p.run(&["--rootfs", &layered_ref]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), LAYERED_FILE_CONTENT);
-    let script = format!(
-        "test ! -e {LAYERED_WHITEOUT} && echo $URT_LAYERED $(pwd) && cat {LAYERED_FILE}"
-    );
+    let script =
+        format!("test ! -e {LAYERED_WHITEOUT} && echo $URT_LAYERED $(pwd) && cat {LAYERED_FILE}");
     let out = p.run(&["--rootfs", &layered_ref, "--", "sh", "-c", &script]);
     out.assert_code(0);
     assert_eq!(
@@ -292,6 +302,10 @@ fn an_index_gives_this_machines_platform_or_the_one_asked_for() {
     let out = p.run(&["images", "pull", "--platform", "linux/arm64", &reference]);
     out.assert_code(0);
     assert_eq!(p.entries("images").len(), 2, "{}", text(&out));
+    // The reference now names the arm64 image; a run here takes this machine's again.
+    let out = p.run(&["--rootfs", &reference]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "amd64\n");
     // None that fits: the error lists those there are.
     let out = p.run(&["images", "pull", "--platform", "linux/s390x", &reference]);
     out.assert_code(125);
@@ -309,12 +323,10 @@ fn zstd_layers_and_references_by_digest_work() {
     let p = Puller::public();
     let dir = TempDir::new("pull-zstd");
     let small = oci::small_image(&dir);
-    let pushed = p.registry.push(&small.path, "small:zstd", Compression::Zstd);
-    let by_digest = format!(
-        "docker://{}/small@{}",
-        p.registry.address(),
-        pushed.digest
-    );
+    let pushed = p
+        .registry
+        .push(&small.path, "small:zstd", Compression::Zstd);
+    let by_digest = format!("docker://{}/small@{}", p.registry.address(), pushed.digest);
     let out = p.run(&["--rootfs", &by_digest]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "amd64\n");
@@ -357,7 +369,9 @@ fn a_pull_continues_what_an_interrupted_one_downloaded() {
     require_root();
     let p = Puller::public();
     let image = oci::debian_image();
-    let pushed = p.registry.push(&image.path, "debian:bookworm", Compression::Gzip);
+    let pushed = p
+        .registry
+        .push(&image.path, "debian:bookworm", Compression::Gzip);
     let blob = &pushed.layers[0];
     // A connection dropped mid-blob: the same pull continues with a Range request.
     p.registry.interrupt_next_get(&blob.digest, blob.size / 3);
@@ -372,7 +386,9 @@ fn a_pull_continues_what_an_interrupted_one_downloaded() {
         .filter_map(|r| r.range)
         .collect();
     assert!(
-        ranges.iter().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
+        ranges
+            .iter()
+            .any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
         "{ranges:?}: {}",
         text(&out)
     );
@@ -405,8 +421,11 @@ fn a_pull_continues_what_an_interrupted_one_downloaded() {
 fn killed_pulls_leave_nothing_that_a_later_run_uses() {
     require_root();
     let p = Puller::public();
-    p.registry
-        .push(&oci::debian_image().path, "debian:bookworm", Compression::Gzip);
+    p.registry.push(
+        &oci::debian_image().path,
+        "debian:bookworm",
+        Compression::Gzip,
+    );
     let reference = p.registry.reference("debian:bookworm");
     for delay_ms in [50, 150, 300, 600, 1000] {
         let dir = TempDir::new("pull-kill");
@@ -497,7 +516,12 @@ fn bad_references_and_unreachable_registries_are_said_clearly() {
     let out = p.run(&["images", "pull", &p.registry.reference("missing:1")]);
     out.assert_code(125);
     assert!(out.stderr_text().contains("missing"), "{}", text(&out));
-    let out = p.run(&["--pull", "never", "--rootfs", &p.registry.reference("missing:1")]);
+    let out = p.run(&[
+        "--pull",
+        "never",
+        "--rootfs",
+        &p.registry.reference("missing:1"),
+    ]);
     out.assert_code(125);
     assert!(out.stderr_text().contains("--pull never"), "{}", text(&out));
 }

@@ -95,10 +95,12 @@ fn pull_image(
     args: &PullArgs,
 ) -> Result<(), RunError> {
     if !pull::is_reference(reference) {
-        return Err(RunError::new(format!("`{reference}` is not an image reference")).with_hint(
-            "give [docker://]HOST[:PORT]/NAME[:TAG][@sha256:DIGEST] or a short name such as \
+        return Err(
+            RunError::new(format!("`{reference}` is not an image reference")).with_hint(
+                "give [docker://]HOST[:PORT]/NAME[:TAG][@sha256:DIGEST] or a short name such as \
              debian:bookworm; `images import FILE` stores an image file",
-        ));
+            ),
+        );
     }
     let pulling = Pulling::from_args(args)?;
     let plan = mapping::plan_for_caller(MapMode::Auto)?;

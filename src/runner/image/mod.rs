@@ -508,6 +508,7 @@ fn extract_source(
         ids: layout,
         layers: Vec::new(),
         manifest: None,
+        platform: None,
     })
 }
 
@@ -667,6 +668,7 @@ mod tests {
             ids,
             layers: Vec::new(),
             manifest: None,
+            platform: None,
         }
     }
 

@@ -246,6 +246,16 @@ struct ConfigFile {
 }
 
 #[derive(Deserialize)]
+struct PlatformOfConfig {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct LayersOfConfig {
     rootfs: RootfsOfConfig,
 }
@@ -389,6 +399,18 @@ pub(super) fn runtime_config(bytes: &[u8]) -> Result<ImageConfig, String> {
     })
 }
 
+/// An image's platform as its configuration says, `os/architecture[/variant]`; None if it says none.
+pub(super) fn platform_of(bytes: &[u8]) -> Option<String> {
+    let config: PlatformOfConfig = serde_json::from_slice(bytes).ok()?;
+    if config.os.is_empty() || config.architecture.is_empty() {
+        return None;
+    }
+    Some(match config.variant.filter(|v| !v.is_empty()) {
+        Some(variant) => format!("{}/{}/{variant}", config.os, config.architecture),
+        None => format!("{}/{}", config.os, config.architecture),
+    })
+}
+
 /// The digests (hex) of an image's uncompressed layers, the base first, from its configuration.
 pub(super) fn diff_ids(bytes: &[u8]) -> Result<Vec<String>, String> {
     let config: LayersOfConfig = json(bytes, "the image configuration")?;
@@ -415,7 +437,8 @@ mod tests {
     fn diff_ids_come_from_the_configuration_in_order() {
         let a = "a".repeat(64);
         let b = "B".repeat(64);
-        let config = format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{a}","sha256:{b}"]}}}}"#);
+        let config =
+            format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{a}","sha256:{b}"]}}}}"#);
         assert_eq!(diff_ids(config.as_bytes()), Ok(vec![a, "b".repeat(64)]));
         assert!(diff_ids(br#"{"rootfs":{"type":"layers","diff_ids":["md5:00"]}}"#).is_err());
         assert!(diff_ids(br#"{"rootfs":{"type":"other","diff_ids":[]}}"#).is_err());

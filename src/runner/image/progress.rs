@@ -44,7 +44,11 @@ impl Progress {
             true => {
                 let _ = writeln!(err, "\r\x1b[K{line}");
                 let done = self.done.load(Ordering::Relaxed);
-                let _ = write!(err, "{}", render(&self.label, done, self.total, self.started.elapsed()));
+                let _ = write!(
+                    err,
+                    "{}",
+                    render(&self.label, done, self.total, self.started.elapsed())
+                );
             }
             false => {
                 let _ = writeln!(err, "{line}");

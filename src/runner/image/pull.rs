@@ -17,8 +17,8 @@ use super::registry::{
 };
 use super::store::{self, ImageRecord, Store};
 use super::{extract, format, layout_of, now, oci, progress::Progress, remove_path, stream};
-pub use crate::runner::cli::PullPolicy;
 use crate::runner::cli::PullArgs;
+pub use crate::runner::cli::PullPolicy;
 use crate::runner::error::RunError;
 use crate::runner::mapping::MapPlan;
 use crate::runner::userns;
@@ -88,13 +88,21 @@ pub fn pull(
         false => conf.resolve(text).map_err(|e| bad_reference(given, e))?,
     };
     let layout = layout_of(ids);
+    // A stored copy counts for this pull if it is of the platform asked for.
     let stored = candidates.iter().find_map(|reference| {
         let digest = store.find_reference(&reference.to_string())?;
         let record = store.record(&digest)?;
         Some((reference, digest, record))
     });
+    let fits = |record: &ImageRecord| {
+        record.platform.as_deref().is_none_or(|p| {
+            Platform::parse(p).is_ok_and(|p| request.options.platform.rank(&p).is_some())
+        })
+    };
     match (request.policy, &stored) {
-        (PullPolicy::Missing, Some((_, digest, record))) if record.ids == layout => {
+        (PullPolicy::Missing, Some((_, digest, record)))
+            if record.ids == layout && fits(record) =>
+        {
             return Ok(digest.clone());
         }
         (PullPolicy::Never, Some((_, digest, _))) => return Ok(digest.clone()),
@@ -119,6 +127,7 @@ pub fn pull(
         if let (PullPolicy::Newer, Some((known, digest, record))) = (request.policy, &stored)
             && known.to_string() == reference.to_string()
             && record.ids == layout
+            && fits(record)
             && record.manifest.is_some()
             && client.manifest_digest()? == record.manifest
         {
@@ -206,7 +215,10 @@ fn store_image(
         .lock_layers(false)
         .map_err(|e| RunError::sys("cannot lock the image store's layers", e))?;
     // A layer's files have the owners its map gave them: each map has its own copy.
-    let keys: Vec<String> = diff_ids.iter().map(|d| store::layer_key(d, layout)).collect();
+    let keys: Vec<String> = diff_ids
+        .iter()
+        .map(|d| store::layer_key(d, layout))
+        .collect();
     let wanted: Vec<Wanted<'_>> = image
         .layers
         .iter()
@@ -238,6 +250,7 @@ fn store_image(
         ids: layout,
         layers: keys.clone(),
         manifest: Some(image.manifest_digest.clone()),
+        platform: oci::platform_of(&image.config),
     };
     let temp = store.temp_dir("pull", true).map_err(|e| {
         RunError::sys(
@@ -428,14 +441,11 @@ fn extract_layer(store: &Store, file: &File, layer: &Wanted<'_>) -> Result<(), R
             offset: 0,
             len,
         };
-        let (applied, digests) = stream::hashed_both(
-            region,
-            compression,
-            &Progress::silent(),
-            true,
-            |r| extractor.apply(r),
-        )
-        .map_err(RunError::of)?;
+        let (applied, digests) =
+            stream::hashed_both(region, compression, &Progress::silent(), true, |r| {
+                extractor.apply(r)
+            })
+            .map_err(RunError::of)?;
         applied.map_err(RunError::of)?;
         let digests = digests.ok_or_else(|| RunError::new("the layer could not be read"))?;
         let content = stream::hex(&digests.content);

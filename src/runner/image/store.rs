@@ -64,9 +64,13 @@ pub struct ImageRecord {
     /// by an overlay; empty for an image extracted into one tree.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<String>,
-    /// The digest of the manifest a pulled image came from.
+    /// The digest of the manifest a pulled image came from (of the index, for a multi-platform
+    /// image: what the registry's tag names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<String>,
+    /// A pulled image's platform, `os/architecture[/variant]` as its configuration says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 pub struct Store {
@@ -522,6 +526,7 @@ mod tests {
             ids: IdLayout::Full,
             layers: Vec::new(),
             manifest: None,
+            platform: None,
         }
     }
 

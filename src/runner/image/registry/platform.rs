@@ -96,7 +96,7 @@ impl Platform {
     /// Whether an entry's platform is this one's os and architecture with an accepted variant, and
     /// how good a fit it is (0 best). Without a variant of our own, an architecture whose variants
     /// are not CPU levels accepts any entry variant, last.
-    pub(super) fn rank(&self, entry: &Platform) -> Option<usize> {
+    pub(crate) fn rank(&self, entry: &Platform) -> Option<usize> {
         if entry.os != self.os || entry.architecture != self.architecture {
             return None;
         }
