@@ -26,6 +26,21 @@ impl Store {
         sandbox
             .env
             .push(("XDG_DATA_HOME".into(), dir.path().to_str().unwrap().into()));
+        // A name that is not stored is then tried as a registry's (docker.io's): blocked here, so
+        // that no test sends anything off the machine.
+        let config = dir.path().join("config");
+        fs::create_dir_all(config.join("containers")).unwrap();
+        fs::write(
+            config.join("containers/registries.conf"),
+            "unqualified-search-registries = []\n[[registry]]\nlocation = \"docker.io\"\nblocked = true\n",
+        )
+        .unwrap();
+        for path in [config.clone(), config.join("containers")] {
+            give_to(alice(), &path);
+        }
+        sandbox
+            .env
+            .push(("XDG_CONFIG_HOME".into(), config.to_str().unwrap().into()));
         Store { dir, sandbox }
     }
 

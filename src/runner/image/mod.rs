@@ -238,7 +238,21 @@ fn stored_by_reference(
     }
     match pulling {
         Some(pulling) if pull::is_reference(text) => {
-            let digest = pull::pull(&store, text, pulling, ids)?;
+            let digest = pull::pull(&store, text, pulling, ids).map_err(|e| {
+                match text.starts_with("docker://") || registry::Reference::is_fully_qualified(text) {
+                    true => e,
+                    // A short name may as well have been a mistyped path or image name.
+                    false => {
+                        let hint = e.hint.clone().unwrap_or_else(|| hint.to_string());
+                        RunError::new(format!(
+                            "{}, and as an image of a registry: {}",
+                            missing().message,
+                            e.message
+                        ))
+                        .with_hint(hint)
+                    }
+                }
+            })?;
             stored(&store, &digest, name, ids)
         }
         _ => Err(missing()),
