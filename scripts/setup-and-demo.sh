@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds unshare-run, installs it with the setuid helpers under $PREFIX (default /usr/local), and runs
 # containers as an unprivileged user with the full subordinate map: one on the host's files that gives
-# a file to uid 1000, and a Debian bookworm one (debootstrap's minbase, made once and cached) that
-# apt-installs and runs `hello`.
+# a file to uid 1000, and a Debian bookworm one (docker.io's image, or mmdebstrap's minbase made
+# through our helpers where docker.io is not reachable) that apt-installs and runs `hello`.
 # Run as root: sudo scripts/setup-and-demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,27 +57,11 @@ if [ -z "$user" ] || [ "$user" = root ] || ! grep -qE "^($user|$(id -u "$user"))
 fi
 trap '[ -n "$fixture" ] && rm -rf "$fixture"' EXIT
 
-# A Debian root filesystem, as a tarball that unshare-run imports into the user's image store in the
-# user's mapped namespace, every owner kept. Made once with debootstrap (about a minute), then cached;
-# the test suite's copy serves if it is there.
-cache=/var/cache/unshare-run-demo
-tarball=$cache/bookworm-minbase.tar
-if [ -f /var/cache/unshare-run-tests/bookworm-minbase.tar ] && [ ! -f "$tarball" ]; then
-    install -D -m 0644 /var/cache/unshare-run-tests/bookworm-minbase.tar "$tarball"
-fi
-if [ ! -f "$tarball" ]; then
-    command -v debootstrap >/dev/null || { apt-get update -qq; apt-get install -y -qq debootstrap >/dev/null; }
-    echo "== debootstrap --variant=minbase bookworm (once; cached in $cache)"
-    install -d -m 0755 "$cache"
-    work=$(mktemp -d "$cache/make.XXXXXX")
-    debootstrap --variant=minbase bookworm "$work/root" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}" >/dev/null
-    # Device nodes stay out: nobody can create them in a user namespace, and containers get a /dev.
-    tar --numeric-owner --exclude='./dev/*' -C "$work/root" -cf "$work/rootfs.tar" .
-    chmod 0644 "$work/rootfs.tar"
-    mv "$work/rootfs.tar" "$tarball"
-    rm -rf "$work"
-fi
-
+# The Debian container: docker.io's debian:bookworm, pulled into the user's image store, when the
+# registry is reachable; otherwise a minbase root filesystem that mmdebstrap makes as the user through
+# our helpers (its unshare mode runs newuidmap/newgidmap from PATH: $PREFIX/bin's), made once and kept
+# in the user's ~/.cache. Either way unshare-run stores it with every owner kept.
+command -v mmdebstrap >/dev/null || { apt-get update -qq; apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }
 # As the user: a container on the host filesystem with every range of the user mapped; inside, a file
 # is given to uid 1000, which only a full map allows. Then the Debian one: apt drops to its _apt user
 # and dpkg gives files to root and others, which only a full map allows (--ephemeral: the stored image
@@ -85,10 +69,24 @@ fi
 demo='set -e
 echo "outside: $(id)"
 unshare-run --tmpfs /mnt -- sh -c "echo \"inside:  \$(id)\"; echo uid_map:; cat /proc/self/uid_map; echo gid_map:; cat /proc/self/gid_map; touch /mnt/f; chown 1000:1000 /mnt/f; echo \"chown 1000:1000 inside: \$(stat -c %u:%g /mnt/f)\""
-echo "== Debian bookworm: apt-get install hello"
-unshare-run --rootfs "$1" --ephemeral -- sh -c "apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello"'
+echo "== Debian bookworm"
+if timeout 120 unshare-run images pull --quiet docker.io/library/debian:bookworm >/dev/null 2>&1; then
+    image=docker.io/library/debian:bookworm
+    echo "   from docker.io (unshare-run images pull)"
+else
+    image=$HOME/.cache/unshare-run-demo/bookworm-minbase.tar
+    echo "   docker.io is not reachable: a root filesystem made with mmdebstrap through our helpers"
+    if [ ! -f "$image" ]; then
+        mkdir -p "$(dirname "$image")"
+        echo "   mmdebstrap --mode=unshare --variant=minbase bookworm (once, about a minute; kept in ~/.cache)"
+        mmdebstrap --quiet --mode=unshare --variant=minbase bookworm "$image.partial.tar" "${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+        mv "$image.partial.tar" "$image"
+    fi
+fi
+echo "== apt-get install hello, in --rootfs $image"
+unshare-run --rootfs "$image" --ephemeral -- sh -c "apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello"'
 home=$(getent passwd "$user" | cut -d: -f6)
-run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env HOME="$home" PATH="$PREFIX/bin:/usr/bin:/bin" sh -c "$demo" demo "$tarball")
+run_as_user=(setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- env HOME="$home" PATH="$PREFIX/bin:/usr/bin:/bin" sh -c "$demo" demo)
 echo "== demo"
 if [ -n "$fixture" ]; then
     unshare --mount --propagation private -- sh -c \

@@ -239,7 +239,8 @@ fn stored_by_reference(
     match pulling {
         Some(pulling) if pull::is_reference(text) => {
             let digest = pull::pull(&store, text, pulling, ids).map_err(|e| {
-                match text.starts_with("docker://") || registry::Reference::is_fully_qualified(text) {
+                match text.starts_with("docker://") || registry::Reference::is_fully_qualified(text)
+                {
                     true => e,
                     // A short name may as well have been a mistyped path or image name.
                     false => {

@@ -134,12 +134,21 @@ pub(super) fn lookup(
     let default = [AUTH_FILES.to_string()];
     let helpers = helpers.filter(|h| !h.is_empty()).unwrap_or(&default);
     let mut found = Found::default();
+    // A file named by --authfile or REGISTRY_AUTH_FILE must be readable; the usual places need not
+    // be (a root-owned /run/containers keeps another user out of /run/containers/UID).
+    let named = authfile.is_some() || env.registry_auth_file.is_some();
     for helper in helpers {
         if helper == AUTH_FILES {
             for (file, legacy) in auth_files(env, authfile) {
-                if let Some((credentials, source)) =
-                    lookup_in_file(env, &file, legacy, registry, repository, &mut found.read)?
-                {
+                if let Some((credentials, source)) = lookup_in_file(
+                    env,
+                    &file,
+                    legacy,
+                    named,
+                    registry,
+                    repository,
+                    &mut found.read,
+                )? {
                     found.credentials = Some(credentials);
                     found.source = Some(source);
                     return Ok(found);
@@ -166,6 +175,7 @@ fn lookup_in_file(
     env: &Environment,
     file: &Path,
     legacy: bool,
+    named: bool,
     registry: &str,
     repository: &str,
     read: &mut Vec<PathBuf>,
@@ -180,6 +190,7 @@ fn lookup_in_file(
         {
             return Ok(None);
         }
+        Err(e) if !named && e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
         Err(e) => return Err(RunError::sys(format!("cannot read {}", file.display()), e)),
     };
     read.push(file.to_path_buf());
