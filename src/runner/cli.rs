@@ -172,8 +172,10 @@ apt-get install, su, chown to any mapped id. With --map keep-id your own uid and
 inside instead, with all of your ranges around them: files of yours bound in stay yours, and the command \
 runs as you (--user 0 is root inside, for apt); a root filesystem without an entry for you shows one.\n\n\
 With --rootfs the command runs in that root filesystem (with fresh /proc, /dev, /sys and /tmp): a \
-directory, or an image file that is imported once into your image store (~/.local/share/unshare-run; \
-tarballs compressed or not, OCI and Docker image archives). --ephemeral keeps the root filesystem \
+directory, an image file that is imported once into your image store (~/.local/share/unshare-run; \
+tarballs compressed or not, OCI and Docker image archives), or an image of a registry, pulled once \
+(debian:bookworm, quay.io/NAME:TAG; layers shared between images, checked against their digests, \
+resumed after an interruption). --ephemeral keeps the root filesystem \
 unchanged; `unshare-run images` lists and removes stored images. Without --rootfs the command sees the host's files with ids mapped (\"host mode\"), which is how you remove or \
 chown trees that belong to your subordinate ids.\n\n\
 The same executable is also newuidmap and newgidmap when called by those names.",
@@ -181,6 +183,7 @@ The same executable is also newuidmap and newgidmap when called by those names."
 unshare-run -- cat /proc/self/uid_map          your full map, in host mode\n  \
 unshare-run -- rm -rf ~/rootfs                 remove files owned by subordinate ids\n  \
 unshare-run -- tar -xpf rootfs.tar --numeric-owner -C ~/rootfs\n  \
+unshare-run --rootfs debian:bookworm -- sh -c 'apt-get update && apt-get install -y hello'\n  \
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
 unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
 unshare-run --map keep-id --rootfs ~/rootfs --bind ~/src:/src -- make   you, on your files\n  \
