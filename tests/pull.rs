@@ -647,3 +647,39 @@ fn ephemeral_and_overlay_runs_of_a_pulled_image_leave_its_layers_as_they_were() 
     let out = p.run(&["--rootfs", &reference, "--", "cat", "/etc/urt-written"]);
     assert_eq!(out.stdout_text(), "w\n");
 }
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_full_disk_fails_the_pull_with_what_to_do_and_stores_nothing_half_made() {
+    require_root();
+    let mut p = Puller::public();
+    p.registry.push(
+        &oci::debian_image().path,
+        "debian:bookworm",
+        Compression::Gzip,
+    );
+    // A store on a filesystem of 40 MiB: the layer (91 MiB compressed) does not fit.
+    let data = p.home.path().join("data");
+    fs::create_dir(&data).unwrap();
+    p.sandbox.setup = format!(
+        "mount -t tmpfs -o size=40m,uid={},gid={},mode=0700 tmpfs {}",
+        alice().uid,
+        alice().gid,
+        data.display()
+    );
+    let store = data.join("unshare-run");
+    let probe = format!(
+        "{} images pull {} ; echo status=$?; echo images=$(ls -A {s}/images | wc -l) \
+         layers=$(ls -A {s}/layers | wc -l)",
+        install().runner(),
+        p.registry.reference("debian:bookworm"),
+        s = store.display()
+    );
+    let out = p.sandbox.run_as(alice(), &["sh", "-c", &probe]);
+    let said = text(&out);
+    assert!(said.contains("status=125"), "{said}");
+    assert!(said.contains("is full"), "{said}");
+    assert!(said.contains("images rm"), "{said}");
+    // Inside the sandbox, where the tmpfs is: no image and no layer, half-made or not.
+    assert!(said.contains("images=0 layers=0"), "{said}");
+}

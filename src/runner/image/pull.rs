@@ -295,12 +295,24 @@ fn store_image(
         let _ = fs::remove_dir_all(&temp.path);
     }
     temp.release();
-    job.map_err(|e| e.context(format!("cannot pull {name}")))?;
+    job.map_err(|e| out_of_space(e, store).context(format!("cannot pull {name}")))?;
     set_reference(store, &name, &digest)?;
     if !quiet {
         eprintln!("unshare-run: stored {name} as {}", &digest[..12]);
     }
     Ok(digest)
+}
+
+/// A full disk (or quota) says where and what to do.
+fn out_of_space(error: RunError, store: &Store) -> RunError {
+    match error.errno {
+        Some(nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT) => error.with_hint(format!(
+            "the filesystem of the image store ({}) is full: free space, or remove images with \
+             `unshare-run images rm`; the next pull continues the downloads kept in partial/",
+            store.root.display()
+        )),
+        _ => error,
+    }
 }
 
 fn set_reference(store: &Store, name: &str, digest: &str) -> Result<(), RunError> {
