@@ -13,6 +13,8 @@ pub struct Progress {
     label: String,
     total: u64,
     done: AtomicU64,
+    /// Parts counted on their own as well (a pull's layers): a name, bytes done, bytes in all.
+    parts: Vec<(String, AtomicU64, u64)>,
     started: Instant,
     /// Milliseconds after `started` of the last redraw.
     drawn_at: AtomicU64,
@@ -44,11 +46,7 @@ impl Progress {
             true => {
                 let _ = writeln!(err, "\r\x1b[K{line}");
                 let done = self.done.load(Ordering::Relaxed);
-                let _ = write!(
-                    err,
-                    "{}",
-                    render(&self.label, done, self.total, self.started.elapsed())
-                );
+                let _ = write!(err, "{}", self.line(done, self.started.elapsed()));
             }
             false => {
                 let _ = writeln!(err, "{line}");
@@ -57,10 +55,30 @@ impl Progress {
         let _ = err.flush();
     }
 
+    /// Progress over parts (name, bytes) whose sum is the total; the line shows the unfinished ones.
+    pub fn of_parts_on_terminal(label: impl Into<String>, parts: Vec<(String, u64)>) -> Progress {
+        let total = parts.iter().map(|(_, n)| n).sum();
+        let mut progress = Progress::on_terminal(label, total);
+        progress.parts = parts
+            .into_iter()
+            .map(|(name, total)| (name, AtomicU64::new(0), total))
+            .collect();
+        progress
+    }
+
+    /// `bytes` more of part `part` (and of the total).
+    pub fn advance_part(&self, part: usize, bytes: u64) {
+        if let Some((_, done, _)) = self.parts.get(part) {
+            done.fetch_add(bytes, Ordering::Relaxed);
+        }
+        self.advance(bytes);
+    }
+
     fn new(label: String, total: u64, visible: bool) -> Progress {
         Progress {
             label,
             total,
+            parts: Vec::new(),
             done: AtomicU64::new(0),
             started: Instant::now(),
             drawn_at: AtomicU64::new(0),
@@ -87,8 +105,20 @@ impl Progress {
         }
     }
 
+    /// The total's line, then each part under way as `name NN%`.
+    fn line(&self, done: u64, elapsed: Duration) -> String {
+        let mut line = render(&self.label, done, self.total, elapsed);
+        for (name, part_done, part_total) in &self.parts {
+            let part_done = part_done.load(Ordering::Relaxed);
+            if part_done > 0 && part_done < *part_total {
+                line.push_str(&format!("  {name} {}%", part_done * 100 / part_total));
+            }
+        }
+        line
+    }
+
     fn draw(&self, done: u64, elapsed: Duration) {
-        let line = render(&self.label, done, self.total, elapsed);
+        let line = self.line(done, elapsed);
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[K{line}");
         let _ = err.flush();
@@ -147,6 +177,21 @@ mod tests {
             line,
             "importing x [############------------] 50.0/100.0 MiB  25.0 MiB/s  0:02 left"
         );
+    }
+
+    #[test]
+    fn the_parts_under_way_follow_the_total() {
+        let mut progress = Progress::hidden(0);
+        progress.total = 300;
+        progress.parts = ["a1b2", "c3d4", "e5f6"]
+            .map(|n| (n.to_string(), AtomicU64::new(0), 100))
+            .into();
+        progress.advance_part(0, 100);
+        progress.advance_part(1, 25);
+        progress.advance_part(7, 1);
+        assert_eq!(progress.done.load(Ordering::Relaxed), 126);
+        let line = progress.line(126, Duration::from_secs(1));
+        assert!(line.ends_with("left  c3d4 25%"), "{line}");
     }
 
     #[test]

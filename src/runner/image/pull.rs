@@ -259,9 +259,21 @@ fn store_image(
         )
     })?;
     let job = userns::run_job(ids, || {
+        let parts = wanted
+            .iter()
+            .map(|w| {
+                (
+                    hex_of(&w.descriptor.digest)[..12].to_string(),
+                    w.descriptor.size,
+                )
+            })
+            .collect();
         let progress = match quiet {
             true => None,
-            false => Some(Progress::on_terminal(format!("pulling {name}"), total)),
+            false => Some(Progress::of_parts_on_terminal(
+                format!("pulling {name}"),
+                parts,
+            )),
         };
         fetch_layers(store, client, &wanted, progress.as_ref())?;
         if let Some(progress) = &progress {
@@ -355,7 +367,7 @@ fn fetch_layers(
                         let Some(layer) = wanted.get(i) else {
                             return Ok(());
                         };
-                        obtain_layer(store, client, layer, progress)?;
+                        obtain_layer(store, client, layer, i, progress)?;
                     }
                 })
             })
@@ -378,6 +390,7 @@ fn obtain_layer(
     store: &Store,
     client: &Client,
     layer: &Wanted<'_>,
+    part: usize,
     progress: Option<&Progress>,
 ) -> Result<(), RunError> {
     let descriptor = layer.descriptor;
@@ -408,7 +421,7 @@ fn obtain_layer(
         }
         let advance = |n: u64| {
             if let Some(p) = progress {
-                p.advance(n)
+                p.advance_part(part, n)
             }
         };
         if let Err(e) = client.fetch_blob(descriptor, &mut file, &advance) {
