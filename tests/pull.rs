@@ -440,7 +440,7 @@ fn a_pull_continues_what_an_interrupted_one_downloaded() {
 fn killed_pulls_leave_nothing_that_a_later_run_uses() {
     require_root();
     let p = Puller::public();
-    p.registry.push(
+    let pushed = p.registry.push(
         &oci::debian_image().path,
         "debian:bookworm",
         Compression::Gzip,
@@ -467,9 +467,29 @@ fn killed_pulls_leave_nothing_that_a_later_run_uses() {
             assert!(record.exists(), "{image} appeared without its record");
         }
     }
+    // A download that a kill cut short is continued where it stopped.
+    let blob = hex(&pushed.layers[0].digest).to_string();
+    let kept = fs::metadata(p.store().join("partial").join(&blob)).map_or(0, |m| m.len());
+    p.registry.reset_counts();
     let out = p.run(&["--rootfs", &reference, "--", "cat", "/etc/debian_version"]);
     out.assert_code(0);
     assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
+    let size = pushed.layers[0].size;
+    if kept > 0 {
+        let ranges: Vec<Option<String>> = p
+            .registry
+            .blob_log()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.digest.as_deref() == Some(&format!("sha256:{blob}")))
+            .map(|r| r.range)
+            .collect();
+        // All of it downloaded (the kill came during the extraction): nothing is asked again.
+        let expected = match kept < size {
+            true => vec![Some(format!("bytes={kept}-"))],
+            false => Vec::new(),
+        };
+        assert_eq!(ranges, expected, "{kept} of {size} bytes were kept");
+    }
     // What the killed pulls left in tmp/ is removed by the later ones.
     assert!(
         !processes_of(alice(), "unshare-run images pull"),
