@@ -140,6 +140,21 @@ impl Logins {
         })
     }
 
+    /// Logins in an environment of fixture directories under `dir` (home, runtime dir, system
+    /// root): for tests elsewhere, which must never read the real home.
+    #[cfg(test)]
+    pub(crate) fn in_fixture(dir: &Path, authfile: Option<PathBuf>) -> Logins {
+        let env = Environment {
+            home: Some(dir.join("home")),
+            config_home: Some(dir.join("home/.config")),
+            runtime_dir: Some(dir.join("run")),
+            system: dir.join("root"),
+            uid: 4242,
+            ..Environment::default()
+        };
+        Self::with_environment(env, authfile).unwrap()
+    }
+
     /// The file login writes and logout edits: --authfile, else $REGISTRY_AUTH_FILE, else podman's
     /// $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/UID/auth.json without it): the
     /// first file a pull reads, so that what login stores is what pulls use.
@@ -553,18 +568,11 @@ mod tests {
 
     /// An environment of fixture directories under `dir` (the real home is never read).
     fn fixture_env(dir: &Path) -> Environment {
-        Environment {
-            home: Some(dir.join("home")),
-            config_home: Some(dir.join("home/.config")),
-            runtime_dir: Some(dir.join("run")),
-            system: dir.join("root"),
-            uid: 4242,
-            ..Environment::default()
-        }
+        Logins::in_fixture(dir, None).env
     }
 
     fn logins(dir: &Path, authfile: Option<PathBuf>) -> Logins {
-        Logins::with_environment(fixture_env(dir), authfile).unwrap()
+        Logins::in_fixture(dir, authfile)
     }
 
     /// A registries.conf that marks the fake server insecure (it speaks plain http).

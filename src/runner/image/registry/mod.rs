@@ -18,8 +18,9 @@ mod platform;
 mod reference;
 mod tls;
 
+/// Also the login commands' tests use the fake registry.
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 pub(crate) use client::{Client, PullOptions, RemoteImage, Verdict};
 pub(crate) use conf::RegistriesConf;
