@@ -196,7 +196,7 @@ fn lookup_in_file(
     read.push(file.to_path_buf());
     let bad = |e: serde_json::Error| {
         RunError::new(format!("{} is not a credentials file: {e}", file.display()))
-            .with_hint("fix or remove it (podman login writes it again)")
+            .with_hint("fix or remove it (unshare-run login or podman login writes it again)")
     };
     let parsed: AuthFile = match legacy {
         // ~/.dockercfg is only the `auths` map.
@@ -304,7 +304,7 @@ fn decode(file: &Path, key: &str, entry: &AuthEntry) -> Result<Option<Credential
             file.display()
         ))
         .with_hint(format!(
-            "log in again (podman login {})",
+            "log in again (unshare-run login {})",
             normalised_host(key)
         ))
     };

@@ -1147,7 +1147,7 @@ impl Client {
                 };
                 Err(RunError::new(message).with_hint(hint).into())
             }
-            429 => Err(Failure::transient(RunError::new(format!("{subject}: the registry limits requests (429 Too Many Requests)")).with_hint("wait and pull again; logged-in users have higher limits on Docker Hub (podman login docker.io)"), retry_after)),
+            429 => Err(Failure::transient(RunError::new(format!("{subject}: the registry limits requests (429 Too Many Requests)")).with_hint("wait and pull again; logged-in users have higher limits on Docker Hub (unshare-run login docker.io)"), retry_after)),
             500..=599 => {
                 let said = registry_message(response);
                 Err(Failure::transient(RunError::new(format!("{subject}: the registry failed ({status}{said})")).with_hint("the registry has trouble: try again later"), retry_after))
@@ -1193,7 +1193,7 @@ impl Client {
             endpoint.reference.repository,
         ))
         .with_hint(format!(
-            "the repository may not exist, or be private: log in with `podman login {registry}` (or put an entry for {registry} in an auth.json, or pass --authfile FILE)"
+            "the repository may not exist, or be private: log in with `unshare-run login {registry}` (or podman login: both write podman's auth.json), or pass --authfile FILE"
         ))
     }
 }
@@ -1747,7 +1747,7 @@ mod tests {
             err.hint
                 .as_deref()
                 .unwrap()
-                .contains(&format!("podman login {}", server.authority()))
+                .contains(&format!("unshare-run login {}", server.authority()))
         );
         // A wrong password: the file that was read is named.
         std::fs::write(
