@@ -392,7 +392,10 @@ fn read_without_echo(tty: &mut File) -> Result<String, RunError> {
     use SpecialCharacterIndices::{VEOF, VERASE, VINTR, VKILL, VMIN, VQUIT, VTIME};
     let saved = termios::tcgetattr(tty.as_fd())
         .map_err(|e| RunError::sys("cannot read the terminal's settings", e))?;
-    let special = |index: SpecialCharacterIndices| saved.control_chars[index as usize];
+    // A special character set to 0 is switched off (_POSIX_VDISABLE), not NUL.
+    let special = |index: SpecialCharacterIndices| {
+        Some(saved.control_chars[index as usize]).filter(|&c| c != 0)
+    };
     let (interrupt, quit, end, erase, kill) = (
         special(VINTR),
         special(VQUIT),
@@ -425,17 +428,18 @@ fn read_without_echo(tty: &mut File) -> Result<String, RunError> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(RunError::sys("cannot read from the terminal", e)),
         }
+        let typed = Some(byte[0]);
         match byte[0] {
             b'\r' | b'\n' => break,
-            b if b == interrupt || b == quit => {
+            _ if typed == interrupt || typed == quit => {
                 return Err(
                     RunError::new("interrupted: nothing was stored").with_status(INTERRUPTED)
                 );
             }
-            b if b == end && secret.is_empty() => {
+            _ if typed == end && secret.is_empty() => {
                 return Err(RunError::new("no password given (end of input)"));
             }
-            b if b == erase || b == 0x7f || b == 0x08 => {
+            b if typed == erase || b == 0x7f || b == 0x08 => {
                 // One character: the bytes of a UTF-8 sequence go together.
                 while let Some(last) = secret.pop() {
                     if last & 0xc0 != 0x80 {
@@ -443,7 +447,7 @@ fn read_without_echo(tty: &mut File) -> Result<String, RunError> {
                     }
                 }
             }
-            b if b == kill => secret.clear(),
+            _ if typed == kill => secret.clear(),
             // Other control characters (^Z, ^S ...) are keys, not part of a password.
             b if b < 0x20 => {}
             b if secret.len() < MAX_ANSWER => secret.push(b),

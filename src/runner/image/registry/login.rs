@@ -457,8 +457,10 @@ fn serialise(root: &Map<String, Value>) -> Result<Vec<u8>, RunError> {
 /// file holds passwords).
 fn write_atomically(file: &Path, content: &[u8]) -> Result<(), RunError> {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let hint =
-        "set XDG_RUNTIME_DIR (a login session has it) or name a file of yours with --authfile FILE";
+    // The usual failure: no XDG_RUNTIME_DIR, and /run/containers is root's to make.
+    let hint = "the directory must be yours to write; without XDG_RUNTIME_DIR the default is \
+                /run/containers/UID: set XDG_RUNTIME_DIR (a login session has it) or name a file \
+                of yours with --authfile FILE";
     let dir = match file.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
