@@ -311,7 +311,10 @@ impl Client {
     /// credentials themselves; then `GET /v2/` with them. A registry that asks for nothing accepts
     /// anyone. Errors are failures to ask (network, TLS, the registry's own trouble), not refusals.
     pub(super) fn check_login(&self, username: &str, password: &str) -> Result<Verdict, RunError> {
-        let endpoint = &self.endpoints[0];
+        // A login's client has the registry as its one endpoint.
+        let endpoint = self.endpoints.last().ok_or_else(|| {
+            RunError::new(format!("no registry to log into for {}", self.reference))
+        })?;
         let base = self.retrying(|| self.base(endpoint))?;
         let Some(challenge) = lock(&endpoint.session).challenge.clone() else {
             return Ok(Verdict::Accepted);
