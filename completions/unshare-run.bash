@@ -22,6 +22,12 @@ _unshare__run() {
             unshare__run,images)
                 cmd="unshare__run__subcmd__images"
                 ;;
+            unshare__run,login)
+                cmd="unshare__run__subcmd__login"
+                ;;
+            unshare__run,logout)
+                cmd="unshare__run__subcmd__logout"
+                ;;
             unshare__run__subcmd__images,import)
                 cmd="unshare__run__subcmd__images__subcmd__import"
                 ;;
@@ -41,7 +47,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-q -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images"
+            opts="-q -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,6 +281,62 @@ _unshare__run() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__login)
+            opts="-u -p -h --authfile --username --password --password-stdin --tls-verify --get-login --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-verify)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__logout)
+            opts="-a -h --authfile --all --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --authfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -69,6 +69,8 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -s h -l help -d 'P
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s V -l version -d 'Print version'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "doctor" -d 'Check that you can start containers with your full id map here, and say what to fix'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "images" -d 'List, import and remove the images in your image store'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "login" -d 'Log in to a container registry: check the credentials there and keep them for pulls (as podman login)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "logout" -d 'Log out of a container registry: remove its credentials from the auth file (as podman logout)'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "list" -d 'List stored images (the default)'
@@ -90,3 +92,14 @@ false\t''"
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -s q -l quiet -d 'Say nothing while pulling (errors are still said)'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -l authfile -d 'The auth file to write (and the only one read), instead of $XDG_RUNTIME_DIR/containers/auth.json. REGISTRY_AUTH_FILE does the same' -r -F
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -s u -l username -d 'The username (asked for on the terminal when not given)' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -s p -l password -d 'The password. Others can see it in `ps` and your shell\'s history: prefer --password-stdin, or the question on the terminal' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -l tls-verify -d '--tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a registry you trust on a network you trust (better: its CA in ~/.config/containers/certs.d/HOST:PORT/ca.crt)' -r -f -a "true\t''
+false\t''"
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -l password-stdin -d 'Read the password from stdin (its lines joined; needs --username)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -l get-login -d 'Print the username stored for REGISTRY (exit 125 when there is none), and do nothing else'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -l authfile -d 'The auth file to edit (it must exist), instead of $XDG_RUNTIME_DIR/containers/auth.json. REGISTRY_AUTH_FILE does the same' -r -F
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -s a -l all -d 'Remove the credentials of every registry in the file'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -190,6 +190,7 @@ unshare-run --map keep-id --rootfs ~/rootfs --bind ~/src:/src -- make   you, on 
 unshare-run --rootfs bookworm.tar.zst --name bookworm -- true   import once, by name later\n  \
 unshare-run --rootfs bookworm --ephemeral -- apt-get install -y hello\n  \
 unshare-run images                             list stored images (images rm NAME removes one)\n  \
+unshare-run login quay.io                      credentials for private images (logout forgets them)\n  \
 unshare-run doctor                             what to fix when containers will not start\n\n\
 Exit status: the command's status; 128+N when it was killed by signal N; 125 when unshare-run itself \
 failed; 126 when the command cannot be executed; 127 when it was not found.\n\n\

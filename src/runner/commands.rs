@@ -1,7 +1,8 @@
 //! The runner's command table, as `applets` is the binary's: the first argument picks a verb
-//! (`doctor`, `images`, the holder's hidden one), anything else is a container run. Each entry's clap
-//! definition parses its arguments and also makes its man page and the shell completions, so the
-//! three cannot drift apart. A new verb (pull, exec, ps, stop ...) is one more entry.
+//! (`doctor`, `images`, `login`, `logout`, the holder's hidden one), anything else is a container
+//! run. Each entry's clap definition parses its arguments and also makes its man page and the
+//! shell completions, so the three cannot drift apart. A new verb (exec, ps, stop ...) is one more
+//! entry.
 //!
 //! A host command that has a verb's name runs after `--` (`unshare-run -- doctor`).
 
@@ -46,6 +47,18 @@ pub const VERBS: &[Verb] = &[
         hidden: false,
         definition: image::commands::ImagesCli::command,
         run: image::commands::main,
+    },
+    Verb {
+        name: "login",
+        hidden: false,
+        definition: image::login::LoginCli::command,
+        run: image::login::login_main,
+    },
+    Verb {
+        name: "logout",
+        hidden: false,
+        definition: image::login::LogoutCli::command,
+        run: image::login::logout_main,
     },
     Verb {
         name: holder::SERVE_ARG,
@@ -219,7 +232,15 @@ mod tests {
         let (verb, rest) = select(&images);
         assert_eq!((verb.name, rest.len()), ("images", 2));
         assert_eq!(select(&args(&["doctor"])).0.name, "doctor");
-        for run in [&["--", "doctor"][..], &["--rootfs", "images"], &["ls"], &[]] {
+        assert_eq!(select(&args(&["login", "quay.io"])).0.name, "login");
+        assert_eq!(select(&args(&["logout", "--all"])).0.name, "logout");
+        for run in [
+            &["--", "doctor"][..],
+            &["--", "login"],
+            &["--rootfs", "images"],
+            &["ls"],
+            &[],
+        ] {
             let run_args = args(run);
             let (verb, rest) = select(&run_args);
             assert_eq!((verb.name, rest.len()), ("unshare-run", run.len()));

@@ -5,11 +5,12 @@
 //!
 //! `format` tells what a file is, `stream` reads it on a second thread, `extract` writes it safely,
 //! `oci` reads image layouts, `progress` draws the bar, `commands` is `unshare-run images`,
-//! `registry` pulls from registries.
+//! `registry` pulls from registries, `login` is `unshare-run login` and `logout`.
 
 pub mod commands;
 mod extract;
 mod format;
+pub mod login;
 mod oci;
 mod progress;
 pub mod pull;

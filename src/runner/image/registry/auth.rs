@@ -15,9 +15,9 @@ use super::reference::DOCKER_HUB;
 use crate::runner::error::RunError;
 
 /// The name registries.conf's `credential-helpers` gives the auth files.
-const AUTH_FILES: &str = "containers-auth.json";
+pub(super) const AUTH_FILES: &str = "containers-auth.json";
 /// Docker Hub's other names in auth files; docker login writes the first.
-const DOCKER_HUB_KEYS: &[&str] = &[
+pub(super) const DOCKER_HUB_KEYS: &[&str] = &[
     "https://index.docker.io/v1/",
     "index.docker.io",
     "registry-1.docker.io",
@@ -196,7 +196,7 @@ fn lookup_in_file(
     read.push(file.to_path_buf());
     let bad = |e: serde_json::Error| {
         RunError::new(format!("{} is not a credentials file: {e}", file.display()))
-            .with_hint("fix or remove it (podman login writes it again)")
+            .with_hint("fix or remove it (unshare-run login or podman login writes it again)")
     };
     let parsed: AuthFile = match legacy {
         // ~/.dockercfg is only the `auths` map.
@@ -217,10 +217,13 @@ fn lookup_in_file(
             .map(|c| (c, format!("docker-credential-{helper}"))));
     }
     let decoded = |key: &str, entry: &AuthEntry| decode(file, key, entry);
-    // Exact keys, most specific first: host/ns/repo, host/ns, host (and Docker Hub's names).
+    // Exact keys, most specific first: host/ns/repo, host/ns, host (and Docker Hub's names). No
+    // repository (a login's question about the registry itself): the host's keys only.
     let mut exact: Vec<String> = Vec::new();
     let mut path = format!("{registry}/{repository}");
-    while let Some((parent, _)) = path.rsplit_once('/') {
+    while let Some((parent, _)) = path.rsplit_once('/')
+        && !repository.is_empty()
+    {
         exact.push(path.clone());
         path = parent.to_string();
     }
@@ -301,7 +304,7 @@ fn decode(file: &Path, key: &str, entry: &AuthEntry) -> Result<Option<Credential
             file.display()
         ))
         .with_hint(format!(
-            "log in again (podman login {})",
+            "log in again (unshare-run login {})",
             normalised_host(key)
         ))
     };

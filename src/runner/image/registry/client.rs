@@ -100,14 +100,60 @@ pub struct Client {
 }
 
 struct Endpoint {
-    /// The reference at this endpoint (a mirror's host and path).
+    /// The reference at this endpoint (a mirror's host and path). A login's has no repository.
     reference: Reference,
     /// Where connections go: `host[:port]` (Docker Hub's API host for docker.io).
     host: String,
     insecure: bool,
     is_mirror: bool,
+    /// What bearer tokens are asked to grant: `repository:NAME:pull` for a pull; None for a login,
+    /// which only proves the credentials (distribution's token services answer that too).
+    token_scope: Option<String>,
     agent: ureq::Agent,
     session: Mutex<Session>,
+}
+
+impl Endpoint {
+    /// An endpoint for `reference` at its registry's host, with its TLS set-up and proxy. No
+    /// network traffic yet.
+    fn new(
+        reference: Reference,
+        insecure: bool,
+        is_mirror: bool,
+        token_scope: Option<String>,
+        env: &Environment,
+    ) -> Result<Endpoint, RunError> {
+        let host = match reference.registry.as_str() {
+            DOCKER_HUB => DOCKER_HUB_API.to_string(),
+            other => other.to_string(),
+        };
+        let tls = tls::config_for(env, &host, insecure)?;
+        let proxy = match is_loopback(&host) {
+            // As Go's net/http (podman's) does: a proxy is never used for loopback.
+            true => None,
+            false => ureq::Proxy::try_from_env(),
+        };
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .tls_config(tls)
+            .proxy(proxy)
+            .timeout_resolve(Some(CONNECT_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(READ_TIMEOUT))
+            .timeout_per_read(Some(READ_TIMEOUT))
+            .user_agent(format!("unshare-run/{}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Endpoint {
+            reference,
+            host,
+            insecure,
+            is_mirror,
+            token_scope,
+            agent: ureq::Agent::new_with_config(config),
+            session: Mutex::new(Session::default()),
+        })
+    }
 }
 
 /// What an endpoint has told us so far.
@@ -125,6 +171,14 @@ struct Session {
 struct Token {
     value: String,
     renew_at: Instant,
+}
+
+/// What a registry said to a login's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Accepted,
+    /// Who refused them and how: "its token service answered 401: ...".
+    Refused(String),
 }
 
 /// A failed try, and whether trying again may help.
@@ -198,35 +252,14 @@ impl Client {
                 Some(verify) => !verify,
                 None => source.insecure,
             };
-            let host = match source.reference.registry.as_str() {
-                DOCKER_HUB => DOCKER_HUB_API.to_string(),
-                other => other.to_string(),
-            };
-            let tls = tls::config_for(&env, &host, insecure)?;
-            let proxy = match is_loopback(&host) {
-                // As Go's net/http (podman's) does: a proxy is never used for loopback.
-                true => None,
-                false => ureq::Proxy::try_from_env(),
-            };
-            let config = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .tls_config(tls)
-                .proxy(proxy)
-                .timeout_resolve(Some(CONNECT_TIMEOUT))
-                .timeout_connect(Some(CONNECT_TIMEOUT))
-                .timeout_recv_response(Some(READ_TIMEOUT))
-                .timeout_per_read(Some(READ_TIMEOUT))
-                .user_agent(format!("unshare-run/{}", env!("CARGO_PKG_VERSION")))
-                .build();
-            endpoints.push(Endpoint {
-                reference: source.reference,
-                host,
+            let scope = format!("repository:{}:pull", source.reference.repository);
+            endpoints.push(Endpoint::new(
+                source.reference,
                 insecure,
-                is_mirror: source.is_mirror,
-                agent: ureq::Agent::new_with_config(config),
-                session: Mutex::new(Session::default()),
-            });
+                source.is_mirror,
+                Some(scope),
+                &env,
+            )?);
         }
         Ok(Client {
             reference: reference.clone(),
@@ -237,6 +270,92 @@ impl Client {
             authfile: options.authfile.clone(),
             credential_helpers: conf.credential_helpers.clone(),
             env,
+        })
+    }
+
+    /// A client for the registry `host[:port]` itself (`docker.io` for Docker Hub), for a login:
+    /// no mirrors and no repository, insecure if registries.conf marks the host so (or
+    /// `tls_verify` says). No network traffic yet.
+    pub(super) fn for_login(
+        registry: &str,
+        conf: &RegistriesConf,
+        tls_verify: Option<bool>,
+        env: Environment,
+    ) -> Result<Client, RunError> {
+        let reference = Reference {
+            registry: registry.to_string(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        let insecure = match tls_verify {
+            Some(verify) => !verify,
+            None => conf.is_insecure(registry),
+        };
+        let endpoint = Endpoint::new(reference.clone(), insecure, false, None, &env)?;
+        Ok(Client {
+            reference,
+            endpoints: vec![endpoint],
+            chosen: Mutex::new(None),
+            platform: Platform::host(),
+            retry: RetryPolicy::default(),
+            authfile: None,
+            credential_helpers: None,
+            env,
+        })
+    }
+
+    /// Whether the registry accepts `username` and `password`, checked the way a pull
+    /// authenticates (and podman login checks): `GET /v2/`; on a Bearer challenge a token from its
+    /// token service with these Basic credentials (for no repository), on a Basic challenge the
+    /// credentials themselves; then `GET /v2/` with them. A registry that asks for nothing accepts
+    /// anyone. Errors are failures to ask (network, TLS, the registry's own trouble), not refusals.
+    pub(super) fn check_login(&self, username: &str, password: &str) -> Result<Verdict, RunError> {
+        // A login's client has the registry as its one endpoint.
+        let endpoint = self.endpoints.last().ok_or_else(|| {
+            RunError::new(format!("no registry to log into for {}", self.reference))
+        })?;
+        let base = self.retrying(|| self.base(endpoint))?;
+        let Some(challenge) = lock(&endpoint.session).challenge.clone() else {
+            return Ok(Verdict::Accepted);
+        };
+        let credentials = Credentials::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        let authorization = match challenge.scheme.as_str() {
+            "basic" => auth::basic_header(username, password),
+            _ => {
+                let answer = self.retrying(|| {
+                    let response = self.request_token(endpoint, &challenge, Some(&credentials))?;
+                    refusal_or(response, "its token service", |response| {
+                        self.check_status(endpoint, response, What::Token)
+                    })
+                })?;
+                match answer {
+                    Err(refusal) => return Ok(Verdict::Refused(refusal)),
+                    Ok(response) => format!("Bearer {}", read_token(endpoint, response)?.value),
+                }
+            }
+        };
+        let url = format!("{base}/v2/");
+        let answer = self.retrying(|| {
+            let response = self.follow(
+                endpoint,
+                Method::GET,
+                &url,
+                &[],
+                None,
+                Some((base.as_str(), authorization.as_str())),
+                What::Ping,
+            )?;
+            refusal_or(response, "the registry", |response| {
+                self.check_status(endpoint, response, What::Ping)
+            })
+        })?;
+        Ok(match answer {
+            Ok(_) => Verdict::Accepted,
+            Err(refusal) => Verdict::Refused(refusal),
         })
     }
 
@@ -868,8 +987,8 @@ impl Client {
         Ok(session.found.as_ref().and_then(|f| f.credentials.clone()))
     }
 
-    /// A bearer token from the challenge's realm for pulling the endpoint's repository: a GET
-    /// (with Basic credentials if there are any), or for an identity token the OAuth2 POST.
+    /// A bearer token from the challenge's realm for what the endpoint is for (a pull of its
+    /// repository): 429, 5xx and dropped connections are retried, a refusal says what was read.
     fn fetch_token(
         &self,
         endpoint: &Endpoint,
@@ -877,6 +996,23 @@ impl Client {
         credentials: Option<&Credentials>,
         session: &Session,
     ) -> Result<Token, Failure> {
+        let response = self.retrying(|| {
+            let response = self.request_token(endpoint, challenge, credentials)?;
+            self.check_token_status(endpoint, response, session)
+        })?;
+        Ok(read_token(endpoint, response)?)
+    }
+
+    /// One request to the challenge's token service (its realm, which must be https unless the
+    /// registry is insecure): a GET with the Basic credentials if there are any, or for an
+    /// identity token the OAuth2 POST. The answer is the caller's to judge: a pull's and a
+    /// login's differ in what a refusal means.
+    fn request_token(
+        &self,
+        endpoint: &Endpoint,
+        challenge: &Challenge,
+        credentials: Option<&Credentials>,
+    ) -> Result<http::Response<ureq::Body>, Failure> {
         let realm = challenge.param("realm").ok_or_else(|| {
             RunError::new(format!(
                 "{} asks for a bearer token but names no token service (realm)",
@@ -888,12 +1024,13 @@ impl Client {
                 .with_hint("a registry marked insecure in registries.conf (or --tls-verify=false) may use http")
                 .into());
         }
-        let scope = format!("repository:{}:pull", endpoint.reference.repository);
         let mut fields = Vec::new();
         if let Some(service) = challenge.param("service") {
             fields.push(("service", service.to_string()));
         }
-        fields.push(("scope", scope));
+        if let Some(scope) = &endpoint.token_scope {
+            fields.push(("scope", scope.clone()));
+        }
         let query = |fields: &[(&str, String)]| {
             fields
                 .iter()
@@ -901,8 +1038,7 @@ impl Client {
                 .collect::<Vec<_>>()
                 .join("&")
         };
-        let what = What::Token;
-        let response = self.retrying(|| match credentials {
+        match credentials {
             Some(Credentials::IdentityToken(refresh)) => {
                 let mut form = vec![
                     ("grant_type", "refresh_token".to_string()),
@@ -910,7 +1046,7 @@ impl Client {
                     ("client_id", CLIENT_ID.to_string()),
                 ];
                 form.extend(fields.iter().cloned());
-                let response = self.follow(
+                self.follow(
                     endpoint,
                     Method::POST,
                     realm,
@@ -920,67 +1056,34 @@ impl Client {
                         query(&form).into_bytes(),
                     )),
                     None,
-                    what,
-                )?;
-                self.check_token_status(endpoint, response, session)
+                    What::Token,
+                )
             }
             basic => {
-                let separator = if realm.contains('?') { '&' } else { '?' };
-                let url = format!("{realm}{separator}{}", query(&fields));
+                let url = match fields.is_empty() {
+                    true => realm.to_string(),
+                    false => {
+                        let separator = if realm.contains('?') { '&' } else { '?' };
+                        format!("{realm}{separator}{}", query(&fields))
+                    }
+                };
                 let authorization = match basic {
                     Some(Credentials::Basic { username, password }) => {
                         Some(auth::basic_header(username, password))
                     }
                     _ => None,
                 };
-                let response = self.follow(
+                self.follow(
                     endpoint,
                     Method::GET,
                     &url,
                     &[],
                     None,
                     authorization.as_deref().map(|a| (realm, a)),
-                    what,
-                )?;
-                self.check_token_status(endpoint, response, session)
+                    What::Token,
+                )
             }
-        })?;
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            #[serde(default)]
-            token: String,
-            #[serde(default)]
-            access_token: String,
-            #[serde(default)]
-            expires_in: u64,
         }
-        let bytes = read_limited(response, MAX_TOKEN_BODY, "the token service's answer")
-            .map_err(|f| f.error)?;
-        let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
-            RunError::new(format!(
-                "the token service of {} gave no token: {e}",
-                endpoint.host
-            ))
-        })?;
-        let value = match (answer.token, answer.access_token) {
-            (token, _) if !token.is_empty() => token,
-            (_, access) if !access.is_empty() => access,
-            _ => {
-                return Err(RunError::new(format!(
-                    "the token service of {} gave an empty token",
-                    endpoint.host
-                ))
-                .into());
-            }
-        };
-        let life = match answer.expires_in {
-            0 => DEFAULT_TOKEN_LIFE,
-            seconds => Duration::from_secs(seconds),
-        };
-        Ok(Token {
-            value,
-            renew_at: Instant::now() + life.saturating_sub(TOKEN_MARGIN),
-        })
     }
 
     fn check_token_status(
@@ -1047,7 +1150,7 @@ impl Client {
                 };
                 Err(RunError::new(message).with_hint(hint).into())
             }
-            429 => Err(Failure::transient(RunError::new(format!("{subject}: the registry limits requests (429 Too Many Requests)")).with_hint("wait and pull again; logged-in users have higher limits on Docker Hub (podman login docker.io)"), retry_after)),
+            429 => Err(Failure::transient(RunError::new(format!("{subject}: the registry limits requests (429 Too Many Requests)")).with_hint("wait and pull again; logged-in users have higher limits on Docker Hub (unshare-run login docker.io)"), retry_after)),
             500..=599 => {
                 let said = registry_message(response);
                 Err(Failure::transient(RunError::new(format!("{subject}: the registry failed ({status}{said})")).with_hint("the registry has trouble: try again later"), retry_after))
@@ -1093,9 +1196,67 @@ impl Client {
             endpoint.reference.repository,
         ))
         .with_hint(format!(
-            "the repository may not exist, or be private: log in with `podman login {registry}` (or put an entry for {registry} in an auth.json, or pass --authfile FILE)"
+            "the repository may not exist, or be private: log in with `unshare-run login {registry}` (or podman login: both write podman's auth.json), or pass --authfile FILE"
         ))
     }
+}
+
+/// A login's answer: 401 and 403 are a refusal of the credentials (said as `who` answered it, with
+/// the registry's words), anything else goes to `otherwise` (2xx passes, 429 and 5xx are retried).
+fn refusal_or(
+    response: http::Response<ureq::Body>,
+    who: &str,
+    otherwise: impl FnOnce(http::Response<ureq::Body>) -> Result<http::Response<ureq::Body>, Failure>,
+) -> Result<Result<http::Response<ureq::Body>, String>, Failure> {
+    match response.status().as_u16() {
+        status @ (401 | 403) => Ok(Err(format!(
+            "{who} answered {status}{}",
+            registry_message(response)
+        ))),
+        _ => otherwise(response).map(Ok),
+    }
+}
+
+/// The token in a token service's answer (`token`, or OAuth2's `access_token`), and when to renew it.
+fn read_token(
+    endpoint: &Endpoint,
+    response: http::Response<ureq::Body>,
+) -> Result<Token, RunError> {
+    #[derive(serde::Deserialize)]
+    struct TokenAnswer {
+        #[serde(default)]
+        token: String,
+        #[serde(default)]
+        access_token: String,
+        #[serde(default)]
+        expires_in: u64,
+    }
+    let bytes = read_limited(response, MAX_TOKEN_BODY, "the token service's answer")
+        .map_err(|f| f.error)?;
+    let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
+        RunError::new(format!(
+            "the token service of {} gave no token: {e}",
+            endpoint.host
+        ))
+    })?;
+    let value = match (answer.token, answer.access_token) {
+        (token, _) if !token.is_empty() => token,
+        (_, access) if !access.is_empty() => access,
+        _ => {
+            return Err(RunError::new(format!(
+                "the token service of {} gave an empty token",
+                endpoint.host
+            )));
+        }
+    };
+    let life = match answer.expires_in {
+        0 => DEFAULT_TOKEN_LIFE,
+        seconds => Duration::from_secs(seconds),
+    };
+    Ok(Token {
+        value,
+        renew_at: Instant::now() + life.saturating_sub(TOKEN_MARGIN),
+    })
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1125,6 +1286,9 @@ fn registry_message(response: http::Response<ureq::Body>) -> String {
     struct Errors {
         #[serde(default)]
         errors: Vec<ErrorEntry>,
+        /// Token services (docker's auth server, Docker Hub's) say why in `details`.
+        #[serde(default)]
+        details: String,
     }
     #[derive(serde::Deserialize)]
     struct ErrorEntry {
@@ -1152,6 +1316,7 @@ fn registry_message(response: http::Response<ureq::Body>) -> String {
             (code, "") => code.to_string(),
             (code, message) => format!("{code}: {message}"),
         })
+        .chain(std::iter::once(parsed.details.clone()))
         .filter(|s| !s.is_empty())
         .take(3)
         .collect();
@@ -1585,7 +1750,7 @@ mod tests {
             err.hint
                 .as_deref()
                 .unwrap()
-                .contains(&format!("podman login {}", server.authority()))
+                .contains(&format!("unshare-run login {}", server.authority()))
         );
         // A wrong password: the file that was read is named.
         std::fs::write(

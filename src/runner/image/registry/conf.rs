@@ -200,6 +200,12 @@ impl RegistriesConf {
         }
     }
 
+    /// `unqualified-search-registries`, in order: the first is where `login` and `logout` go when
+    /// no registry is named (as podman's).
+    pub fn search_registries(&self) -> &[String] {
+        &self.search
+    }
+
     /// The references a name may mean, to try in order. A fully qualified name is itself; a short
     /// name is its alias if it has one, else each unqualified-search registry's, else Docker Hub's
     /// (`library/` for one component). Never asks.
@@ -294,13 +300,15 @@ impl RegistriesConf {
         Ok(sources)
     }
 
-    /// Whether `host[:port]` is marked insecure (for a registry named without a prefix table of
-    /// its own, e.g. a redirect's; the table whose prefix is the host).
-    #[cfg(test)]
-    fn is_insecure(&self, host: &str) -> bool {
+    /// Whether the registry `host[:port]` itself is marked insecure: what a login to it uses. The
+    /// most specific table that matches the bare host decides (its own, else a `*.domain` one),
+    /// as containers/image finds a registry's table.
+    pub(super) fn is_insecure(&self, host: &str) -> bool {
         self.registries
             .iter()
-            .any(|e| e.insecure && prefix_match(&e.prefix, host, host).is_some())
+            .filter_map(|e| prefix_match(&e.prefix, host, host).map(|n| (e, n)))
+            .max_by_key(|(e, n)| (*n, !e.prefix.starts_with('*')))
+            .is_some_and(|(e, _)| e.insecure)
     }
 }
 

@@ -485,8 +485,10 @@ impl Registry {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.replace("%3A", ":").replace("%2F", "/"))
         };
+        // No scope is a login's request: a token that proves the credentials and grants nothing
+        // more (the fake does not track grants).
         if field("service").as_deref() != Some("fake-registry")
-            || !field("scope").is_some_and(|s| s.starts_with("repository:") && s.ends_with(":pull"))
+            || !field("scope").is_none_or(|s| s.starts_with("repository:") && s.ends_with(":pull"))
         {
             return Reply::new(400).body("bad service or scope");
         }

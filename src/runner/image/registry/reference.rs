@@ -186,7 +186,7 @@ fn is_host_component(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost"
 }
 
-fn validate_host(host: &str) -> Result<(), String> {
+pub(super) fn validate_host(host: &str) -> Result<(), String> {
     let bad = || format!("`{host}` is not a registry host[:port]");
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         // An IPv6 address: [hex:hex...][:port]
