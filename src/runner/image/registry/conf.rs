@@ -166,7 +166,8 @@ impl RegistriesConf {
         Ok(conf)
     }
 
-    /// One registries.conf's text.
+    /// One registries.conf's text (tests build configurations this way).
+    #[cfg(test)]
     pub fn from_toml(text: &str) -> Result<RegistriesConf, String> {
         let mut conf = RegistriesConf::default();
         conf.merge(parse_layer(text)?);

@@ -4,8 +4,6 @@
 //! itself (`client`), and what login and logout do with all of them (`login`). Self-contained: the store, the extraction and the CLI build on `Client`.
 //! Nothing here runs unless a pull does (no global initialisers, no start-up cost).
 
-// Used by the pull (issue 16), landing next: until then nothing outside calls in.
-#![allow(dead_code, unused_imports)]
 
 mod auth;
 mod challenge;
