@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{FromArgMatches, Parser, Subcommand};
 
+use super::progress::human_size;
 use super::pull::{self, PullPolicy, Pulling};
 use super::store::{IdLayout, ImageRecord, Store};
 use super::{IMPORT_HINT, open_store, resolve};
@@ -269,21 +270,6 @@ fn format_table(header: &[&str; 5], rows: &[[String; 5]]) -> String {
     out
 }
 
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// "YYYY-MM-DD HH:MM" of a Unix time, in UTC (the civil-from-days algorithm).
 pub fn utc_date(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
@@ -314,13 +300,6 @@ mod tests {
         assert_eq!(utc_date(0), "1970-01-01 00:00");
         assert_eq!(utc_date(951_782_400), "2000-02-29 00:00");
         assert_eq!(utc_date(1_795_865_400), "2026-11-28 11:30");
-    }
-
-    #[test]
-    fn sizes_are_human() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(150 * 1024 * 1024), "150.0 MiB");
     }
 
     #[test]

@@ -22,28 +22,12 @@ use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::error::RunError;
 use super::mapping::MapPlan;
 use super::userns;
 use format::Compression;
-use store::{IdLayout, ImageRecord, Store};
-
-/// The runtime defaults an image's configuration sets; command-line options override them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ImageConfig {
-    #[serde(default)]
-    pub env: Vec<String>,
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub entrypoint: Vec<String>,
-    #[serde(default)]
-    pub cmd: Vec<String>,
-}
+pub use store::ImageConfig;
+use store::{IdLayout, ImageRecord, Store, layout_of, now, remove_path};
 
 /// A pulled image's root filesystem: its read-only layers under the image's own upper layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -261,17 +245,6 @@ fn stored_by_reference(
     }
 }
 
-/// The ids a map gives an image's files when it imports them.
-fn layout_of(ids: &MapPlan) -> IdLayout {
-    match ids.is_keep_id() {
-        true => {
-            let (uid, gid) = ids.caller_inside();
-            IdLayout::KeepId { uid, gid }
-        }
-        false => IdLayout::Full,
-    }
-}
-
 /// What a layout makes of the caller inside, for messages.
 fn described(layout: IdLayout) -> String {
     match layout {
@@ -482,19 +455,6 @@ fn import_in_namespace(
 
 fn short_digest(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
-}
-
-fn remove_path(path: &Path) -> std::io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Extracts `source` into `temp`/rootfs; returns the record for the store.

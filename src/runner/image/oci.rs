@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::ImageConfig;
+use super::store::ImageConfig;
 use super::stream::sha256_hex;
 
 /// Where a blob's bytes are: a file of its own (a layout directory) or a region of an archive.

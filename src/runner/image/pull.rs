@@ -12,11 +12,12 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use super::progress::{Progress, human_size};
 use super::registry::{
     Client, Descriptor, Platform, PullOptions, Reference, RegistriesConf, RemoteImage,
 };
-use super::store::{self, ImageRecord, Store};
-use super::{extract, format, layout_of, now, oci, progress::Progress, remove_path, stream};
+use super::store::{self, ImageRecord, Store, layout_of, now, remove_path};
+use super::{extract, format, oci, stream};
 use crate::runner::cli::PullArgs;
 pub use crate::runner::cli::PullPolicy;
 use crate::runner::error::RunError;
@@ -237,7 +238,7 @@ fn store_image(
             "unshare-run: pulling {name}: {} of {} layer(s) to fetch ({})",
             wanted.len(),
             image.layers.len(),
-            super::commands::human_size(total)
+            human_size(total)
         );
     }
     let record = ImageRecord {
@@ -440,7 +441,7 @@ fn obtain_layer(
         if let Some(p) = progress {
             p.note(&format!(
                 "unshare-run: layer {short} stored ({})",
-                super::commands::human_size(descriptor.size)
+                human_size(descriptor.size)
             ));
         }
         return Ok(());

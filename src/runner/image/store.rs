@@ -27,7 +27,22 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::ImageConfig;
+use crate::runner::mapping::MapPlan;
+
+/// The runtime defaults an image's configuration sets; command-line options override them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    #[serde(default)]
+    pub cmd: Vec<String>,
+}
 
 /// Whose ids an image's files were given, on the host, by its import: the map decides which
 /// subordinate id each owner inside becomes, and the full map and keep-id differ (root inside is the
@@ -428,6 +443,32 @@ impl Store {
         }
         found
     }
+}
+
+/// The ids a map gives an image's files when it imports them.
+pub fn layout_of(ids: &MapPlan) -> IdLayout {
+    match ids.is_keep_id() {
+        true => {
+            let (uid, gid) = ids.caller_inside();
+            IdLayout::KeepId { uid, gid }
+        }
+        false => IdLayout::Full,
+    }
+}
+
+/// Removes a tree; one that is not there is removed already.
+pub fn remove_path(path: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The entries of `dir` that are symlinks to an image `digest`.

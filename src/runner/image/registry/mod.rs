@@ -4,7 +4,6 @@
 //! itself (`client`), and what login and logout do with all of them (`login`). Self-contained: the store, the extraction and the CLI build on `Client`.
 //! Nothing here runs unless a pull does (no global initialisers, no start-up cost).
 
-
 mod auth;
 mod challenge;
 mod client;
