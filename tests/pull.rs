@@ -703,3 +703,78 @@ fn a_full_disk_fails_the_pull_with_what_to_do_and_stores_nothing_half_made() {
     // Inside the sandbox, where the tmpfs is: no image and no layer, half-made or not.
     assert!(said.contains("images=0 layers=0"), "{said}");
 }
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_second_container_of_a_pulled_image_writes_to_a_layer_of_its_own() {
+    require_root();
+    let p = Puller::public();
+    let dir = TempDir::new("pull-two");
+    let small = oci::small_image(&dir);
+    let pushed = p.registry.push(&small.path, "small:1", Compression::Gzip);
+    let reference = p.registry.reference("small:1");
+    let upper = p
+        .store()
+        .join("images")
+        .join(hex(&pushed.config.digest))
+        .join("upper");
+    p.run(&["images", "pull", "--quiet", &reference])
+        .assert_code(0);
+    let first_dir = TempDir::new("pull-first");
+    let mut first = p
+        .command(
+            &[
+                "--rootfs",
+                &reference,
+                "--",
+                "sh",
+                "-c",
+                "echo 1 > /etc/first; sleep 30",
+            ],
+            &first_dir,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || upper.join("etc/first").exists()),
+        "the first container did not start"
+    );
+    let out = p.run(&[
+        "--rootfs",
+        &reference,
+        "--",
+        "sh",
+        "-c",
+        "echo 2 > /etc/second; cat /etc/first",
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stderr_text()
+            .contains("another container writes this image's layer"),
+        "{}",
+        text(&out)
+    );
+    // It saw the image as the first container left it so far, and its own write went elsewhere.
+    assert_eq!(out.stdout_text(), "1\n");
+    assert!(!upper.join("etc/second").exists());
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = first.wait();
+    // With the first one gone, the next run writes the image's layer again.
+    assert!(wait_for(Duration::from_secs(5), || {
+        let out = p.run(&[
+            "--rootfs",
+            &reference,
+            "--",
+            "sh",
+            "-c",
+            "echo 3 > /etc/third",
+        ]);
+        out.status.code() == Some(0) && upper.join("etc/third").exists()
+    }));
+}
