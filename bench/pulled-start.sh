@@ -12,7 +12,13 @@
 # IMAGE=debian: the Debian bookworm minbase tarball of bench/pull.sh, DIR extracted from it with
 # unshare-run -- tar. Alternating rounds (bench/common.sh's rounds: ROUNDS short hyperfine runs of
 # RUNS each); prints the median ratio pulled / directory. Target: <= 1.10.
-# Run as root: bench/pulled-start.sh    Environment: IMAGE (busybox), ROUNDS (default 12), RUNS (default 40).
+# Then, where the difference comes from, one hyperfine run (BREAKDOWN_RUNS each, default 300) of:
+# the pulled image by reference, by digest (no reference to resolve), by reference with --ephemeral
+# (its overlay's upper layer a tmpfs instead of the store's directory), and the directory plain, with
+# --ephemeral (an overlay with a tmpfs upper layer) and with --overlay DIR (an overlay with its upper
+# layer on the disk, as a pulled image's is); medians and their difference from the plain directory.
+# Run as root: bench/pulled-start.sh    Environment: IMAGE (busybox), ROUNDS (default 12), RUNS
+# (default 40), BREAKDOWN=0 skips the breakdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -68,3 +74,22 @@ rounds pulled "$run --net host --rootfs $ref -- /bin/true" directory "$run --net
     tee "$work/out/summary"
 ratio=$(sed -n 's/^pulled \/ directory: median \([0-9.]*\).*/\1/p' "$work/out/summary")
 awk -v r="$ratio" 'BEGIN { printf "target <= 1.10: %s (%.3f)\n", (r <= 1.10 ? "met" : "MISSED"), r }'
+
+[ "${BREAKDOWN:-1}" = 1 ] || exit 0
+digest=$(ls "$XDG_DATA_HOME/unshare-run/images")
+install -d -m 0755 -o "$USER_NAME" -g "$USER_NAME" "$work/overlay"
+echo
+echo "# breakdown: one hyperfine run, ${BREAKDOWN_RUNS:-300} runs each, all --net host"
+as_user hyperfine -N --warmup 20 --runs "${BREAKDOWN_RUNS:-300}" --export-json "$work/out/breakdown.json" \
+    -n "pulled, by reference" "$run --net host --rootfs $ref -- /bin/true" \
+    -n "pulled, by digest" "$run --net host --rootfs $digest -- /bin/true" \
+    -n "pulled, by reference, --ephemeral" "$run --net host --ephemeral --rootfs $ref -- /bin/true" \
+    -n "directory, --overlay DIR" "$run --net host --overlay $work/overlay --rootfs $root -- /bin/true" \
+    -n "directory, --ephemeral" "$run --net host --ephemeral --rootfs $root -- /bin/true" \
+    -n "directory" "$run --net host --rootfs $root -- /bin/true" >/dev/null 2>&1
+python3 - "$work/out/breakdown.json" <<'PY'
+import json, sys
+r = {x["command"]: 1000 * x["median"] for x in json.load(open(sys.argv[1]))["results"]}
+for name, ms in r.items():
+    print(f"{name:36} {ms:.3f} ms  {ms - r['directory']:+.3f} ms")
+PY
