@@ -339,16 +339,26 @@ fn an_index_gives_this_machines_platform_or_the_one_asked_for() {
 #[ignore = "needs root: sudo tests/run"]
 fn zstd_layers_and_references_by_digest_work() {
     require_root();
-    let p = Puller::public();
+    let mut p = Puller::public();
     let dir = TempDir::new("pull-zstd");
     let small = oci::small_image(&dir);
     let pushed = p
         .registry
         .push(&small.path, "small:zstd", Compression::Zstd);
     let by_digest = format!("docker://{}/small@{}", p.registry.address(), pushed.digest);
+    p.sandbox
+        .env
+        .push(("UNSHARE_RUN_LOG".to_string(), "debug".to_string()));
     let out = p.run(&["--rootfs", &by_digest]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "amd64\n");
+    // Each layer was extracted as it arrived, not read back after the download.
+    let said = out.stderr_text();
+    assert_eq!(
+        said.matches("extracted while it downloaded").count(),
+        2,
+        "{said}"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::sync::{Condvar, Mutex};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -429,12 +430,34 @@ fn obtain_layer(
             let _ = fs::remove_file(&path);
             return Ok(());
         }
+        // The extraction follows the download through a second descriptor of the file.
+        let follower = file
+            .try_clone()
+            .map_err(|e| RunError::sys(format!("cannot open {}", path.display()), e))?;
+        let written = Written::new(follower.metadata().map_or(0, |m| m.len()));
         let advance = |n: u64| {
             if let Some(p) = progress {
                 p.advance_part(part, n)
             }
+            written.grew(follower.metadata().map_or(0, |m| m.len()));
         };
-        if let Err(e) = client.fetch_blob(descriptor, &mut file, &advance) {
+        let (fetched, streamed) = std::thread::scope(|scope| {
+            let extraction = scope.spawn(|| {
+                let source = Following {
+                    file: &follower,
+                    offset: 0,
+                    written: &written,
+                };
+                extract_layer_from(store, source, layer)
+            });
+            let fetched = client.fetch_blob(descriptor, &mut file, &advance);
+            written.finish(fetched.is_ok());
+            let streamed = extraction
+                .join()
+                .unwrap_or_else(|_| Err(RunError::new("the extraction thread failed")));
+            (fetched, streamed)
+        });
+        if let Err(e) = fetched {
             // A whole blob that failed did not match its digest: nothing of it is kept. A part is
             // kept for the next pull to continue.
             let len = file.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
@@ -443,7 +466,19 @@ fn obtain_layer(
             }
             return Err(e.context(format!("layer {short}")));
         }
-        let extracted = extract_layer(store, &file, layer);
+        // The download started over under the extraction (a registry that answered a range with
+        // the whole blob): extract the verified file again.
+        let extracted = match streamed {
+            Ok(()) => {
+                log::debug!("layer {short} extracted while it downloaded");
+                Ok(())
+            }
+            Err(_) if store.layer_dir(layer.key).is_dir() => Ok(()),
+            Err(e) => {
+                log::debug!("layer {short}: extracted again from the file ({e})");
+                extract_layer(store, &file, layer)
+            }
+        };
         // Whether it was stored or did not match, the download is done with.
         let _ = fs::remove_file(&path);
         extracted.map_err(|e| e.context(format!("layer {short}")))?;
@@ -457,32 +492,133 @@ fn obtain_layer(
     }
 }
 
-/// Extracts the downloaded (and verified) blob `file` into the store as `layer`, checking that its
-/// uncompressed content has the layer's diff_id.
+/// How far the download has written the blob's file, and whether it has ended (and how).
+struct Written {
+    state: Mutex<(u64, Option<bool>)>,
+    changed: Condvar,
+}
+
+impl Written {
+    fn new(len: u64) -> Written {
+        Written {
+            state: Mutex::new((len, None)),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn grew(&self, len: u64) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0 = len;
+            self.changed.notify_all();
+        }
+    }
+
+    /// The download ended: `verified` when the whole blob matched its digest.
+    fn finish(&self, verified: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            state.1 = Some(verified);
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// The blob's file read as the download writes it: the end is the end only once the download has
+/// ended with the blob verified. Bytes that the download took back (it started over) break it.
+struct Following<'a> {
+    file: &'a File,
+    offset: u64,
+    written: &'a Written,
+}
+
+impl std::io::Read for Following<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut state = self
+            .written
+            .state
+            .lock()
+            .map_err(|_| std::io::Error::other("the download failed"))?;
+        loop {
+            let (len, ended) = *state;
+            if self.offset < len {
+                drop(state);
+                let want = buf
+                    .len()
+                    .min(usize::try_from(len - self.offset).unwrap_or(usize::MAX));
+                let n =
+                    std::os::unix::fs::FileExt::read_at(self.file, &mut buf[..want], self.offset)?;
+                if n == 0 {
+                    return Err(std::io::Error::other("the download started over"));
+                }
+                self.offset += n as u64;
+                return Ok(n);
+            }
+            match ended {
+                Some(true) if self.offset == len => return Ok(0),
+                Some(true) => return Err(std::io::Error::other("the download started over")),
+                Some(false) => return Err(std::io::Error::other("the download failed")),
+                None => {
+                    state = self
+                        .written
+                        .changed
+                        .wait(state)
+                        .map_err(|_| std::io::Error::other("the download failed"))?;
+                }
+            }
+        }
+    }
+}
+
+/// Extracts the downloaded (and verified) blob `file` into the store as `layer`.
 fn extract_layer(store: &Store, file: &File, layer: &Wanted<'_>) -> Result<(), RunError> {
-    let (diff_id, target) = (layer.diff_id, store.layer_dir(layer.key));
     let len = file.metadata().map_err(RunError::of)?.len();
-    let mut head = [0u8; format::SNIFF_LEN];
-    let n = std::os::unix::fs::FileExt::read_at(file, &mut head, 0).map_err(RunError::of)?;
-    let compression = format::sniff(&head[..n]).map_err(RunError::new)?;
+    let region = stream::Region {
+        file,
+        offset: 0,
+        len,
+    };
+    extract_layer_from(store, region, layer)
+}
+
+/// Extracts the blob that `source` reads into the store as `layer`, checking that it is the blob
+/// (its digest: a download that started over under a following extraction is not) and that its
+/// uncompressed content has the layer's diff_id.
+fn extract_layer_from(
+    store: &Store,
+    mut source: impl std::io::Read + Send,
+    layer: &Wanted<'_>,
+) -> Result<(), RunError> {
+    let (diff_id, target) = (layer.diff_id, store.layer_dir(layer.key));
+    // The compression, from the first bytes; they are put back in front of the rest.
+    let mut head = vec![0u8; format::SNIFF_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match source.read(&mut head[n..]).map_err(RunError::of)? {
+            0 => break,
+            read => n += read,
+        }
+    }
+    head.truncate(n);
+    let compression = format::sniff(&head).map_err(RunError::new)?;
+    let source = std::io::Read::chain(std::io::Cursor::new(head), source);
     let temp = store
         .temp_dir("layer", true)
         .map_err(|e| RunError::sys("cannot create a layer directory", e))?;
     let result = (|| {
         let mut extractor = extract::Extractor::new(&temp.path, extract::Whiteouts::Recorded)
             .map_err(RunError::of)?;
-        let region = stream::Region {
-            file,
-            offset: 0,
-            len,
-        };
         let (applied, digests) =
-            stream::hashed_both(region, compression, &Progress::silent(), true, |r| {
+            stream::hashed_both(source, compression, &Progress::silent(), true, |r| {
                 extractor.apply(r)
             })
             .map_err(RunError::of)?;
         applied.map_err(RunError::of)?;
         let digests = digests.ok_or_else(|| RunError::new("the layer could not be read"))?;
+        if stream::hex(&digests.raw) != hex_of(&layer.descriptor.digest) {
+            return Err(RunError::new(format!(
+                "what was read is not the blob {}",
+                layer.descriptor.digest
+            )));
+        }
         let content = stream::hex(&digests.content);
         if content != diff_id {
             return Err(RunError::new(format!(
@@ -502,4 +638,74 @@ fn extract_layer(store: &Store, file: &File, layer: &Wanted<'_>) -> Result<(), R
     }
     temp.release();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn temp_file() -> File {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .open(std::env::temp_dir())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_extraction_follows_the_download_to_its_verified_end() {
+        let mut file = temp_file();
+        let reader = file.try_clone().unwrap();
+        let written = Written::new(0);
+        let data: Vec<u8> = (0..200_000).map(|i| (i % 251) as u8).collect();
+        let read = std::thread::scope(|scope| {
+            let following = scope.spawn(|| {
+                let mut source = Following {
+                    file: &reader,
+                    offset: 0,
+                    written: &written,
+                };
+                let mut all = Vec::new();
+                source.read_to_end(&mut all).map(|_| all)
+            });
+            for chunk in data.chunks(30_000) {
+                file.write_all(chunk).unwrap();
+                written.grew(file.metadata().unwrap().len());
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            written.finish(true);
+            following.join().unwrap()
+        });
+        assert!(read.unwrap() == data, "the follower read other bytes");
+    }
+
+    #[test]
+    fn a_failed_or_restarted_download_breaks_the_following_read() {
+        let mut file = temp_file();
+        file.write_all(b"0123456789").unwrap();
+        let written = Written::new(10);
+        let mut source = Following {
+            file: &file,
+            offset: 0,
+            written: &written,
+        };
+        let mut buf = [0u8; 4];
+        assert_eq!(source.read(&mut buf).unwrap(), 4);
+        // The download truncates and starts over: what was read is no longer the blob's.
+        file.set_len(0).unwrap();
+        written.grew(0);
+        written.finish(true);
+        assert!(source.read(&mut buf).is_err());
+        // A download that failed ends a read that waits for more.
+        let failed = Written::new(0);
+        failed.finish(false);
+        let mut source = Following {
+            file: &file,
+            offset: 0,
+            written: &failed,
+        };
+        assert!(source.read(&mut buf).is_err());
+    }
 }

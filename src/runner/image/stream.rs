@@ -119,9 +119,10 @@ pub struct Digests {
     pub content: [u8; 32],
 }
 
-/// `pipelined`, also hashing the decompressed content (on the reading thread) when `content`.
+/// `pipelined` of any source, also hashing the decompressed content (on the reading thread) when
+/// `content`.
 pub fn hashed_both<T, E>(
-    region: Region<'_>,
+    region: impl Read + Send,
     compression: Compression,
     progress: &Progress,
     content: bool,
