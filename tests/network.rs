@@ -233,8 +233,9 @@ fn missing_pasta_or_unusable_tun_say_what_to_do() {
             ],
         )
         .assert_code(125)
-        .assert_stderr_contains("cannot run pasta")
-        .assert_stderr_contains("apt-get install passt");
+        .assert_stderr_contains("pasta was not found in PATH")
+        .assert_stderr_contains("apt-get install passt")
+        .assert_stderr_contains("--net host");
     // /dev/net/tun not usable by the user (only inside this sandbox's mount namespace).
     let dir = TempDir::new("no-tun");
     let fake = dir.path().join("tun");
