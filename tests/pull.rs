@@ -81,6 +81,21 @@ impl Puller {
         found
     }
 
+    /// The small image pushed as small:1: its reference, and where its own upper layer will be.
+    fn small_image_and_its_upper_layer(&self) -> (String, PathBuf) {
+        let dir = TempDir::new("pull-small");
+        let small = oci::small_image(&dir);
+        let pushed = self
+            .registry
+            .push(&small.path, "small:1", Compression::Gzip);
+        let upper = self
+            .store()
+            .join("images")
+            .join(hex(&pushed.config.digest))
+            .join("upper");
+        (self.registry.reference("small:1"), upper)
+    }
+
     /// A file of alice's home, written as hers.
     fn write_home_file(&self, relative: &str, content: &str) {
         let path = self.home.path().join(relative);
@@ -618,15 +633,7 @@ fn a_blob_that_does_not_match_its_digest_fails_the_pull_and_nothing_is_kept() {
 fn ephemeral_and_overlay_runs_of_a_pulled_image_leave_its_layers_as_they_were() {
     require_root();
     let p = Puller::public();
-    let dir = TempDir::new("pull-ephemeral");
-    let small = oci::small_image(&dir);
-    let pushed = p.registry.push(&small.path, "small:1", Compression::Gzip);
-    let reference = p.registry.reference("small:1");
-    let upper = p
-        .store()
-        .join("images")
-        .join(hex(&pushed.config.digest))
-        .join("upper");
+    let (reference, upper) = p.small_image_and_its_upper_layer();
     let out = p.run(&[
         "--rootfs",
         &reference,
@@ -719,15 +726,7 @@ fn a_full_disk_fails_the_pull_with_what_to_do_and_stores_nothing_half_made() {
 fn a_second_container_of_a_pulled_image_writes_to_a_layer_of_its_own() {
     require_root();
     let p = Puller::public();
-    let dir = TempDir::new("pull-two");
-    let small = oci::small_image(&dir);
-    let pushed = p.registry.push(&small.path, "small:1", Compression::Gzip);
-    let reference = p.registry.reference("small:1");
-    let upper = p
-        .store()
-        .join("images")
-        .join(hex(&pushed.config.digest))
-        .join("upper");
+    let (reference, upper) = p.small_image_and_its_upper_layer();
     p.run(&["images", "pull", "--quiet", &reference])
         .assert_code(0);
     let first_dir = TempDir::new("pull-first");
