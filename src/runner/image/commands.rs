@@ -7,7 +7,7 @@ use clap::{FromArgMatches, Parser, Subcommand};
 use super::progress::human_size;
 use super::pull::{self, PullPolicy, Pulling};
 use super::store::{IdLayout, ImageRecord, Store};
-use super::{IMPORT_HINT, open_store, resolve};
+use super::{IMPORT_HINT, check_name, open_store, resolve};
 use crate::runner::cli::PullArgs;
 use crate::runner::error::RunError;
 use crate::runner::mapping::{self, MapMode};
@@ -103,13 +103,14 @@ fn pull_image(
             ),
         );
     }
+    // Before anything is pulled: a bad name is not worth a download.
+    if let Some(name) = name {
+        check_name(name)?;
+    }
     let pulling = Pulling::from_args(args)?;
     let plan = mapping::plan_for_caller(MapMode::Auto)?;
     let digest = pull::pull(store, reference, &pulling, &plan)?;
     if let Some(name) = name {
-        if !super::store::is_valid_name(name) {
-            return Err(RunError::new(format!("invalid image name `{name}`")));
-        }
         store
             .set_name(name, &digest)
             .map_err(|e| RunError::sys(format!("cannot name the image {name}"), e))?;

@@ -79,12 +79,8 @@ pub fn resolve(
     hint: &'static str,
     pulling: Option<&pull::Pulling>,
 ) -> Result<Resolved, RunError> {
-    if let Some(name) = name
-        && !store::is_valid_name(name)
-    {
-        return Err(RunError::new(format!("invalid image name `{name}`")).with_hint(
-            "a name starts with a letter or digit and holds letters, digits, `.`, `_` and `-` (at most 128)",
-        ));
+    if let Some(name) = name {
+        check_name(name)?;
     }
     // docker:// always means a registry, whatever the directory has.
     let explicit = arg.to_str().is_some_and(|a| a.starts_with("docker://"));
@@ -157,6 +153,16 @@ pub fn resolve(
         },
     };
     import(&store, &canonical, &source, &key, name, ids)
+}
+
+/// `--name NAME` for a stored image: a single path component, as podman's names' last part.
+pub(crate) fn check_name(name: &str) -> Result<(), RunError> {
+    match store::is_valid_name(name) {
+        true => Ok(()),
+        false => Err(RunError::new(format!("invalid image name `{name}`")).with_hint(
+            "a name starts with a letter or digit and holds letters, digits, `.`, `_` and `-` (at most 128)",
+        )),
+    }
 }
 
 /// The caller's image store (not created yet).

@@ -60,14 +60,26 @@ impl Pulling {
 /// The stored image that the reference `text` was pulled as (short names as registries.conf
 /// resolves them), without asking any registry.
 pub fn stored_reference(store: &Store, text: &str) -> Option<String> {
-    let bare = text.strip_prefix("docker://").unwrap_or(text);
-    let candidates = match Reference::is_fully_qualified(text) {
-        true => vec![Reference::parse(bare).ok()?],
-        false => RegistriesConf::load().ok()?.resolve(bare).ok()?,
-    };
-    candidates
+    candidates(text, &mut None)
+        .ok()?
         .iter()
         .find_map(|r| store.find_reference(&r.to_string()))
+}
+
+/// The references `given` may mean, in the order to try them. registries.conf is read into `conf`
+/// only for a short name: a stored image of a fully qualified reference starts without it (its
+/// files and drop-ins cost a start ~0.15 ms).
+fn candidates(given: &str, conf: &mut Option<RegistriesConf>) -> Result<Vec<Reference>, RunError> {
+    let text = given.strip_prefix("docker://").unwrap_or(given);
+    match Reference::is_fully_qualified(given) {
+        true => Ok(vec![
+            Reference::parse(text).map_err(|e| bad_reference(given, e))?,
+        ]),
+        false => conf
+            .insert(RegistriesConf::load()?)
+            .resolve(text)
+            .map_err(|e| bad_reference(given, e)),
+    }
 }
 
 /// Whether `text` should be tried as a registry reference (`docker://`, or a name that parses as
@@ -83,17 +95,8 @@ pub fn pull(
     request: &Pulling,
     ids: &MapPlan,
 ) -> Result<String, RunError> {
-    let text = given.strip_prefix("docker://").unwrap_or(given);
-    // registries.conf is read only where it is needed: a stored image of a fully qualified
-    // reference starts without it (its files and drop-ins cost a start ~0.15 ms).
     let mut conf = None;
-    let candidates = match Reference::is_fully_qualified(given) {
-        true => vec![Reference::parse(text).map_err(|e| bad_reference(given, e))?],
-        false => conf
-            .insert(RegistriesConf::load()?)
-            .resolve(text)
-            .map_err(|e| bad_reference(given, e))?,
-    };
+    let candidates = candidates(given, &mut conf)?;
     let layout = layout_of(ids);
     // A stored copy counts for this pull if it is of the platform asked for.
     let stored = candidates.iter().find_map(|reference| {
@@ -291,13 +294,14 @@ fn store_image(
             progress.finish();
         }
         // The image's directory: the mount point of its overlay, and its own (empty) upper layer
-        // with the base layer's owner and mode (the container's / until it writes there).
+        // with the top layer's owner and mode (the container's / until it writes there; the run's
+        // overlay gives a new upper layer the same).
         for part in [store::ROOTFS, store::UPPER, store::WORK] {
             fs::create_dir(temp.path.join(part))
                 .map_err(|e| RunError::sys(format!("cannot create {part}"), e))?;
         }
-        if let Some(base) = keys.first() {
-            copy_owner_and_mode(&store.layer_dir(base), &temp.path.join(store::UPPER))?;
+        if let Some(top) = keys.last() {
+            copy_owner_and_mode(&store.layer_dir(top), &temp.path.join(store::UPPER))?;
         }
         Store::write_record(&temp.path, &record)
             .map_err(|e| RunError::sys(format!("cannot write {}", store::RECORD), e))?;
