@@ -116,6 +116,16 @@ fn text(out: &Output) -> String {
     format!("{}{}", out.stdout_text(), out.stderr_text())
 }
 
+/// The Range header of each GET of the blob `digest` the blob server saw (None: the whole blob).
+fn gets_of(registry: &LocalRegistry, digest: &str) -> Vec<Option<String>> {
+    registry
+        .blob_log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.digest.as_deref() == Some(digest))
+        .map(|r| r.range)
+        .collect()
+}
+
 fn hex(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap()
 }
@@ -422,12 +432,9 @@ fn a_pull_continues_what_an_interrupted_one_downloaded() {
     let reference = p.registry.reference("debian:bookworm");
     let out = p.run(&["images", "pull", &reference]);
     out.assert_code(0);
-    let ranges: Vec<String> = p
-        .registry
-        .blob_log()
+    let ranges: Vec<String> = gets_of(&p.registry, &blob.digest)
         .into_iter()
-        .filter(|r| r.digest.as_deref() == Some(blob.digest.as_str()))
-        .filter_map(|r| r.range)
+        .flatten()
         .collect();
     assert!(
         ranges
@@ -447,13 +454,7 @@ fn a_pull_continues_what_an_interrupted_one_downloaded() {
     p.registry.reset_counts();
     let out = p.run(&["images", "pull", &reference]);
     out.assert_code(0);
-    let ranges: Vec<Option<String>> = p
-        .registry
-        .blob_log()
-        .into_iter()
-        .filter(|r| r.digest.as_deref() == Some(blob.digest.as_str()) && r.method == "GET")
-        .map(|r| r.range)
-        .collect();
+    let ranges = gets_of(&p.registry, &blob.digest);
     assert_eq!(ranges, [Some(format!("bytes={kept}-"))], "{}", text(&out));
     let out = p.run(&["--rootfs", &reference, "--", "cat", "/etc/debian_version"]);
     out.assert_code(0);
@@ -501,13 +502,7 @@ fn killed_pulls_leave_nothing_that_a_later_run_uses() {
     assert!(out.stdout_text().starts_with("12."), "{}", text(&out));
     let size = pushed.layers[0].size;
     if kept > 0 {
-        let ranges: Vec<Option<String>> = p
-            .registry
-            .blob_log()
-            .into_iter()
-            .filter(|r| r.method == "GET" && r.digest.as_deref() == Some(&format!("sha256:{blob}")))
-            .map(|r| r.range)
-            .collect();
+        let ranges = gets_of(&p.registry, &format!("sha256:{blob}"));
         // All of it downloaded (the kill came during the extraction): nothing is asked again.
         let expected = match kept < size {
             true => vec![Some(format!("bytes={kept}-"))],
