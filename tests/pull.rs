@@ -782,3 +782,135 @@ fn a_second_container_of_a_pulled_image_writes_to_a_layer_of_its_own() {
         out.status.code() == Some(0) && upper.join("etc/third").exists()
     }));
 }
+
+/// What the holder of alice's containers keeps open of the store at `store`: the targets of its
+/// descriptors that lie there (every holder of hers, since tests share them).
+fn held_by_holders(store: &Path) -> Vec<String> {
+    let store = store.to_string_lossy().into_owned();
+    let mut held = Vec::new();
+    for process in fs::read_dir("/proc").unwrap().flatten() {
+        let dir = process.path();
+        let is_holder = fs::read(dir.join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--serve-as-holder"));
+        if !is_holder || fs::metadata(&dir).map(|m| m.uid()).ok() != Some(alice().uid) {
+            continue;
+        }
+        for fd in fs::read_dir(dir.join("fd")).into_iter().flatten().flatten() {
+            if let Ok(target) = fs::read_link(fd.path()) {
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with(&store) {
+                    held.push(target);
+                }
+            }
+        }
+    }
+    held
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_pulled_image_runs_on_the_overlay_its_holder_keeps_and_never_on_a_stale_one() {
+    require_root();
+    let p = Puller::public();
+    let (reference, upper) = p.small_image_and_its_upper_layer();
+    let runner = install().runner();
+    let logged = |args: &[&str]| {
+        let mut argv = vec!["env", "UNSHARE_RUN_LOG=debug", runner.as_str()];
+        argv.extend_from_slice(args);
+        p.sandbox.run_as(alice(), &argv)
+    };
+    const LENT: &str = "the holder's overlay of the image";
+    // Each start is lent the holder's overlay; what it writes is on the disk when it returns.
+    let out = logged(&[
+        "--rootfs",
+        &reference,
+        "--",
+        "sh",
+        "-c",
+        "echo one > /etc/urt-lent",
+    ]);
+    out.assert_code(0);
+    assert!(out.stderr_text().contains(LENT), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(upper.join("etc/urt-lent")).unwrap(),
+        "one\n"
+    );
+    let script = "cat /etc/urt-lent && echo two > /etc/urt-b";
+    let out = logged(&["--rootfs", &reference, "--", "sh", "-c", script]);
+    out.assert_code(0);
+    assert!(out.stderr_text().contains(LENT), "{}", text(&out));
+    assert_eq!(out.stdout_text(), "one\n");
+    assert_eq!(
+        fs::read_to_string(upper.join("etc/urt-b")).unwrap(),
+        "two\n"
+    );
+    // A start without a holder mounts its own overlay and changes the layer under the kept one ...
+    let script = "rm /etc/urt-lent && echo three > /etc/urt-b";
+    let out = p.run(&[
+        "--holder-idle",
+        "0",
+        "--rootfs",
+        &reference,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    out.assert_code(0);
+    // ... which is then not lent any more: a new overlay shows the layer as it is.
+    let script = "cat /etc/urt-b; test ! -e /etc/urt-lent";
+    let out = logged(&["--rootfs", &reference, "--", "sh", "-c", script]);
+    out.assert_code(0);
+    assert!(out.stderr_text().contains(LENT), "{}", text(&out));
+    assert_eq!(out.stdout_text(), "three\n");
+
+    // A second container beside one that writes the image's layer writes a temporary layer of its
+    // own, over the holder's overlay: it sees the first one's writes as they happen.
+    let dir = TempDir::new("pull-lent-beside");
+    let script = "echo first > /etc/urt-first && sleep 60";
+    let mut first = p
+        .command(&["--rootfs", &reference, "--", "sh", "-c", script], &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !upper.join("etc/urt-first").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = logged(&[
+        "--rootfs",
+        &reference,
+        "--",
+        "sh",
+        "-c",
+        "cat /etc/urt-first; echo x > /etc/urt-second",
+    ]);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = first.wait();
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "first\n", "{}", text(&out));
+    assert!(
+        out.stderr_text().contains("writes go to a temporary layer"),
+        "{}",
+        text(&out)
+    );
+    assert!(out.stderr_text().contains("lower [Lent]"), "{}", text(&out));
+    assert!(!upper.join("etc/urt-second").exists());
+
+    // Removing the image lets the holder's overlay of it go: nothing of it is held open.
+    assert!(
+        !held_by_holders(&p.store()).is_empty(),
+        "the holder keeps the image's upper layer"
+    );
+    p.run(&["images", "rm", &reference]).assert_code(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !held_by_holders(&p.store()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(held_by_holders(&p.store()), Vec::<String>::new());
+}

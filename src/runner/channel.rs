@@ -32,6 +32,16 @@ const TERMINAL: u8 = b'T';
 /// asks nothing: it opens them through /proc.
 pub const WANT_NETWORK: u8 = b'N';
 const NETWORK: u8 = b'W';
+/// Client to holder: a pulled image's overlay (`rootfs::lent::Request`: its bytes follow, its
+/// descriptors are the image's directories). The answer: OVERLAY with a copy of the overlay,
+/// NO_OVERLAY, or a failure.
+pub const WANT_OVERLAY: u8 = b'O';
+const OVERLAY: u8 = b'V';
+const NO_OVERLAY: u8 = b'-';
+/// Client to holder: let the overlays kept go (an image was removed). No answer.
+pub const FORGET_OVERLAYS: u8 = b'X';
+/// The longest request to a holder (an overlay request names the image's directories).
+pub const MAX_REQUEST: usize = 64 * 1024;
 /// A failure report longer than this is cut (messages name paths, not files' contents).
 const MAX_REPORT: usize = 64 * 1024;
 
@@ -70,18 +80,6 @@ impl Channel {
     /// Sends one byte (a request to a holder).
     pub fn send_byte(&self, byte: u8) -> io::Result<()> {
         send_all(&self.0, &[byte])
-    }
-
-    /// The next message's first byte; None at the end of the stream or on an error.
-    pub fn receive_byte(&self) -> Option<u8> {
-        let mut byte = [0u8; 1];
-        loop {
-            match recv(self.0.as_raw_fd(), &mut byte, MsgFlags::empty()) {
-                Ok(1) => return Some(byte[0]),
-                Err(Errno::EINTR) => continue,
-                _ => return None,
-            }
-        }
     }
 
     /// Parent: the child may start. Fails (EPIPE) when the child is gone.
@@ -139,12 +137,54 @@ impl Channel {
         self.receive_descriptor(NETWORK)
     }
 
+    /// Client: asks the holder for an overlay (`request` is the bytes after the kind).
+    pub fn send_overlay_request(&self, request: &[u8], dirs: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let mut message = vec![WANT_OVERLAY];
+        message.extend_from_slice(request);
+        self.send_message(&message, dirs).map_err(io::Error::from)
+    }
+
+    /// Holder: answers an overlay request with `overlay`, or that it has none.
+    pub fn send_overlay(&self, overlay: Option<BorrowedFd<'_>>) -> io::Result<()> {
+        match overlay {
+            Some(fd) => self.send_descriptor(OVERLAY, fd).map_err(io::Error::from),
+            None => send_all(&self.0, &[NO_OVERLAY]),
+        }
+    }
+
+    /// Client: the holder's answer to an overlay request: the overlay, or None if it has none, failed
+    /// (its report stays for `report`) or hung up.
+    pub fn receive_overlay(&self) -> Option<OwnedFd> {
+        if let Some(overlay) = self.receive_descriptor(OVERLAY) {
+            return Some(overlay);
+        }
+        // Taken off the stream, so that nothing is left in the way of a later message.
+        let mut first = [0u8; 1];
+        let waiting = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        if matches!(recv(self.0.as_raw_fd(), &mut first, waiting), Ok(1) if first[0] == NO_OVERLAY)
+        {
+            let _ = recv(self.0.as_raw_fd(), &mut first, MsgFlags::MSG_DONTWAIT);
+        }
+        None
+    }
+
+    /// Holder: the next request and the descriptors it carries; None at the end of the stream.
+    pub fn receive_request(&self) -> Option<(Vec<u8>, Vec<OwnedFd>)> {
+        match crate::sys::receive_message(self.0.as_fd(), MAX_REQUEST) {
+            Ok((bytes, fds)) if !bytes.is_empty() => Some((bytes, fds)),
+            _ => None,
+        }
+    }
+
     fn send_descriptor(&self, kind: u8, fd: BorrowedFd<'_>) -> Result<(), Errno> {
-        let fds = [fd.as_raw_fd()];
+        self.send_message(&[kind], &[fd])
+    }
+
+    fn send_message(&self, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), Errno> {
+        let fds: Vec<_> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
         let rights = [ControlMessage::ScmRights(&fds)];
-        let kind = [kind];
         loop {
-            let message = [IoSlice::new(&kind)];
+            let message = [IoSlice::new(bytes)];
             match sendmsg::<()>(
                 self.0.as_raw_fd(),
                 &message,

@@ -29,7 +29,7 @@ use super::network::PastaTarget;
 use super::spec::ContainerSpec;
 use super::terminal::{self, Relay, Session};
 use super::userns::{self, ChildIds, Lifetime, UserNamespace};
-use super::{exit, holder, init, network, signals};
+use super::{exit, holder, init, network, rootfs, signals};
 
 /// How a start gets its network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +51,12 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
         .as_ref()
         .is_some_and(|l| nix::sched::setns(&l.user, CloneFlags::CLONE_NEWUSER).is_ok());
     let attachment = attach_network(spec.net, lease.as_ref().filter(|_| joined))?;
+    // A pulled image's overlay, which the holder keeps mounted. Under keep-id the holder has no
+    // capability to mount one.
+    let lent = match lease.as_ref().filter(|_| joined && !plan.is_keep_id()) {
+        Some(lease) => rootfs::overlay_request(spec).and_then(|r| lease.overlay(&r)),
+        None => None,
+    };
     let signals = signals::supervised();
     // Blocked before the clone so that nothing sent meanwhile is lost; read through a signalfd.
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
@@ -70,8 +76,10 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
     // PID 1 sets the container up as root inside; the command then becomes its own user.
     let ids = ChildIds::acting_as_root(plan);
     let mut pid1 = userns::spawn(flags, userns, ids, Lifetime::DiesWithParent, |channel| {
-        init::pid1(spec, &signals, channel)
+        init::pid1(spec, lent.as_ref(), &signals, channel)
     })?;
+    // PID 1 has its own descriptor of it.
+    drop(lent);
     // pasta joins the (now mapped) user namespace to configure the network namespace.
     let mut pasta = match attachment {
         Attachment::OwnPasta => Some(network::start_pasta(

@@ -19,6 +19,10 @@
 //! the network it was started in) without asking. A client stays connected while its container runs
 //! (the `Lease`): the holder counts its containers by their connections and waits for the idle time
 //! only once none is left, so that its pasta serves every container to its end; it ends with pasta.
+//!
+//! And it keeps the overlays of pulled images that its containers run (`lent_overlay`), in a mount
+//! namespace of its own: a start that asks gets a copy of the image's overlay instead of mounting one
+//! (and syncing its upper filesystem when it ends). `unshare-run images rm` tells it to let them go.
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -35,9 +39,10 @@ use nix::sys::socket::{
     socket, sockopt::PeerCredentials,
 };
 
-use super::channel::{Channel, WANT_NETWORK};
+use super::channel::{Channel, FORGET_OVERLAYS, WANT_NETWORK, WANT_OVERLAY};
 use super::error::RunError;
 use super::exit;
+use super::lent_overlay as lent;
 use super::mapping::MapPlan;
 use super::network::SharedNetwork;
 use super::userns::{self, ChildIds, Lifetime, UserNamespace};
@@ -60,6 +65,22 @@ pub struct Lease {
 }
 
 impl Lease {
+    /// A copy of the holder's overlay of a pulled image (`lent_overlay`); None when this start has
+    /// no connection to its holder, or the holder has none to lend or could not make it (the start
+    /// then mounts one of its own).
+    pub fn overlay(&self, request: &lent::Request) -> Option<OwnedFd> {
+        let channel = self._connection.as_ref()?;
+        let (bytes, dirs) = request.message();
+        channel.send_overlay_request(&bytes, &dirs).ok()?;
+        let overlay = channel.receive_overlay();
+        if overlay.is_none()
+            && let Some(e) = channel.report()
+        {
+            log::debug!("the holder lent no overlay: {e}");
+        }
+        overlay
+    }
+
     /// The user namespace of a holder this start has just made, without a connection to it (a
     /// host-mode start, which needs no network).
     pub fn of_spawned(user: OwnedFd) -> Lease {
@@ -253,7 +274,8 @@ fn normalise_map(text: &str) -> String {
 /// serves at `socket`. Returns its user namespace.
 pub fn spawn(plan: &MapPlan, socket: &Path, idle: Duration) -> Result<OwnedFd, RunError> {
     let mut child = userns::spawn(
-        CloneFlags::empty(),
+        // A mount namespace of its own, in which it may make the overlays it lends (`lent_overlay`).
+        CloneFlags::CLONE_NEWNS,
         UserNamespace::New(plan),
         // Its clients check that it is theirs by its uid (SO_PEERCRED).
         ChildIds::Callers,
@@ -333,6 +355,7 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
     let idle_ms = idle.saturating_mul(1000).min(i32::MAX as u64) as i32;
     let mut clients: Vec<Channel> = Vec::new();
     let mut network: Option<SharedNetwork> = None;
+    let mut overlays = lent::Kept::default();
     // Children that end (pasta): read through a signalfd among the sockets.
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
@@ -377,8 +400,14 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
             if !ready[index + 2] {
                 continue;
             }
-            match clients[index].receive_byte() {
-                Some(WANT_NETWORK) => lend_network(&clients[index], &mut network),
+            match clients[index].receive_request() {
+                Some((bytes, _)) if bytes[0] == WANT_NETWORK => {
+                    lend_network(&clients[index], &mut network)
+                }
+                Some((bytes, dirs)) if bytes[0] == WANT_OVERLAY => {
+                    lend_overlay(&clients[index], &mut overlays, &bytes[1..], dirs)
+                }
+                Some((bytes, _)) if bytes[0] == FORGET_OVERLAYS => overlays.forget(),
                 Some(_) => {}
                 // Its container has ended.
                 None => {
@@ -397,6 +426,35 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
         let _ = std::fs::remove_file(socket);
     }
     Ok(0)
+}
+
+/// Sends `client` a copy of the overlay it asks for (`lent_overlay`), or that there is none, or why
+/// it cannot be had.
+fn lend_overlay(client: &Channel, overlays: &mut lent::Kept, request: &[u8], dirs: Vec<OwnedFd>) {
+    let Some(request) = lent::Request::from_message(request, dirs) else {
+        let _ = client.send_overlay(None);
+        return;
+    };
+    match overlays.lend(request) {
+        Ok(overlay) => {
+            let _ = client.send_overlay(overlay.as_ref().map(|o| o.as_fd()));
+        }
+        Err(e) => {
+            client.fail(e);
+        }
+    }
+}
+
+/// Tells the caller's holder for `plan`, if one runs, to let the overlays it keeps go (an image was
+/// removed, and its files' space comes back only once no overlay holds them).
+pub fn forget_overlays(plan: &MapPlan) {
+    let uid = nix::unistd::getuid().as_raw();
+    let Some(socket) = socket_path(uid, plan) else {
+        return;
+    };
+    if let Ok(Some(stream)) = connect_to(&socket) {
+        let _ = Channel::from(stream).send_byte(FORGET_OVERLAYS);
+    }
 }
 
 /// Sends `client` the private network's namespace, which this holder makes and joins first if it

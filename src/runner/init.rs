@@ -3,7 +3,7 @@
 //! that processes send it on to the command, and exits with the command's status. When it exits, the
 //! kernel kills whatever is left in the pid namespace.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::signal::SigSet;
@@ -22,11 +22,17 @@ use crate::sys;
 /// PID 1, once started by the parent. Returns the status to exit with. A failure before the command
 /// runs (set-up, or the command cannot be executed) goes to the parent through `channel`, which is
 /// closed once the command runs: the container keeps nothing of the parent's.
-pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
+/// `lent`: the holder's overlay of a pulled image, if it lent one (`lent_overlay`).
+pub fn pid1(
+    spec: &ContainerSpec,
+    lent: Option<&OwnedFd>,
+    signals: &SigSet,
+    channel: Channel,
+) -> u8 {
     // Processes in the container cannot open what PID 1 holds (/proc/1/exe, fd, root, cwd): a
     // process that is not dumpable is reached only with CAP_SYS_PTRACE in the initial user namespace.
     let _ = nix::sys::prctl::set_dumpable(false);
-    let started = setup(spec)
+    let started = setup(spec, lent)
         .and_then(|()| keep_only_passed(spec, &channel))
         .and_then(|()| start_command(spec, signals, &channel));
     let (command, sfd) = match started {
@@ -43,7 +49,7 @@ pub fn pid1(spec: &ContainerSpec, signals: &SigSet, channel: Channel) -> u8 {
     }
 }
 
-fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+fn setup(spec: &ContainerSpec, lent: Option<&OwnedFd>) -> Result<(), RunError> {
     if spec.session.is_own() {
         terminal::leave_caller_terminal()?;
     }
@@ -60,7 +66,7 @@ fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
     if spec.net == NetMode::None {
         sys::bring_up_loopback().map_err(|e| RunError::sys("bringing up lo", e))?;
     }
-    rootfs::setup(spec)
+    rootfs::setup(spec, lent)
 }
 
 /// With a root filesystem, the container gets only the caller's descriptors that it passes

@@ -20,6 +20,7 @@ mod exit;
 mod holder;
 pub(crate) mod image;
 mod init;
+mod lent_overlay;
 mod mapping;
 mod network;
 mod rootfs;

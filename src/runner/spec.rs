@@ -43,6 +43,8 @@ pub struct ContainerSpec {
     pub overlay: Option<Overlay>,
     /// A pulled image: `rootfs` is the empty mount point of its layers' overlay.
     pub layered: Option<Layered>,
+    /// This container holds the pulled image's upper layer (no other container writes it).
+    pub upper_claimed: bool,
     /// The root filesystem is mounted read-only (its submounts keep their own flags).
     pub read_only_root: bool,
     /// The command's session, and whether it has a terminal of the container's own.
@@ -174,6 +176,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
             }
             (false, None) => None,
         },
+        upper_claimed: layered.is_some() && !upper_taken,
         layered,
         read_only_root: cli.read_only,
         setgroups_allowed: plan.allows_setgroups(),

@@ -23,5 +23,5 @@ pub use process::{
     Forked, clone_into, detach_and_exec, exit_now, spawn_dying_with_parent, spawn_sharing_memory,
 };
 pub use signals::{die_by, ignore, install_noop_handler};
-pub use socket::receive_descriptor;
+pub use socket::{MAX_DESCRIPTORS, receive_descriptor, receive_message};
 pub use xattr::{read_xattr, set_xattr};

@@ -11,7 +11,7 @@ use super::{IMPORT_HINT, check_name, open_store, resolve};
 use crate::runner::cli::PullArgs;
 use crate::runner::error::RunError;
 use crate::runner::mapping::{self, MapMode};
-use crate::runner::userns;
+use crate::runner::{holder, userns};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -198,6 +198,8 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
     for temp in unused {
         delete(&plan, temp)?;
     }
+    // The holder may keep an overlay of the removed files.
+    holder::forget_overlays(&plan);
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::error::RunError;
+use super::lent_overlay;
 use super::spec::{ContainerSpec, Overlay};
 use super::users::{self, Account};
 use crate::runner::confinement::paths::Kind;
@@ -26,7 +27,9 @@ use crate::sys::mount as new_mount;
 use mount_point::Root;
 use plan::{Attrs, Covering, Entry, Host, MountPoint, Source, Step};
 
-pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
+/// Sets up the container's filesystem; `lent` is the holder's overlay of a pulled image
+/// (`overlay_request`), if it lent one.
+pub fn setup(spec: &ContainerSpec, lent: Option<&OwnedFd>) -> Result<(), RunError> {
     make_mounts_private()?;
     let steps = plan::plan(spec, &Host::probe());
     match &spec.rootfs {
@@ -35,8 +38,15 @@ pub fn setup(spec: &ContainerSpec) -> Result<(), RunError> {
             remove_generated(spec);
             result
         }
-        Some(root) => setup_root(spec, root, &steps),
+        Some(root) => setup_root(spec, root, &steps, lent),
     }
+}
+
+/// What to ask the holder for: the overlay of `spec`'s pulled image (`lent_overlay`), which it
+/// makes only for a container that holds the image's upper layer.
+pub fn overlay_request(spec: &ContainerSpec) -> Option<lent_overlay::Request> {
+    let image = spec.layered.as_ref().filter(|_| spec.rootfs.is_some())?;
+    lent_overlay::Request::for_image(&image.upper, &image.work, &image.layers, spec.upper_claimed)
 }
 
 /// Bound by now (the mounts keep them) or never to be: the generated files are not needed. Removed
@@ -48,14 +58,32 @@ fn remove_generated(spec: &ContainerSpec) {
     }
 }
 
-fn setup_root(spec: &ContainerSpec, root: &Path, steps: &[Step]) -> Result<(), RunError> {
+fn setup_root(
+    spec: &ContainerSpec,
+    root: &Path,
+    steps: &[Step],
+    lent: Option<&OwnedFd>,
+) -> Result<(), RunError> {
     let merged;
-    let root = match overlay_of(spec, root) {
-        None => root,
-        Some((lowers, upper)) => {
-            merged = mount_overlay(root, &lowers, upper)?;
+    let root = match (overlay_of(spec, root, lent.is_some()), lent) {
+        (None, _) => root,
+        (Some(RootOverlay::Lent), Some(lent)) => {
+            log::debug!("the holder's overlay of the image on {}", root.display());
+            let point = fs::File::open(root)
+                .map_err(|e| RunError::sys(format!("cannot open {}", root.display()), e))?;
+            new_mount::attach(lent.as_fd(), point.as_fd()).map_err(|e| {
+                RunError::sys(
+                    format!("cannot attach the image's overlay on {}", root.display()),
+                    e,
+                )
+            })?;
+            root
+        }
+        (Some(RootOverlay::Own(lowers, upper)), lent) => {
+            merged = mount_overlay(root, &lowers, upper, lent)?;
             merged.as_path()
         }
+        (Some(RootOverlay::Lent), None) => unreachable!("a lent overlay only when one was lent"),
     };
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
@@ -531,60 +559,95 @@ fn unescape_mountinfo(field: &str) -> String {
 enum Upper {
     /// A tmpfs mounted over the root filesystem's path.
     Ephemeral,
-    /// Kept: the upper layer and overlayfs's work directory beside it.
-    Kept { upper: PathBuf, work: PathBuf },
+    /// Kept: the upper layer and overlayfs's work directory beside it. `image`: a pulled image's
+    /// own, of which a holder may keep an overlay (`lent_overlay`), stamped before it is mounted here.
+    Kept {
+        upper: PathBuf,
+        work: PathBuf,
+        image: bool,
+    },
 }
 
-/// The overlay the root filesystem `root` needs, if any: its read-only layers (the top one first)
-/// and where the writes go. A pulled image is always one (its layers under its own upper layer,
-/// which --ephemeral and --overlay put under theirs); another root filesystem only with those.
-fn overlay_of<'a>(spec: &'a ContainerSpec, root: &'a Path) -> Option<(Vec<&'a Path>, Upper)> {
+/// A read-only layer of an overlay.
+#[derive(Debug, PartialEq)]
+enum Layer<'a> {
+    Dir(&'a Path),
+    /// The overlay of the image that the holder lent.
+    Lent,
+}
+
+/// How the root filesystem becomes an overlay.
+#[derive(Debug, PartialEq)]
+enum RootOverlay<'a> {
+    /// The holder's overlay of the pulled image, as it is.
+    Lent,
+    /// An overlay mounted here: its layers (the top one first) and where the writes go.
+    Own(Vec<Layer<'a>>, Upper),
+}
+
+/// The overlay the root filesystem `root` needs, if any. A pulled image is always one: its layers
+/// under the image's own upper layer, which --ephemeral and --overlay put under theirs; with `lent`,
+/// the holder's overlay is that part. Another root filesystem is one only with those options.
+fn overlay_of<'a>(spec: &'a ContainerSpec, root: &'a Path, lent: bool) -> Option<RootOverlay<'a>> {
     let upper = match &spec.overlay {
         None => None,
         Some(Overlay::Ephemeral) => Some(Upper::Ephemeral),
         Some(Overlay::Persistent(dir)) => Some(Upper::Kept {
             upper: dir.join("upper"),
             work: dir.join("work"),
+            image: false,
         }),
     };
-    match &spec.layered {
-        None => upper.map(|upper| (vec![root], upper)),
-        Some(image) => {
-            let layers = image.layers.iter().map(PathBuf::as_path);
-            Some(match upper {
-                None => (
-                    layers.collect(),
-                    Upper::Kept {
-                        upper: image.upper.clone(),
-                        work: image.work.clone(),
-                    },
-                ),
-                Some(upper) => (
-                    std::iter::once(image.upper.as_path())
-                        .chain(layers)
-                        .collect(),
-                    upper,
-                ),
-            })
-        }
-    }
+    let Some(image) = &spec.layered else {
+        return upper.map(|upper| RootOverlay::Own(vec![Layer::Dir(root)], upper));
+    };
+    let layers = image.layers.iter().map(|l| Layer::Dir(l.as_path()));
+    Some(match (upper, lent) {
+        (None, true) => RootOverlay::Lent,
+        (None, false) => RootOverlay::Own(
+            layers.collect(),
+            Upper::Kept {
+                upper: image.upper.clone(),
+                work: image.work.clone(),
+                image: true,
+            },
+        ),
+        (Some(upper), true) => RootOverlay::Own(vec![Layer::Lent], upper),
+        (Some(upper), false) => RootOverlay::Own(
+            std::iter::once(Layer::Dir(image.upper.as_path()))
+                .chain(layers)
+                .collect(),
+            upper,
+        ),
+    })
 }
 
 /// Mounts an overlay of `lowers` (read-only, the top one first) and `upper` on the root
 /// filesystem's path `root`; returns where the merged tree is. The layers are named through
 /// descriptors opened before anything is mounted over their paths (a plain root filesystem is its
 /// own lower layer).
-fn mount_overlay(root: &Path, lowers: &[&Path], upper: Upper) -> Result<PathBuf, RunError> {
-    use std::os::fd::AsRawFd;
+fn mount_overlay(
+    root: &Path,
+    lowers: &[Layer<'_>],
+    upper: Upper,
+    lent: Option<&OwnedFd>,
+) -> Result<PathBuf, RunError> {
     let open_dir = |path: &Path| {
         fs::File::open(path)
+            .map(OwnedFd::from)
             .map_err(|e| RunError::sys(format!("cannot open {}", path.display()), e))
     };
     let lower_fds = lowers
         .iter()
-        .map(|lower| open_dir(lower))
+        .map(|lower| match (lower, lent) {
+            (Layer::Dir(path), _) => open_dir(path),
+            (Layer::Lent, Some(lent)) => lent
+                .try_clone()
+                .map_err(|e| RunError::sys("cannot use the image's overlay", e)),
+            (Layer::Lent, None) => unreachable!("a lent layer only when one was lent"),
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let (upper, work, target) = match upper {
+    let (upper, work, target, image) = match upper {
         Upper::Ephemeral => {
             // The tmpfs goes over the root filesystem's own path: nothing else needs a mount point.
             mount_fs(
@@ -595,22 +658,29 @@ fn mount_overlay(root: &Path, lowers: &[&Path], upper: Upper) -> Result<PathBuf,
             )?;
             let merged = root.join("merged");
             mkdir_all(&merged, 0o755)?;
-            (root.join("upper"), root.join("work"), merged)
+            (root.join("upper"), root.join("work"), merged, false)
         }
-        Upper::Kept { upper, work } => (upper, work, root.to_path_buf()),
+        Upper::Kept { upper, work, image } => (upper, work, root.to_path_buf(), image),
     };
     if !upper.is_dir() {
         // The upper directory's root becomes the container's /: same owner and mode as the image's.
         mkdir_all(&upper, 0o755)?;
-        let top = &lower_fds[0];
+        let top = fs::File::from(
+            lower_fds[0]
+                .try_clone()
+                .map_err(|e| RunError::sys("cannot read the top layer", e))?,
+        );
         let meta = top
             .metadata()
-            .map_err(|e| RunError::sys(format!("cannot read {}", lowers[0].display()), e))?;
+            .map_err(|e| RunError::sys("cannot read the top layer", e))?;
         use std::os::unix::fs::MetadataExt;
         let _ = std::os::unix::fs::chown(&upper, Some(meta.uid()), Some(meta.gid()));
         let _ = fs::set_permissions(&upper, fs::Permissions::from_mode(meta.mode() & 0o7777));
     }
     mkdir_all(&work, 0o700)?;
+    if image {
+        lent_overlay::stamp_before_own_mount(&upper)?;
+    }
     let upper_fd = open_dir(&upper)?;
     let work_fd = open_dir(&work)?;
     let lowerdir: Vec<String> = lower_fds
@@ -684,51 +754,70 @@ mod tests {
     fn a_pulled_image_is_always_an_overlay_of_its_layers_under_its_own_writes() {
         let root = Path::new("/store/images/i/rootfs");
         let mut spec = plan::tests::spec(true);
-        assert_eq!(
-            overlay_of(&spec, root),
-            None,
-            "a plain directory is used in place"
-        );
+        for lent in [false, true] {
+            assert_eq!(
+                overlay_of(&spec, root, lent),
+                None,
+                "a plain directory is used in place"
+            );
+        }
         spec.overlay = Some(Overlay::Ephemeral);
         assert_eq!(
-            overlay_of(&spec, root),
-            Some((vec![root], Upper::Ephemeral))
+            overlay_of(&spec, root, false),
+            Some(RootOverlay::Own(vec![Layer::Dir(root)], Upper::Ephemeral))
         );
         spec.layered = Some(crate::runner::image::Layered {
             layers: vec!["/store/layers/top".into(), "/store/layers/base".into()],
             upper: "/store/images/i/upper".into(),
             work: "/store/images/i/work".into(),
         });
-        let with_own = vec![
-            Path::new("/store/images/i/upper"),
-            Path::new("/store/layers/top"),
-            Path::new("/store/layers/base"),
-        ];
+        let with_own = || {
+            vec![
+                Layer::Dir(Path::new("/store/images/i/upper")),
+                Layer::Dir(Path::new("/store/layers/top")),
+                Layer::Dir(Path::new("/store/layers/base")),
+            ]
+        };
         assert_eq!(
-            overlay_of(&spec, root),
-            Some((with_own.clone(), Upper::Ephemeral))
+            overlay_of(&spec, root, false),
+            Some(RootOverlay::Own(with_own(), Upper::Ephemeral))
+        );
+        // The holder's overlay is the image's layers under its upper layer, whole.
+        assert_eq!(
+            overlay_of(&spec, root, true),
+            Some(RootOverlay::Own(vec![Layer::Lent], Upper::Ephemeral))
         );
         spec.overlay = Some(Overlay::Persistent("/home/u/writes".into()));
-        let kept = Upper::Kept {
+        let kept = || Upper::Kept {
             upper: "/home/u/writes/upper".into(),
             work: "/home/u/writes/work".into(),
+            image: false,
         };
-        assert_eq!(overlay_of(&spec, root), Some((with_own, kept)));
+        assert_eq!(
+            overlay_of(&spec, root, false),
+            Some(RootOverlay::Own(with_own(), kept()))
+        );
+        assert_eq!(
+            overlay_of(&spec, root, true),
+            Some(RootOverlay::Own(vec![Layer::Lent], kept()))
+        );
         spec.overlay = None;
         let own = Upper::Kept {
             upper: "/store/images/i/upper".into(),
             work: "/store/images/i/work".into(),
+            image: true,
         };
         assert_eq!(
-            overlay_of(&spec, root),
-            Some((
+            overlay_of(&spec, root, false),
+            Some(RootOverlay::Own(
                 vec![
-                    Path::new("/store/layers/top"),
-                    Path::new("/store/layers/base")
+                    Layer::Dir(Path::new("/store/layers/top")),
+                    Layer::Dir(Path::new("/store/layers/base"))
                 ],
                 own
             ))
         );
+        assert_eq!(overlay_of(&spec, root, true), Some(RootOverlay::Lent));
     }
 
     use super::{unescape_mountinfo, visible_mount_points};

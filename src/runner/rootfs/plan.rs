@@ -420,6 +420,7 @@ pub(super) mod tests {
             holder_idle: std::time::Duration::ZERO,
             overlay: None,
             layered: None,
+            upper_claimed: false,
             read_only_root: false,
             session: crate::runner::terminal::Session::Own,
             generated: None,
