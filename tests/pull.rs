@@ -565,6 +565,22 @@ fn bad_references_and_unreachable_registries_are_said_clearly() {
     let out = p.run(&["images", "pull", "127.0.0.1:9/none:1"]);
     out.assert_code(125);
     assert!(out.stderr_text().contains("127.0.0.1:9"), "{}", text(&out));
+    // A name that no resolver knows (.invalid is reserved, RFC 2606): named with its port, within
+    // the connect timeout (15 s), whether the resolver answers or not.
+    let started = std::time::Instant::now();
+    let out = p.run(&["images", "pull", "no-such-host.invalid:5000/none:1"]);
+    out.assert_code(125);
+    assert!(
+        out.stderr_text()
+            .contains("cannot find registry host no-such-host.invalid:5000"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     let out = p.run(&["images", "pull", "127.0.0.1:5000/UPPER:case"]);
     out.assert_code(125);
     assert!(

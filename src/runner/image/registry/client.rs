@@ -1384,6 +1384,11 @@ fn network_failure(endpoint: &Endpoint, uri: &Uri, error: ureq::Error, what: Wha
         "check the name, your network and DNS, and a proxy setting (HTTPS_PROXY, NO_PROXY)";
     match error {
         ureq::Error::HostNotFound => RunError::new(format!("cannot find {registry}host {authority}: no such host name")).with_hint(proxy_hint).into(),
+        ureq::Error::Io(ref io) if is_name_lookup_error(io) => {
+            let reason = io.to_string();
+            let reason = reason.strip_prefix(NAME_LOOKUP_FAILED).map_or(&reason[..], |r| r.trim_start_matches([':', ' ']));
+            RunError::new(format!("cannot find {registry}host {authority}: {reason}")).with_hint(proxy_hint).into()
+        }
         ureq::Error::ConnectionFailed | ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
             RunError::new(format!("cannot connect to {registry}{authority}: {error}")).with_hint(format!("is the registry up and reachable from here? {proxy_hint}")).into()
         }
@@ -1415,6 +1420,16 @@ fn network_failure(endpoint: &Endpoint, uri: &Uri, error: ureq::Error, what: Wha
             Failure::transient(RunError::new(format!("{subject} at {authority}: {other}")), None)
         }
     }
+}
+
+/// How the standard library's resolver (getaddrinfo) failures begin, which ureq passes on as io
+/// errors.
+const NAME_LOOKUP_FAILED: &str = "failed to lookup address information";
+
+/// A host name that the resolver does not know, or a resolver that cannot be asked: another try soon
+/// after would fail the same way.
+fn is_name_lookup_error(error: &std::io::Error) -> bool {
+    error.to_string().starts_with(NAME_LOOKUP_FAILED)
 }
 
 /// rustls reports certificate failures inside io errors during the handshake.
@@ -2471,6 +2486,41 @@ mod tests {
             err.message
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_host_name_that_does_not_resolve_is_named_and_not_retried() {
+        let dir = tempdir();
+        let conf = RegistriesConf::default();
+        let started = Instant::now();
+        // .invalid is reserved (RFC 2606): no resolver knows it, and an unreachable one fails too.
+        let err = client_for(
+            "no-such-host.invalid:5000/a:1",
+            &conf,
+            &options("linux/amd64"),
+            &dir,
+        )
+        .image()
+        .unwrap_err();
+        assert!(
+            err.message
+                .starts_with("cannot find registry host no-such-host.invalid:5000: "),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("tried"), "{}", err.message);
+        assert!(err.hint.unwrap().contains("DNS"));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        let lookup =
+            std::io::Error::other(format!("{NAME_LOOKUP_FAILED}: Name or service not known"));
+        assert!(is_name_lookup_error(&lookup));
+        assert!(!is_name_lookup_error(&std::io::Error::other(
+            "connection reset"
+        )));
     }
 
     #[test]
