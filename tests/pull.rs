@@ -930,3 +930,26 @@ fn a_pulled_image_runs_on_the_overlay_its_holder_keeps_and_never_on_a_stale_one(
     }
     assert_eq!(held_by_holders(&p.store()), Vec::<String>::new());
 }
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_certs_d() {
+    require_root();
+    let p = Puller::new(RegistryOptions {
+        client_certificates: true,
+        ..RegistryOptions::default()
+    });
+    let (reference, _) = p.small_image_and_its_upper_layer();
+    let out = p.run(&["images", "pull", &reference]);
+    out.assert_code(125);
+    assert!(
+        out.stderr_text().contains("client certificate"),
+        "the hint says what is missing: {}",
+        text(&out)
+    );
+    p.registry.client_pair_for(p.home.path(), alice());
+    let out = p.run(&["images", "pull", &reference]);
+    out.assert_code(0);
+    let out = p.run(&["--rootfs", &reference, "--", "sh", "-c", "exit 0"]);
+    out.assert_code(0);
+}

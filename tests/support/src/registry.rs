@@ -67,6 +67,9 @@ pub struct RegistryOptions {
     /// The tokens' `expires_in` (and JWT `exp` - now). distribution accepts a token up to 60 s
     /// after it expired (its leeway).
     pub token_expires_in: u64,
+    /// distribution's `http.tls.clientcas`: a client must show a certificate the test CA signed
+    /// (`client_pair_for`); the pushes show one.
+    pub client_certificates: bool,
 }
 
 impl Default for RegistryOptions {
@@ -79,6 +82,7 @@ impl Default for RegistryOptions {
             username: "urt-registry-user".into(),
             password: "urt-registry-secret".into(),
             token_expires_in: 300,
+            client_certificates: false,
         }
     }
 }
@@ -213,6 +217,8 @@ struct Pki {
     signer_der: Vec<u8>,
     signer_pem: String,
     signer_key_pkcs8: Vec<u8>,
+    client_pem: String,
+    client_key_pem: String,
 }
 
 impl Pki {
@@ -255,6 +261,17 @@ impl Pki {
         let signer_key = KeyPair::generate().unwrap();
         let signer = signer_params.signed_by(&signer_key, &ca).unwrap();
 
+        let mut client_params = CertificateParams::default();
+        client_params.distinguished_name = rcgen::DistinguishedName::new();
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "unshare-run test client");
+        client_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client_params.use_authority_key_identifier_extension = true;
+        let client_key = KeyPair::generate().unwrap();
+        let client = client_params.signed_by(&client_key, &ca).unwrap();
+
         Pki {
             ca_der: ca.der().to_vec(),
             ca_pem: ca.pem(),
@@ -265,6 +282,8 @@ impl Pki {
             signer_der: signer.der().to_vec(),
             signer_pem: signer.pem(),
             signer_key_pkcs8: signer_key.serialize_der(),
+            client_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
         }
     }
 }
@@ -357,6 +376,22 @@ impl LocalRegistry {
         fs::set_permissions(root.join("tls"), fs::Permissions::from_mode(0o700)).unwrap();
         let pki = Pki::new();
         write_private(&root.join("certs/ca.crt"), pki.ca_pem.as_bytes(), 0o644);
+        // The client pair: in certs/ for skopeo's pushes when the registry asks for one, in tls/ for
+        // `client_pair_for`.
+        for dir in ["certs", "tls"] {
+            if dir == "tls" || options.client_certificates {
+                write_private(
+                    &root.join(dir).join("client.cert"),
+                    pki.client_pem.as_bytes(),
+                    0o644,
+                );
+                write_private(
+                    &root.join(dir).join("client.key"),
+                    pki.client_key_pem.as_bytes(),
+                    0o600,
+                );
+            }
+        }
         write_private(
             &root.join("tls/leaf.crt"),
             format!("{}{}", pki.leaf_pem, pki.ca_pem).as_bytes(),
@@ -429,6 +464,7 @@ impl LocalRegistry {
                 token.as_ref().map(|(s, _)| s.addr().port()),
                 options.basic_auth,
                 blobs.as_ref().map(|(s, _)| s.addr().port()),
+                options.client_certificates,
             );
             fs::write(root.join("config.yml"), config).unwrap();
             match start_registry(root, port) {
@@ -496,6 +532,19 @@ impl LocalRegistry {
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::chown(&file, Some(owner.uid), Some(owner.gid)).unwrap();
         file
+    }
+
+    /// Gives `owner` the test client's certificate and key as containers-certs.d(5) has them:
+    /// HOME/.config/containers/certs.d/127.0.0.1:PORT/client.cert and client.key (after
+    /// `trust_for`, which makes the directory).
+    pub fn client_pair_for(&self, home: &Path, owner: &TestUser) {
+        let dir = home.join(".config/containers/certs.d").join(&self.address);
+        for (name, mode) in [("client.cert", 0o644), ("client.key", 0o600)] {
+            let file = dir.join(name);
+            fs::copy(self.dir.path().join("tls").join(name), &file).unwrap();
+            fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&file, Some(owner.uid), Some(owner.gid)).unwrap();
+        }
     }
 
     /// (user, password) that the token server (token_auth) or htpasswd (basic_auth) accepts.
@@ -815,8 +864,13 @@ fn registry_config(
     token_port: Option<u16>,
     basic_auth: bool,
     blob_port: Option<u16>,
+    client_certificates: bool,
 ) -> String {
     let root = root.display();
+    let client_cas = match client_certificates {
+        true => format!("\n    clientcas:\n      - {root}/certs/ca.crt"),
+        false => String::new(),
+    };
     let mut config = format!(
         "version: 0.1
 log:
@@ -839,7 +893,7 @@ http:
   secret: {secret}
   tls:
     certificate: {root}/tls/leaf.crt
-    key: {root}/tls/leaf.key
+    key: {root}/tls/leaf.key{client_cas}
   headers:
     X-Content-Type-Options: [nosniff]
 health:

@@ -1395,6 +1395,13 @@ fn network_failure(endpoint: &Endpoint, uri: &Uri, error: ureq::Error, what: Wha
         ureq::Error::Io(ref io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             RunError::new(format!("cannot connect to {registry}{authority}: connection refused")).with_hint(format!("is the registry up and reachable from here? {proxy_hint}")).into()
         }
+        ref tls if asks_for_client_certificate(tls) => RunError::new(format!("TLS with {authority} failed: {error}"))
+            .with_hint(format!(
+                "the registry asks for a client certificate: put it and its key as NAME.cert and NAME.key in \
+                 ~/.config/containers/certs.d/{}/ (containers-certs.d(5))",
+                endpoint.host
+            ))
+            .into(),
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::Pem(_) => RunError::new(format!("TLS with {authority} failed: {error}"))
             .with_hint(format!(
                 "if it uses a certificate of your own CA, put the CA in ~/.config/containers/certs.d/{}/ca.crt; \
@@ -1430,6 +1437,25 @@ const NAME_LOOKUP_FAILED: &str = "failed to lookup address information";
 /// after would fail the same way.
 fn is_name_lookup_error(error: &std::io::Error) -> bool {
     error.to_string().starts_with(NAME_LOOKUP_FAILED)
+}
+
+/// The server ended the handshake because this client showed no certificate (or one it refused):
+/// TLS 1.3's certificate_required alert, or bad_certificate.
+fn asks_for_client_certificate(error: &ureq::Error) -> bool {
+    let rustls_error = match error {
+        ureq::Error::Rustls(e) => Some(e),
+        ureq::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(
+        rustls_error,
+        Some(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+                | rustls::AlertDescription::BadCertificate
+        ))
+    )
 }
 
 /// rustls reports certificate failures inside io errors during the handshake.
