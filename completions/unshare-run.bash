@@ -28,6 +28,12 @@ _unshare__run() {
             unshare__run,logout)
                 cmd="unshare__run__subcmd__logout"
                 ;;
+            unshare__run,ps)
+                cmd="unshare__run__subcmd__ps"
+                ;;
+            unshare__run,rm)
+                cmd="unshare__run__subcmd__rm"
+                ;;
             unshare__run__subcmd__images,import)
                 cmd="unshare__run__subcmd__images__subcmd__import"
                 ;;
@@ -47,7 +53,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-q -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout"
+            opts="-q -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,7 +215,7 @@ _unshare__run() {
             return 0
             ;;
         unshare__subcmd__run__subcmd__images__subcmd__import)
-            opts="-h --name --help"
+            opts="-h --name --userns --map --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +223,14 @@ _unshare__run() {
             case "${prev}" in
                 --name)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --map)
+                    COMPREPLY=($(compgen -W "auto full keep-id root current" -- "${cur}"))
+                    return 0
+                    ;;
+                --userns)
+                    COMPREPLY=($(compgen -W "auto full keep-id root current" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -337,6 +351,34 @@ _unshare__run() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__ps)
+            opts="-a -h --all --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__rm)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_unshare_run_global_optspecs
-    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= rm ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
 end
 
 function __fish_unshare_run_needs_command
@@ -33,7 +33,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l platform -d 'Th
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l authfile -d 'Registry credentials (podman\'s auth.json format) to use instead of the usual files (REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tls-verify -d '--tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a registry you trust on a network you trust (better: its CA in ~/.config/containers/certs.d/HOST:PORT/ca.crt)' -r -f -a "true\t''
 false\t''"
-complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the image imported from --rootfs FILE, for later use as --rootfs NAME' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the container, as podman does: it is listed by `unshare-run ps -a` after it ended, until `unshare-run rm NAME` (names are unique per user). To name an image, use `unshare-run images import FILE --name NAME` or `images pull REF --name NAME`' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l map -l userns -d 'Which ids to map inside the container (--userns is podman\'s name for it): full for a system of its own (packages, several users); keep-id to work on your own files (a directory bound in stays yours, and what the command makes there is yours on the host); root or current where the helpers or your ranges are missing' -r -f -a "auto\t'The full map when you have ranges and working helpers, else a single-id map and a warning saying why'
@@ -61,6 +61,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -s p -l publish -d
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s q -l quiet -d 'Say nothing while pulling (errors are still said)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rm -d 'Remove the named container\'s record when it ends (a run without --name leaves none)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s i -l interactive -d 'Accepted for podman\'s `-it`: stdin always reaches the command'
@@ -71,6 +72,8 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "doctor" -d 'Ch
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "images" -d 'List, import and remove the images in your image store'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "login" -d 'Log in to a container registry: check the credentials there and keep them for pulls (as podman login)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "logout" -d 'Log out of a container registry: remove its credentials from the auth file (as podman logout)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "ps" -d 'List your containers: the running ones, or with -a also those that ended'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "rm" -d 'Remove containers that ended'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "list" -d 'List stored images (the default)'
@@ -79,7 +82,12 @@ complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not 
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "rm" -d 'Remove stored images, by name, reference, digest or unique digest prefix; layers that no other image uses go with them'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -l name -d 'Name the stored image' -r
-complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -l map -l userns -d 'The map the image is for (its files\' owners are laid out for it): full, or keep-id for containers run with --map keep-id' -r -f -a "auto\t'The full map when you have ranges and working helpers, else a single-id map and a warning saying why'
+full\t'You are uid 0 inside and all your subordinate ids are 1..: a system of its own, where apt, su and chown to any id work (exit 125 when impossible)'
+keep-id\t'Your own uid and gid inside, all your subordinate ids around them (podman\'s keep-id; keep-id:uid=UID,gid=GID picks the numbers): for working on your files, which stay yours inside and out. The command runs as you unless --user (--user 0 is root inside, for apt). Never falls back (exit 125)'
+root\t'A single-id map without the helpers: you are uid 0 inside, alone'
+current\t'A single-id map without the helpers that keeps your uid inside'"
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l name -d 'Also name the stored image, for --rootfs NAME' -r
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and __fish_seen_subcommand_from pull" -l pull -d 'When --rootfs REF asks the registry: missing (only what is not stored), always, never, newer (when the registry\'s manifest changed)' -r -f -a "missing\t'Pull only what is not stored yet'
 always\t'Ask the registry every time; a changed image is pulled'
@@ -103,3 +111,6 @@ complete -c unshare-run -n "__fish_unshare_run_using_subcommand login" -s h -l h
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -l authfile -d 'The auth file to edit (it must exist), instead of $XDG_RUNTIME_DIR/containers/auth.json. REGISTRY_AUTH_FILE does the same' -r -F
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -s a -l all -d 'Remove the credentials of every registry in the file'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand ps" -s a -l all -d 'Also the containers that are not running'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'

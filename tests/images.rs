@@ -621,15 +621,16 @@ fn images_are_named_listed_and_removed() {
     fs::set_permissions(&with_devices, fs::Permissions::from_mode(0o644)).unwrap();
 
     let store = Store::new();
-    let out = store.run(&[
-        "--rootfs",
-        small.to_str().unwrap(),
-        "--name",
-        "tiny",
-        "--",
-        "echo",
-        "hi",
-    ]);
+    store
+        .run(&[
+            "images",
+            "import",
+            small.to_str().unwrap(),
+            "--name",
+            "tiny",
+        ])
+        .assert_code(0);
+    let out = store.run(&["--rootfs", "tiny", "--", "echo", "hi"]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "hi\n");
     let out = store.run(&[
@@ -815,12 +816,11 @@ fn files_that_are_not_root_filesystems_are_refused_clearly() {
         out.stderr_text()
     );
     let out = store.run(&[
-        "--rootfs",
+        "images",
+        "import",
         &work.path().display().to_string(),
         "--name",
         "x",
-        "--",
-        "true",
     ]);
     out.assert_code(125).assert_stderr_contains("used in place");
 }

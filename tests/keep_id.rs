@@ -432,12 +432,14 @@ fn a_stored_image_runs_with_the_map_it_was_imported_for() {
     ));
     let run = |args: &[&str]| run_in(&sandbox, args);
     // Imported under keep-id, as root inside: root's files are the first subordinate id's.
+    run(&[
+        "images", "import", "--map", "keep-id", tarball, "--name", "kept",
+    ])
+    .assert_code(0);
     let out = run(&[
         "--map",
         "keep-id",
         "--rootfs",
-        tarball,
-        "--name",
         "kept",
         "--",
         "sh",
@@ -473,17 +475,16 @@ fn a_stored_image_runs_with_the_map_it_was_imported_for() {
                 a.uid, a.gid
             ))
             .assert_stderr_contains(&format!(
-                "unshare-run images rm kept, then unshare-run --map full --rootfs {tarball} --name \
-                 kept -- true"
+                "unshare-run images rm kept, then unshare-run images import --map full {tarball} \
+                 --name kept"
             ));
     }
     run(&["--map", "keep-id", "--rootfs", "kept", "--", "true"]).assert_code(0);
     // Removed (by the full map, which maps every id keep-id does) and imported for the full map.
     run(&["images", "rm", "kept"]).assert_code(0);
     assert_eq!(std::fs::read_dir(&images).unwrap().count(), 0);
-    let out = run(&[
-        "--rootfs", tarball, "--name", "plain", "--", "stat", "-c", "%u:%g", "/",
-    ]);
+    run(&["images", "import", tarball, "--name", "plain"]).assert_code(0);
+    let out = run(&["--rootfs", "plain", "--", "stat", "-c", "%u:%g", "/"]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "0:0\n");
     run(&["--map", "keep-id", "--rootfs", "plain", "--", "true"])

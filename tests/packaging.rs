@@ -30,6 +30,8 @@ fn assert_docs(root: &Path, zsh_dir: &str, shadow_pages: &str) {
         "usr/share/man/man1/unshare-run-doctor.1.gz",
         "usr/share/man/man1/unshare-run-login.1.gz",
         "usr/share/man/man1/unshare-run-logout.1.gz",
+        "usr/share/man/man1/unshare-run-ps.1.gz",
+        "usr/share/man/man1/unshare-run-rm.1.gz",
         &format!("usr/share/man/man1/{shadow_pages}newuidmap.1.gz"),
         &format!("usr/share/man/man1/{shadow_pages}newgidmap.1.gz"),
         &format!("usr/share/man/man1/{shadow_pages}getsubids.1.gz"),

@@ -13,7 +13,7 @@ use super::mapping::MapMode;
 /// that a value enum cannot take. The listed values document them in --help, the man page and the
 /// completions.
 #[derive(Clone, Copy, Debug)]
-struct MapModeParser;
+pub struct MapModeParser;
 
 impl clap::builder::TypedValueParser for MapModeParser {
     type Value = MapMode;
@@ -187,8 +187,9 @@ unshare-run --rootfs debian:bookworm -- sh -c 'apt-get update && apt-get install
 unshare-run --rootfs ~/rootfs -- apt-get install -y hello\n  \
 unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
 unshare-run --map keep-id --rootfs ~/rootfs --bind ~/src:/src -- make   you, on your files\n  \
-unshare-run --rootfs bookworm.tar.zst --name bookworm -- true   import once, by name later\n  \
+unshare-run images import bookworm.tar.zst --name bookworm     import once, by name later\n  \
 unshare-run --rootfs bookworm --ephemeral -- apt-get install -y hello\n  \
+unshare-run --name box --rootfs bookworm -- make   a named container: ps -a lists it, rm box removes it\n  \
 unshare-run images                             list stored images (images rm NAME removes one)\n  \
 unshare-run login quay.io                      credentials for private images (logout forgets them)\n  \
 unshare-run doctor                             what to fix when containers will not start\n\n\
@@ -210,9 +211,15 @@ pub struct Cli {
     #[command(flatten)]
     pub pull: PullArgs,
 
-    /// Name the image imported from --rootfs FILE, for later use as --rootfs NAME.
+    /// Name the container, as podman does: it is listed by `unshare-run ps -a` after it ended,
+    /// until `unshare-run rm NAME` (names are unique per user). To name an image, use `unshare-run
+    /// images import FILE --name NAME` or `images pull REF --name NAME`.
     #[arg(long, value_name = "NAME", requires = "rootfs")]
     pub name: Option<String>,
+
+    /// Remove the named container's record when it ends (a run without --name leaves none).
+    #[arg(long)]
+    pub rm: bool,
 
     /// Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the
     /// run (overlayfs over a tmpfs).

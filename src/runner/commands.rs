@@ -1,5 +1,5 @@
 //! The runner's command table, as `applets` is the binary's: the first argument picks a verb
-//! (`doctor`, `images`, `login`, `logout`, the holder's hidden one), anything else is a container
+//! (`doctor`, `images`, `login`, `logout`, `ps`, `rm`, the holder's hidden one), anything else is a container
 //! run. Each entry's clap definition parses its arguments and also makes its man page and the
 //! shell completions, so the three cannot drift apart. A new verb (exec, ps, stop ...) is one more
 //! entry.
@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use clap::CommandFactory;
 
 use super::error::RunError;
-use super::{cli, doctor, exit, holder, image, run};
+use super::{cli, containers, doctor, exit, holder, image, run};
 
 pub struct Verb {
     /// The first argument that selects it.
@@ -59,6 +59,18 @@ pub const VERBS: &[Verb] = &[
         hidden: false,
         definition: image::login::LogoutCli::command,
         run: image::login::logout_main,
+    },
+    Verb {
+        name: "ps",
+        hidden: false,
+        definition: containers::PsCli::command,
+        run: containers::ps_main,
+    },
+    Verb {
+        name: "rm",
+        hidden: false,
+        definition: containers::RmCli::command,
+        run: containers::rm_main,
     },
     Verb {
         name: holder::SERVE_ARG,

@@ -14,6 +14,8 @@ mod command;
 mod commands;
 mod confinement;
 mod container;
+mod containers;
+mod dirs;
 mod doctor;
 mod error;
 mod exit;
@@ -44,6 +46,7 @@ const LAYERS: &[&str] = &[
     "commands",
     "run",
     "doctor",
+    "containers",
     "container",
     "init",
     "command",
@@ -61,6 +64,7 @@ const LAYERS: &[&str] = &[
     "users",
     "channel",
     "signals",
+    "dirs",
     "error",
     "exit",
 ];

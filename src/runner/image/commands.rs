@@ -45,6 +45,16 @@ enum Action {
         /// Name the stored image.
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// The map the image is for (its files' owners are laid out for it): full, or keep-id for
+        /// containers run with --map keep-id.
+        #[arg(
+            long,
+            visible_alias = "userns",
+            value_parser = crate::runner::cli::MapModeParser,
+            default_value_t = MapMode::Auto,
+            value_name = "MODE"
+        )]
+        map: MapMode,
     },
     /// Pull an image from a registry into the store (what --rootfs REF does the first time).
     Pull {
@@ -72,7 +82,7 @@ pub fn main(args: &clap::ArgMatches) -> Result<u8, RunError> {
     let store = open_store()?;
     match cli.action.unwrap_or(Action::List) {
         Action::List => print!("{}", table(&store)),
-        Action::Import { file, name } => import(&store, &file, name.as_deref())?,
+        Action::Import { file, name, map } => import(&store, &file, name.as_deref(), map)?,
         Action::Pull {
             reference,
             name,
@@ -127,14 +137,19 @@ fn find(store: &Store, text: &str) -> Result<Option<String>, String> {
     Ok(pull::stored_reference(store, text))
 }
 
-fn import(store: &Store, file: &std::path::Path, name: Option<&str>) -> Result<(), RunError> {
+fn import(
+    store: &Store,
+    file: &std::path::Path,
+    name: Option<&str>,
+    map: MapMode,
+) -> Result<(), RunError> {
     // Before the map is planned: a mistyped path gets one message, not a map warning first.
     if let Err(e) = std::fs::metadata(file) {
         return Err(
             RunError::sys(format!("cannot import {}", file.display()), e).with_hint(IMPORT_HINT),
         );
     }
-    let plan = mapping::plan_for_caller(MapMode::Auto)?;
+    let plan = mapping::plan_for_caller(map)?;
     let resolved = resolve(file, name, &plan, IMPORT_HINT, None)?;
     match resolved
         .rootfs
@@ -162,6 +177,17 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
                     "image `{reference}` is in use by a running container"
                 ))
                 .with_hint("stop the containers that run in it, then remove it"));
+            }
+            Ok(Some(digest)) if !store.used_by(&digest).is_empty() => {
+                let users = store.used_by(&digest);
+                return Err(RunError::new(format!(
+                    "image `{reference}` is used by the container(s) {}",
+                    users.join(", ")
+                ))
+                .with_hint(format!(
+                    "remove them first: unshare-run rm {}",
+                    users.join(" ")
+                )));
             }
             Ok(Some(digest)) => digests.push(digest),
             Ok(None) => {
@@ -246,7 +272,7 @@ fn table(store: &Store) -> String {
     )
 }
 
-fn format_table(header: &[&str; 5], rows: &[[String; 5]]) -> String {
+pub fn format_table(header: &[&str; 5], rows: &[[String; 5]]) -> String {
     let mut widths = header.map(str::len);
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -59,6 +59,8 @@ pub struct Resolved {
     pub layered: Option<Layered>,
     /// Another container writes the pulled image's upper layer: this one's writes cannot go there.
     pub upper_taken: bool,
+    /// The stored image's digest (None for a directory used in place).
+    pub digest: Option<String>,
 }
 
 /// What the source of a root filesystem may be, said when it cannot be used: for --rootfs, and for
@@ -197,6 +199,7 @@ fn plain_directory(canonical: PathBuf, name: Option<&str>) -> Result<Resolved, R
         in_use: None,
         layered: None,
         upper_taken: false,
+        digest: None,
     })
 }
 
@@ -273,9 +276,18 @@ fn check_layout(store: &Store, record: &ImageRecord, ids: &MapPlan) -> Result<()
         .first()
         .cloned()
         .unwrap_or_else(|| record.digest.chars().take(12).collect());
-    let renamed = match names.first() {
-        Some(name) => format!(" --name {name}"),
-        None => String::new(),
+    // A named file's image is imported again under its name; anything else by a run.
+    let again = match names.first() {
+        Some(name) if record.source.starts_with('/') => format!(
+            "unshare-run images import --map {} {} --name {name}",
+            ids_option(wanted),
+            record.source
+        ),
+        _ => format!(
+            "unshare-run --map {} --rootfs {} -- true",
+            ids_option(wanted),
+            record.source
+        ),
     };
     let run = match ids {
         MapPlan::Single { inside_uid, .. } => {
@@ -290,9 +302,7 @@ fn check_layout(store: &Store, record: &ImageRecord, ids: &MapPlan) -> Result<()
     ))
     .with_hint(format!(
         "run it with the map it was imported for, or import it again for this one: unshare-run \
-         images rm {image}, then unshare-run --map {} --rootfs {}{renamed} -- true",
-        ids_option(wanted),
-        record.source
+         images rm {image}, then {again}"
     )))
 }
 
@@ -358,6 +368,7 @@ fn stored(
         in_use: Some(in_use),
         layered,
         upper_taken,
+        digest: Some(digest.to_string()),
     })
 }
 

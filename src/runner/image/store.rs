@@ -112,32 +112,15 @@ pub const RECORD: &str = "image.json";
 pub const ROOTFS: &str = "rootfs";
 /// A pulled image's own writes, and overlayfs's work directory beside them.
 pub const UPPER: &str = "upper";
+/// In an image's directory: one empty file per named container built on it.
+const USED_BY: &str = "containers";
 pub const WORK: &str = "work";
 
 impl Store {
     /// The caller's store (not created yet).
     pub fn for_caller() -> Result<Store, String> {
-        let data_home = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute());
-        let data_home = match data_home {
-            Some(dir) => dir,
-            None => {
-                let home = std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .filter(|p| p.is_absolute())
-                    .or_else(|| {
-                        nix::unistd::User::from_uid(nix::unistd::getuid())
-                            .ok()
-                            .flatten()
-                            .map(|u| u.dir)
-                    })
-                    .ok_or("neither XDG_DATA_HOME nor HOME is set")?;
-                home.join(".local/share")
-            }
-        };
         Ok(Store {
-            root: data_home.join("unshare-run"),
+            root: crate::runner::dirs::data_dir()?,
         })
     }
 
@@ -330,6 +313,33 @@ impl Store {
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(false),
             Err((_, e)) => Err(e.into()),
         }
+    }
+
+    /// Records that the named container `name` is built on the image `digest` (`used_by`).
+    pub fn mark_used(&self, digest: &str, name: &str) -> io::Result<()> {
+        let dir = self.image_dir(digest).join(USED_BY);
+        fs::create_dir_all(&dir)?;
+        File::create(dir.join(name)).map(drop)
+    }
+
+    pub fn unmark_used(&self, digest: &str, name: &str) {
+        let _ = fs::remove_file(self.image_dir(digest).join(USED_BY).join(name));
+    }
+
+    /// The named containers built on the image `digest` whose records are still there (a mark left
+    /// by a container whose record is gone counts for nothing).
+    pub fn used_by(&self, digest: &str) -> Vec<String> {
+        let containers = crate::runner::dirs::containers_dir().ok();
+        let exists = |name: &str| containers.as_ref().is_some_and(|d| d.join(name).is_dir());
+        let mut names: Vec<String> = fs::read_dir(self.image_dir(digest).join(USED_BY))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| exists(name))
+            .collect();
+        names.sort();
+        names
     }
 
     /// Whether a container runs in the image `digest` (someone holds its in-use lock).
