@@ -170,6 +170,11 @@ fn an_idle_holder_exits_and_removes_its_socket() {
     require_root();
     let logged = Logged::new("500000:65536");
     logged.uid_map(&["--holder-idle", "1"]);
+    // A host-mode start does not wait for the holder it made to exec (its command line is then
+    // unshare-run's own): give it a moment.
+    wait_for(Duration::from_millis(900), || {
+        holders_with_idle("1").len() == 1
+    });
     let holders = holders_with_idle("1");
     assert_eq!(holders.len(), 1, "{holders:?}");
     let socket = holders[0].1.split(' ').nth(2).unwrap().to_string();
