@@ -59,7 +59,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l bind -d 'Bind-m
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ro-bind -d 'Bind-mount host path SRC read-only at DST inside (repeatable)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s p -l publish -d 'Publish a container port on the host: [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] (repeatable; through a pasta of the container\'s own: without --net, or with --net pasta)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tmpfs -d 'Mount an empty tmpfs at DST inside (repeatable)' -r -F
-complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder)' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder). The holder also keeps the private network and the overlays of pulled images mounted' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s q -l quiet -d 'Say nothing while pulling (errors are still said)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rm -d 'Remove the named container\'s record when it ends (a run without --name leaves none)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'

@@ -350,6 +350,7 @@ pub struct Cli {
 
     /// Keep the full-map user namespace in a holder process for this many seconds after the last
     /// start, so that the next containers start without running newuidmap/newgidmap (0: no holder).
+    /// The holder also keeps the private network and the overlays of pulled images mounted.
     #[arg(
         long,
         value_name = "SECONDS",
