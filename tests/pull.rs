@@ -953,3 +953,44 @@ fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_certs_d() {
     let out = p.run(&["--rootfs", &reference, "--", "sh", "-c", "exit 0"]);
     out.assert_code(0);
 }
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn images_that_buildah_pushes_pull_and_run() {
+    require_root();
+    let p = Puller::public();
+    let root = busybox_rootfs(alice());
+    let (user, password) = p.registry.credentials();
+    let local = format!("localhost/urt-buildah-{}", std::process::id());
+    // Built from scratch and pushed as buildah pushes by default (OCI) and as Docker schema 2.
+    let script = format!(
+        "set -e\n\
+         ctr=$(buildah from -q scratch)\n\
+         mnt=$(buildah mount $ctr)\n\
+         cp -a {root}/. $mnt/\n\
+         buildah umount $ctr >/dev/null\n\
+         buildah config --env URT_BUILDAH=yes --cmd '[\"sh\",\"-c\",\"echo from-buildah $URT_BUILDAH\"]' $ctr\n\
+         buildah commit -q $ctr {local} >/dev/null\n\
+         buildah rm $ctr >/dev/null\n\
+         for format in oci v2s2; do\n\
+           buildah push -q --format $format --cert-dir {certs} --creds {user}:{password} {local} \
+             docker://{registry}/buildah:$format\n\
+         done\n\
+         buildah rmi -f {local} >/dev/null\n",
+        root = root.path().display(),
+        certs = p.registry.cert_dir().display(),
+        registry = p.registry.address(),
+    );
+    run_ok(Command::new("sh").args(["-c", &script]));
+    for format in ["oci", "v2s2"] {
+        let reference = p.registry.reference(&format!("buildah:{format}"));
+        let out = p.run(&["--rootfs", &reference]);
+        out.assert_code(0);
+        assert_eq!(
+            out.stdout_text(),
+            "from-buildah yes\n",
+            "{format}: {}",
+            text(&out)
+        );
+    }
+}
