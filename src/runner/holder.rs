@@ -61,7 +61,7 @@ pub struct Lease {
     /// Its private network's namespace, when asked for.
     pub network: Option<OwnedFd>,
     /// None for the holder this start made: its namespace came from the spawn.
-    _connection: Option<Channel>,
+    connection: Option<Channel>,
 }
 
 impl Lease {
@@ -69,7 +69,7 @@ impl Lease {
     /// no connection to its holder, or the holder has none to lend or could not make it (the start
     /// then mounts one of its own).
     pub fn overlay(&self, request: &lent::Request) -> Option<OwnedFd> {
-        let channel = self._connection.as_ref()?;
+        let channel = self.connection.as_ref()?;
         let (bytes, dirs) = request.message();
         channel.send_overlay_request(&bytes, &dirs).ok()?;
         let overlay = channel.receive_overlay();
@@ -87,7 +87,7 @@ impl Lease {
         Lease {
             user,
             network: None,
-            _connection: None,
+            connection: None,
         }
     }
 }
@@ -209,7 +209,7 @@ pub fn join(
     Ok(Some(Lease {
         user: user.into(),
         network,
-        _connection: Some(channel),
+        connection: Some(channel),
     }))
 }
 

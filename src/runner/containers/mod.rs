@@ -22,7 +22,8 @@ pub struct Named {
     remove_at_end: bool,
     image: Option<String>,
     running: Option<Flock<File>>,
-    started: bool,
+    /// Started or forgotten: dropping it has nothing to give back.
+    settled: bool,
 }
 
 /// Claims `name` for a run (`--name`); with `remove_at_end` (`--rm`) its record goes when it ends.
@@ -33,7 +34,7 @@ pub fn claim(name: &str, remove_at_end: bool) -> Result<Named, RunError> {
         remove_at_end,
         image: None,
         running: None,
-        started: false,
+        settled: false,
     })
 }
 
@@ -65,7 +66,7 @@ impl Named {
                 .collect(),
         })?;
         self.running = Some(self.record.start_running()?);
-        self.started = true;
+        self.settled = true;
         Ok(())
     }
 
@@ -98,13 +99,13 @@ impl Named {
             store.unmark_used(digest, &self.name());
         }
         let _ = self.record.remove();
-        self.started = true;
+        self.settled = true;
     }
 }
 
 impl Drop for Named {
     fn drop(&mut self) {
-        if !self.started {
+        if !self.settled {
             self.forget();
         }
     }

@@ -178,8 +178,12 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
                 ))
                 .with_hint("stop the containers that run in it, then remove it"));
             }
-            Ok(Some(digest)) if !store.used_by(&digest).is_empty() => {
+            Ok(Some(digest)) => {
                 let users = store.used_by(&digest);
+                if users.is_empty() {
+                    digests.push(digest);
+                    continue;
+                }
                 return Err(RunError::new(format!(
                     "image `{reference}` is used by the container(s) {}",
                     users.join(", ")
@@ -189,7 +193,6 @@ fn remove(store: &Store, references: &[String]) -> Result<(), RunError> {
                     users.join(" ")
                 )));
             }
-            Ok(Some(digest)) => digests.push(digest),
             Ok(None) => {
                 return Err(RunError::new(format!("no stored image `{reference}`"))
                     .with_hint("`unshare-run images` lists the stored images"));
