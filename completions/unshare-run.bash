@@ -22,17 +22,29 @@ _unshare__run() {
             unshare__run,images)
                 cmd="unshare__run__subcmd__images"
                 ;;
+            unshare__run,kill)
+                cmd="unshare__run__subcmd__kill"
+                ;;
             unshare__run,login)
                 cmd="unshare__run__subcmd__login"
                 ;;
             unshare__run,logout)
                 cmd="unshare__run__subcmd__logout"
                 ;;
+            unshare__run,logs)
+                cmd="unshare__run__subcmd__logs"
+                ;;
             unshare__run,ps)
                 cmd="unshare__run__subcmd__ps"
                 ;;
             unshare__run,rm)
                 cmd="unshare__run__subcmd__rm"
+                ;;
+            unshare__run,start)
+                cmd="unshare__run__subcmd__start"
+                ;;
+            unshare__run,stop)
+                cmd="unshare__run__subcmd__stop"
                 ;;
             unshare__run__subcmd__images,import)
                 cmd="unshare__run__subcmd__images__subcmd__import"
@@ -53,7 +65,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-q -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm"
+            opts="-q -d -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --detach --stop-signal --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm logs stop kill start"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -80,6 +92,10 @@ _unshare__run() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stop-signal)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -302,6 +318,28 @@ _unshare__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        unshare__subcmd__run__subcmd__kill)
+            opts="-s -h --signal --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         unshare__subcmd__run__subcmd__login)
             opts="-u -p -h --authfile --username --password --password-stdin --tls-verify --get-login --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -358,6 +396,20 @@ _unshare__run() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        unshare__subcmd__run__subcmd__logs)
+            opts="-f -h --follow --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         unshare__subcmd__run__subcmd__ps)
             opts="-a -h --all --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -373,12 +425,48 @@ _unshare__run() {
             return 0
             ;;
         unshare__subcmd__run__subcmd__rm)
-            opts="-h --help"
+            opts="-f -h --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__start)
+            opts="-a -h --attach --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__stop)
+            opts="-t -h --time --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

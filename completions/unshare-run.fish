@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_unshare_run_global_optspecs
-    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= rm ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= rm d/detach stop-signal= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
 end
 
 function __fish_unshare_run_needs_command
@@ -34,6 +34,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l authfile -d 'Re
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tls-verify -d '--tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a registry you trust on a network you trust (better: its CA in ~/.config/containers/certs.d/HOST:PORT/ca.crt)' -r -f -a "true\t''
 false\t''"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the container, as podman does: it is listed by `unshare-run ps -a` after it ended, until `unshare-run rm NAME` (names are unique per user). To name an image, use `unshare-run images import FILE --name NAME` or `images pull REF --name NAME`' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l stop-signal -d 'The signal `unshare-run stop` sends first (default: the image\'s StopSignal, else SIGTERM)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l map -l userns -d 'Which ids to map inside the container (--userns is podman\'s name for it): full for a system of its own (packages, several users); keep-id to work on your own files (a directory bound in stays yours, and what the command makes there is yours on the host); root or current where the helpers or your ranges are missing' -r -f -a "auto\t'The full map when you have ranges and working helpers, else a single-id map and a warning saying why'
@@ -62,6 +63,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tmpfs -d 'Mount
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l holder-idle -d 'Keep the full-map user namespace in a holder process for this many seconds after the last start, so that the next containers start without running newuidmap/newgidmap (0: no holder). The holder also keeps the private network and the overlays of pulled images mounted' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s q -l quiet -d 'Say nothing while pulling (errors are still said)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l rm -d 'Remove the named container\'s record when it ends (a run without --name leaves none)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -s d -l detach -d 'Run the container in the background, as podman run -d: unshare-run prints its name once its command runs and returns; its output goes to its log (`unshare-run logs NAME`), its stdin is /dev/null. Without --name it gets a generated name. `ps`, `exec`, `stop`, `start` and `rm` take the name'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l ephemeral -d 'Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the run (overlayfs over a tmpfs)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l read-only -d 'Mount the root filesystem read-only (as podman --read-only); /tmp, /dev/shm and the --tmpfs and --bind mounts stay writable'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -s i -l interactive -d 'Accepted for podman\'s `-it`: stdin always reaches the command'
@@ -73,7 +75,11 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "images" -d 'Li
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "login" -d 'Log in to a container registry: check the credentials there and keep them for pulls (as podman login)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "logout" -d 'Log out of a container registry: remove its credentials from the auth file (as podman logout)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "ps" -d 'List your containers: the running ones, or with -a also those that ended'
-complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "rm" -d 'Remove containers that ended'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "rm" -d 'Remove containers (running ones with --force)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "logs" -d 'Show a detached container\'s output'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "stop" -d 'Stop running containers: their stop signal, then SIGKILL after a timeout'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "kill" -d 'Send a signal to running containers (default SIGKILL)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "start" -d 'Start containers again, in the background'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand images; and not __fish_seen_subcommand_from list import pull rm" -f -a "list" -d 'List stored images (the default)'
@@ -113,4 +119,13 @@ complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -s a -l 
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand ps" -s a -l all -d 'Also the containers that are not running'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand rm" -s f -l force -d 'Kill running containers first'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand logs" -s f -l follow -d 'Go on showing new output until the container ends'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand stop" -s t -l time -d 'Seconds to wait before SIGKILL (0: SIGKILL at once)' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand stop" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand kill" -s s -l signal -d 'The signal: a name (KILL, SIGTERM, any case) or a number' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand kill" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand start" -s a -l attach -d 'Follow the container\'s output until it ends; unshare-run\'s exit status is then its status (one container only; stdin is not passed on)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand start" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -1,13 +1,18 @@
-//! Named containers (issue 17, first slice): `--name` claims a name, `ps` and `ps -a` show the
-//! container running and then how it ended, `rm` removes its record, `--rm` leaves none, and
-//! `images rm` refuses an image a named container is built on. The test user has the full map and
-//! a data directory of its own (XDG_DATA_HOME): the store and the containers' records.
+//! Named containers (issue 17): `--name` claims a name, `ps` and `ps -a` show the container running
+//! and then how it ended, `rm` removes its record, `--rm` leaves none, and `images rm` refuses an
+//! image a named container is built on; `--detach` runs it under a monitor of its own, with `logs`,
+//! `stop`, `kill`, `start` and `rm -f`, and a record that names processes that are gone (or of
+//! another boot) never shows as running. The test user has the full map and a data directory of its
+//! own (XDG_DATA_HOME): the store and the containers' records. Each test's Drop kills, as root and by
+//! pid and start time, every process its records name.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use unshare_run_test_support::serde_json::{self, Value};
 use unshare_run_test_support::*;
 
 struct Containers {
@@ -41,6 +46,43 @@ impl Containers {
         self.rootfs.path().to_str().unwrap()
     }
 
+    fn record(&self, name: &str) -> PathBuf {
+        self.data.path().join("unshare-run/containers").join(name)
+    }
+
+    /// The processes the running container `name` is recorded with (state.json).
+    fn state(&self, name: &str) -> Value {
+        let path = self.record(name).join("state.json");
+        let mut text = String::new();
+        wait_for(Duration::from_secs(5), || {
+            text = fs::read_to_string(&path).unwrap_or_default();
+            !text.is_empty()
+        });
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text:?}", path.display()))
+    }
+
+    /// The pid of the process `role` (runner, pid1, command) of the running container `name`.
+    fn pid(&self, name: &str, role: &str) -> i32 {
+        self.state(name)[role]["pid"].as_i64().unwrap() as i32
+    }
+
+    /// `ps -a`'s row of `name`.
+    fn row(&self, name: &str) -> String {
+        self.ps(true)
+            .into_iter()
+            .find(|r| r.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+    }
+
+    /// Waits until `ps -a` says `name` exited (`Exited (STATUS)` when given).
+    fn wait_exited(&self, name: &str, status: Option<u8>) -> bool {
+        let wanted = match status {
+            Some(status) => format!("Exited ({status})"),
+            None => "Exited".to_string(),
+        };
+        wait_for(Duration::from_secs(5), || self.row(name).contains(&wanted))
+    }
+
     /// `ps` (or `ps -a`): its rows, header left out, each split into its columns' words.
     fn ps(&self, all: bool) -> Vec<String> {
         let args: &[&str] = if all { &["ps", "-a"] } else { &["ps"] };
@@ -52,6 +94,56 @@ impl Containers {
         assert!(header.starts_with("NAME"), "{text}");
         lines.map(str::to_string).collect()
     }
+}
+
+impl Drop for Containers {
+    /// Kills every process a record names that still runs (the container's monitor, whose death takes
+    /// PID 1 and the pid namespace with it), checked by its start time.
+    fn drop(&mut self) {
+        let Ok(records) = fs::read_dir(self.data.path().join("unshare-run/containers")) else {
+            return;
+        };
+        for record in records.flatten() {
+            let Ok(text) = fs::read_to_string(record.path().join("state.json")) else {
+                continue;
+            };
+            let Ok(state) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
+            for role in ["runner", "pid1"] {
+                let (Some(pid), Some(start)) =
+                    (state[role]["pid"].as_i64(), state[role]["start"].as_u64())
+                else {
+                    continue;
+                };
+                if start_time(pid as i32) == Some(start) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid as i32),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` is gone or a zombie.
+fn has_ended(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Field 22 of /proc/PID/stat, after the command's name in parentheses.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_ascii_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -216,4 +308,373 @@ fn an_image_that_a_named_container_is_built_on_is_kept_until_the_container_is_re
         .assert_stderr_contains("unshare-run rm user");
     c.run(&["rm", "user"]).assert_code(0);
     c.run(&["images", "rm", "small"]).assert_code(0);
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_detached_container_runs_under_its_monitor_with_a_log_and_none_of_the_callers_descriptors() {
+    require_root();
+    let c = Containers::new();
+    let started = Instant::now();
+    // output() waits until stdout and stderr are closed by every process that has them: it returns
+    // only if the monitor and the container kept none of the caller's pipes.
+    let out = c.run(&[
+        "-d",
+        "--name",
+        "s",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sh",
+        "-c",
+        "echo hi; echo err >&2; exec sleep 60",
+    ]);
+    let took = started.elapsed();
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "s\n");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let row = c.row("s");
+    assert!(row.contains(" Up "), "{row}");
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            c.run(&["logs", "s"]).stdout_text() == "hi\nerr\n"
+        }),
+        "{:?}",
+        c.run(&["logs", "s"])
+    );
+    // The monitor: /dev/null, its log, and its own (the lock, sockets, a signalfd, namespaces).
+    let monitor = c.pid("s", "runner");
+    let log = c.record("s").join("log");
+    let mut descriptors = Vec::new();
+    for entry in fs::read_dir(format!("/proc/{monitor}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let fd: u32 = entry.file_name().to_str().unwrap().parse().unwrap();
+        let target = fs::read_link(entry.path()).unwrap();
+        descriptors.push((fd, target));
+    }
+    descriptors.sort();
+    assert_eq!(
+        descriptors[0],
+        (0, PathBuf::from("/dev/null")),
+        "{descriptors:?}"
+    );
+    assert_eq!(descriptors[1], (1, log.clone()), "{descriptors:?}");
+    assert_eq!(descriptors[2], (2, log.clone()), "{descriptors:?}");
+    for (fd, target) in &descriptors[3..] {
+        let text = target.to_string_lossy();
+        let own = text.starts_with("socket:")
+            || text.starts_with("anon_inode:")
+            || text.ends_with("]") && !text.starts_with("pipe:")
+            || target.starts_with(c.record("s"))
+            || target.starts_with(c.data.path());
+        assert!(own, "fd {fd} of the monitor is {text}: {descriptors:?}");
+    }
+    // The same name is refused while it runs, and rm without -f refuses it.
+    c.run(&["-d", "--name", "s", "--rootfs", c.root(), "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("in use");
+    c.run(&["rm", "s"])
+        .assert_code(125)
+        .assert_stderr_contains("rm -f s");
+    // A command that cannot run: the start says so with its status, and ps -a shows it.
+    let out = c.run(&[
+        "-d",
+        "--name",
+        "bad",
+        "--rootfs",
+        c.root(),
+        "--",
+        "no-such-command",
+    ]);
+    out.assert_code(127);
+    assert!(c.row("bad").contains("Exited (127)"), "{}", c.row("bad"));
+    // Without --name: a generated name, printed.
+    let out = c.run(&["-d", "--rm", "--rootfs", c.root(), "--", "true"]);
+    out.assert_code(0);
+    let generated = out.stdout_text().trim().to_string();
+    assert!(generated.contains('_'), "{generated:?}");
+    // --rm: its record goes when it ends.
+    assert!(
+        wait_for(Duration::from_secs(5), || !c.record(&generated).exists()),
+        "{:?}",
+        c.ps(true)
+    );
+    // rm -f: killed, and nothing of it is left: no process in its pid namespace, no record.
+    let pid1 = c.pid("s", "pid1");
+    let namespace = fs::read_link(format!("/proc/{pid1}/ns/pid")).unwrap();
+    let out = c.run(&["rm", "-f", "s", "bad"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "s\nbad\n");
+    assert!(!c.record("s").exists());
+    let left: Vec<_> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| fs::read_link(p.path().join("ns/pid")).is_ok_and(|ns| ns == namespace))
+        .map(|p| p.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "still in the container's pid namespace: {left:?}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || has_ended(monitor)),
+        "the monitor {monitor} still runs"
+    );
+    assert!(c.ps(true).is_empty(), "{:?}", c.ps(true));
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_container_whose_command_init_or_monitor_is_killed_shows_as_exited() {
+    require_root();
+    let c = Containers::new();
+    for (name, role, status) in [
+        ("command", "command", Some(137)),
+        ("init", "pid1", Some(137)),
+        ("monitor", "runner", None),
+    ] {
+        c.run(&[
+            "-d",
+            "--name",
+            name,
+            "--rootfs",
+            c.root(),
+            "--",
+            "sleep",
+            "60",
+        ])
+        .assert_code(0);
+        assert!(c.row(name).contains(" Up "), "{}", c.row(name));
+        let pid = c.pid(name, role);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        assert!(c.wait_exited(name, status), "{role}: {}", c.row(name));
+        if status.is_none() {
+            // The monitor died without writing an end: exited, with no status.
+            assert!(c.row(name).ends_with("Exited"), "{}", c.row(name));
+        }
+    }
+    assert!(c.ps(false).is_empty(), "{:?}", c.ps(false));
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn stop_kill_and_start_act_on_the_container_and_its_files_stay() {
+    require_root();
+    let c = Containers::new();
+    let root = busybox_rootfs(alice());
+    let root = root.path().to_str().unwrap();
+    // A command that ignores SIGTERM: SIGKILL after the timeout.
+    c.run(&[
+        "-d",
+        "--name",
+        "deaf",
+        "--rootfs",
+        root,
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo run >> /runs; while :; do sleep 0.1; done",
+    ])
+    .assert_code(0);
+    let started = Instant::now();
+    let out = c.run(&["stop", "-t", "2", "deaf"]);
+    let took = started.elapsed();
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "deaf\n");
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(c.row("deaf").contains("Exited (137)"), "{}", c.row("deaf"));
+    // stop of a container that is not running: nothing to do.
+    c.run(&["stop", "deaf"]).assert_code(0);
+    // start: the same command again, on the root filesystem as it was left.
+    let out = c.run(&["start", "deaf"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "deaf\n");
+    assert!(c.row("deaf").contains(" Up "), "{}", c.row("deaf"));
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            fs::read_to_string(format!("{root}/runs")).unwrap_or_default() == "run\nrun\n"
+        }),
+        "{:?}",
+        fs::read_to_string(format!("{root}/runs"))
+    );
+    // start of a running container is not an error, and starts nothing more.
+    let pid1 = c.pid("deaf", "pid1");
+    c.run(&["start", "deaf"]).assert_code(0);
+    assert_eq!(c.pid("deaf", "pid1"), pid1);
+    // -t 0: SIGKILL at once.
+    let started = Instant::now();
+    c.run(&["stop", "-t", "0", "deaf"]).assert_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(c.row("deaf").contains("Exited (137)"), "{}", c.row("deaf"));
+
+    // A command that exits on SIGTERM with its own status; its USR1 trap hears `kill -s USR1`.
+    c.run(&[
+        "-d",
+        "--name",
+        "polite",
+        "--rootfs",
+        root,
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; trap 'echo usr1' USR1; echo ready; while :; do sleep 0.1; done",
+    ])
+    .assert_code(0);
+    assert!(wait_for(Duration::from_secs(5), || c
+        .run(&["logs", "polite"])
+        .stdout_text()
+        == "ready\n"));
+    c.run(&["kill", "-s", "USR1", "polite"]).assert_code(0);
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            c.run(&["logs", "polite"]).stdout_text() == "ready\nusr1\n"
+        }),
+        "{:?}",
+        c.run(&["logs", "polite"])
+    );
+    let started = Instant::now();
+    c.run(&["stop", "polite"]).assert_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        c.row("polite").contains("Exited (3)"),
+        "{}",
+        c.row("polite")
+    );
+    // kill of a stopped container, and of an unknown one: 125.
+    c.run(&["kill", "polite"])
+        .assert_code(125)
+        .assert_stderr_contains("container `polite` is not running");
+    c.run(&["stop", "nobody"])
+        .assert_code(125)
+        .assert_stderr_contains("no container `nobody`");
+    c.run(&["kill", "-s", "NOSUCH", "polite"]).assert_code(125);
+    // --stop-signal: what stop sends first.
+    c.run(&[
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "usr1",
+        "--rootfs",
+        root,
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 5' USR1; while :; do sleep 0.1; done",
+    ])
+    .assert_code(0);
+    c.run(&["stop", "-t", "5", "usr1"]).assert_code(0);
+    assert!(c.row("usr1").contains("Exited (5)"), "{}", c.row("usr1"));
+    c.run(&[
+        "--name",
+        "x",
+        "--stop-signal",
+        "NOSUCH",
+        "--rootfs",
+        root,
+        "--",
+        "true",
+    ])
+    .assert_code(125)
+    .assert_stderr_contains("is not a signal");
+    // start --attach: the output of this run, then its status.
+    c.run(&[
+        "-d",
+        "--name",
+        "once",
+        "--rootfs",
+        root,
+        "--",
+        "sh",
+        "-c",
+        "echo attached; exit 4",
+    ])
+    .assert_code(0);
+    assert!(c.wait_exited("once", Some(4)), "{}", c.row("once"));
+    let out = c.run(&["start", "--attach", "once"]);
+    out.assert_code(4);
+    assert_eq!(out.stdout_text(), "attached\n");
+    c.run(&["rm", "-f", "deaf", "polite", "once"])
+        .assert_code(0);
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_record_of_another_boot_or_of_a_reused_pid_is_not_running_and_nothing_is_signalled() {
+    require_root();
+    let c = Containers::new();
+    c.run(&[
+        "-d",
+        "--name",
+        "old",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .assert_code(0);
+    let path = c.record("old").join("state.json");
+    let state = c.state("old");
+    let pid1 = c.pid("old", "pid1");
+    // "Before a reboot": the same processes, of another boot.
+    let mut rebooted = state.clone();
+    rebooted["boot_id"] = Value::from("00000000-0000-0000-0000-000000000000");
+    fs::write(&path, rebooted.to_string()).unwrap();
+    assert!(c.row("old").ends_with("Exited"), "{}", c.row("old"));
+    c.run(&["stop", "-t", "0", "old"]).assert_code(0);
+    c.run(&["kill", "old"]).assert_code(125);
+    assert_eq!(start_time(pid1), state["pid1"]["start"].as_u64());
+    // A pid that names another process now (a sleep of alice's with another start time).
+    let mut sleeper = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", alice().uid))
+        .arg(format!("--regid={}", alice().gid))
+        .args(["--clear-groups", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let sleeper_pid = wait_for_child_named(sleeper.id() as i32, "sleep");
+    let mut reused = state.clone();
+    reused["pid1"] = serde_json::json!({ "pid": sleeper_pid, "start": 1 });
+    reused["command"] = serde_json::json!({ "pid": sleeper_pid, "start": 1 });
+    fs::write(&path, reused.to_string()).unwrap();
+    assert!(c.row("old").ends_with("Exited"), "{}", c.row("old"));
+    c.run(&["stop", "-t", "0", "old"]).assert_code(0);
+    c.run(&["rm", "-f", "old"]).assert_code(0);
+    assert!(start_time(sleeper_pid).is_some(), "the sleep was killed");
+    assert_eq!(start_time(pid1), state["pid1"]["start"].as_u64());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    // The real processes: killed by their pids, the record being gone.
+    for role in ["runner", "pid1"] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(state[role]["pid"].as_i64().unwrap() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// `pid`, once it runs `comm` (setpriv execs the command: the same pid).
+fn wait_for_child_named(pid: i32, comm: &str) -> i32 {
+    let found = wait_for(Duration::from_secs(5), || {
+        fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+    });
+    assert!(found, "{pid} never became {comm}");
+    pid
 }

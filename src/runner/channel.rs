@@ -38,6 +38,8 @@ const NETWORK: u8 = b'W';
 pub const WANT_OVERLAY: u8 = b'O';
 const OVERLAY: u8 = b'V';
 const NO_OVERLAY: u8 = b'-';
+/// Monitor to the unshare-run that started it: the container's command runs (`containers::monitor`).
+const RUNNING: u8 = b'R';
 /// Client to holder: let the overlays kept go (an image was removed). No answer.
 pub const FORGET_OVERLAYS: u8 = b'X';
 /// The longest request to a holder (an overlay request names the image's directories).
@@ -111,6 +113,41 @@ impl Channel {
                 .is_none_or(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
             Err(_) => true,
         }
+    }
+
+    /// Parent of PID 1: waits until PID 1 closes its end, which it does once the command runs (true),
+    /// or sends something first (false: a failure, which stays for `report`).
+    pub fn await_close(&self) -> bool {
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK) {
+                Ok(0) => return true,
+                Err(Errno::EINTR) => continue,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Monitor: the container's command runs.
+    pub fn send_running(&self) -> io::Result<()> {
+        send_all(&self.0, &[RUNNING])
+    }
+
+    /// The monitor's starter: waits for its word. Ok when the container's command runs; its report
+    /// when it failed; an error saying so when it ended without a word.
+    pub fn await_running(&self) -> Result<(), RunError> {
+        let mut byte = [0u8; 1];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK) {
+                Ok(1) if byte[0] == RUNNING => return Ok(()),
+                Ok(1) => break,
+                Err(Errno::EINTR) => continue,
+                _ => break,
+            }
+        }
+        Err(self.report().unwrap_or_else(|| {
+            RunError::new("the container's monitor ended before the container ran")
+        }))
     }
 
     /// Child: passes the master of the container's terminal to the parent.
@@ -367,6 +404,36 @@ mod tests {
         assert_eq!(parent.report().unwrap().message, "no ptmx");
         drop(child);
         assert!(parent.receive_terminal().is_none());
+    }
+
+    #[test]
+    fn a_monitor_says_running_or_why_not_and_pid1_closing_its_end_means_the_command_runs() {
+        let (cli, monitor) = pair().unwrap();
+        monitor.send_running().unwrap();
+        assert!(cli.await_running().is_ok());
+        let (cli, monitor) = pair().unwrap();
+        monitor.fail(RunError::new("no such command").with_status(127));
+        let failed = cli.await_running().unwrap_err();
+        assert_eq!(
+            (failed.message.as_str(), failed.status),
+            ("no such command", 127)
+        );
+        let (cli, monitor) = pair().unwrap();
+        drop(monitor);
+        assert!(
+            cli.await_running()
+                .unwrap_err()
+                .message
+                .contains("monitor ended")
+        );
+        // PID 1: closing its end says the command runs; a report first says it does not, and stays.
+        let (parent, pid1) = pair().unwrap();
+        drop(pid1);
+        assert!(parent.await_close());
+        let (parent, pid1) = pair().unwrap();
+        pid1.fail(RunError::new("cannot mount"));
+        assert!(!parent.await_close());
+        assert_eq!(parent.report().unwrap().message, "cannot mount");
     }
 
     #[test]

@@ -221,6 +221,17 @@ pub struct Cli {
     #[arg(long)]
     pub rm: bool,
 
+    /// Run the container in the background, as podman run -d: unshare-run prints its name once its
+    /// command runs and returns; its output goes to its log (`unshare-run logs NAME`), its stdin is
+    /// /dev/null. Without --name it gets a generated name. `ps`, `exec`, `stop`, `start` and `rm`
+    /// take the name.
+    #[arg(short = 'd', long, requires = "rootfs")]
+    pub detach: bool,
+
+    /// The signal `unshare-run stop` sends first (default: the image's StopSignal, else SIGTERM).
+    #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
+    pub stop_signal: Option<String>,
+
     /// Leave the root filesystem unchanged: writes go to a temporary layer that is gone after the
     /// run (overlayfs over a tmpfs).
     #[arg(long, requires = "rootfs", conflicts_with = "overlay")]
@@ -463,6 +474,25 @@ fn parse_hostname(s: &str) -> Result<String, String> {
     } else {
         Err(format!("a hostname has 1 to 64 bytes, not {}", s.len()))
     }
+}
+
+/// A signal by name (TERM, SIGTERM, any case) or number, as podman's --stop-signal and kill take it.
+pub fn parse_signal(s: &str) -> Result<String, String> {
+    signal_by_name(s).map(|signal| signal.as_str().to_string())
+}
+
+pub fn signal_by_name(s: &str) -> Result<nix::sys::signal::Signal, String> {
+    use nix::sys::signal::Signal;
+    let bad = || format!("{s:?} is not a signal (a name such as TERM or SIGKILL, or a number)");
+    if let Ok(number) = s.parse::<i32>() {
+        return Signal::try_from(number).map_err(|_| bad());
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = match upper.starts_with("SIG") {
+        true => upper,
+        false => format!("SIG{upper}"),
+    };
+    name.parse::<Signal>().map_err(|_| bad())
 }
 
 fn parse_env(s: &str) -> Result<(OsString, OsString), String> {

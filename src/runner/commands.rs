@@ -1,5 +1,6 @@
 //! The runner's command table, as `applets` is the binary's: the first argument picks a verb
-//! (`doctor`, `images`, `login`, `logout`, `ps`, `rm`, the holder's hidden one), anything else is a container
+//! (`doctor`, `images`, `login`, `logout`, `ps`, `rm`, `logs`, `stop`, `kill`, `start`, the
+//! monitor's and the holder's hidden ones), anything else is a container
 //! run. Each entry's clap definition parses its arguments and also makes its man page and the
 //! shell completions, so the three cannot drift apart. A new verb (exec, ps, stop ...) is one more
 //! entry.
@@ -22,8 +23,9 @@ pub struct Verb {
     pub hidden: bool,
     /// Its arguments, help text, man page and completions.
     pub definition: fn() -> clap::Command,
-    /// Runs it with its parsed arguments; the exit status, or the error to print.
-    pub run: fn(&clap::ArgMatches) -> Result<u8, RunError>,
+    /// Runs it with its parsed arguments (and the arguments as given, which a named container keeps
+    /// to start again); the exit status, or the error to print.
+    pub run: fn(&clap::ArgMatches, &[OsString]) -> Result<u8, RunError>,
 }
 
 /// The container run: what unshare-run does without a verb. A static, not a const: `dispatch` tells
@@ -40,43 +42,73 @@ pub const VERBS: &[Verb] = &[
         name: "doctor",
         hidden: false,
         definition: doctor::command,
-        run: doctor::main,
+        run: |m, _| doctor::main(m),
     },
     Verb {
         name: "images",
         hidden: false,
         definition: image::commands::ImagesCli::command,
-        run: image::commands::main,
+        run: |m, _| image::commands::main(m),
     },
     Verb {
         name: "login",
         hidden: false,
         definition: image::login::LoginCli::command,
-        run: image::login::login_main,
+        run: |m, _| image::login::login_main(m),
     },
     Verb {
         name: "logout",
         hidden: false,
         definition: image::login::LogoutCli::command,
-        run: image::login::logout_main,
+        run: |m, _| image::login::logout_main(m),
     },
     Verb {
         name: "ps",
         hidden: false,
         definition: containers::PsCli::command,
-        run: containers::ps_main,
+        run: |m, _| containers::ps_main(m),
     },
     Verb {
         name: "rm",
         hidden: false,
         definition: containers::RmCli::command,
-        run: containers::rm_main,
+        run: |m, _| containers::rm_main(m),
+    },
+    Verb {
+        name: "logs",
+        hidden: false,
+        definition: containers::control::LogsCli::command,
+        run: |m, _| containers::control::logs_main(m),
+    },
+    Verb {
+        name: "stop",
+        hidden: false,
+        definition: containers::control::StopCli::command,
+        run: |m, _| containers::control::stop_main(m),
+    },
+    Verb {
+        name: "kill",
+        hidden: false,
+        definition: containers::control::KillCli::command,
+        run: |m, _| containers::control::kill_main(m),
+    },
+    Verb {
+        name: "start",
+        hidden: false,
+        definition: containers::control::StartCli::command,
+        run: |m, _| containers::control::start_main(m),
+    },
+    Verb {
+        name: containers::monitor::SERVE_ARG,
+        hidden: true,
+        definition: containers::monitor::command,
+        run: |m, _| containers::monitor::main(m),
     },
     Verb {
         name: holder::SERVE_ARG,
         hidden: true,
         definition: holder::command,
-        run: holder::main,
+        run: |m, _| holder::main(m),
     },
 ];
 
@@ -118,7 +150,7 @@ pub fn dispatch(args: &[OsString]) -> u8 {
             return status;
         }
     };
-    match (verb.run)(&matches) {
+    match (verb.run)(&matches, rest) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("unshare-run: {e}");

@@ -42,8 +42,13 @@ enum Attachment {
     OwnPasta,
 }
 
-/// Runs the container; returns the exit status for unshare-run.
-pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
+/// Runs the container; returns the exit status for unshare-run. `running`, if given, is called with
+/// PID 1's pid once the command runs (a named container's record); without it nothing waits for that.
+pub fn run(
+    spec: &ContainerSpec,
+    plan: &MapPlan,
+    running: Option<&mut dyn FnMut(Pid)>,
+) -> Result<u8, RunError> {
     // A holder's user namespace, joined: the map exists already and no helper runs. The lease keeps
     // the holder (and the private network's pasta) until the container has ended.
     let lease = holder_lease(spec, plan)?;
@@ -96,6 +101,11 @@ pub fn run(spec: &ContainerSpec, plan: &MapPlan) -> Result<u8, RunError> {
             true => pid1.terminal().map(Relay::start).transpose()?,
             false => None,
         };
+        if let Some(running) = running
+            && pid1.command_runs()
+        {
+            running(pid1.pid());
+        }
         supervise(pid1.pid(), &signals, spec.session, relay)
     });
     // Also when PID 1 could not be started: pasta goes with the container.

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 
 use super::exit;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunError {
     pub message: String,
     pub hint: Option<String>,

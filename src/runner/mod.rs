@@ -22,6 +22,7 @@ mod exit;
 mod holder;
 pub(crate) mod image;
 mod init;
+mod launch;
 mod lent_overlay;
 mod mapping;
 mod network;
@@ -47,6 +48,7 @@ const LAYERS: &[&str] = &[
     "run",
     "doctor",
     "containers",
+    "launch",
     "container",
     "init",
     "command",

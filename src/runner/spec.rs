@@ -273,7 +273,7 @@ fn image_env(env: &[String]) -> impl Iterator<Item = (OsString, OsString)> + '_ 
 
 /// The command as an image defines it: its entrypoint (unless --entrypoint replaces it) followed by
 /// the given command, or by the image's Cmd when none is given. Empty: an interactive shell.
-fn image_command(
+pub fn image_command(
     config: &ImageConfig,
     entrypoint: Option<OsString>,
     command: Vec<OsString>,

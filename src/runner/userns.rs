@@ -143,6 +143,12 @@ impl Child {
         self.channel.receive_terminal()
     }
 
+    /// Whether the started child's command runs: it closed its end of the channel (after the
+    /// command's exec) rather than report a failure (which stays for `finish`). Blocks until then.
+    pub fn command_runs(&self) -> bool {
+        self.channel.await_close()
+    }
+
     /// Lets the child run `body`. If it is gone already, it is reaped and its report (or its status)
     /// is the error.
     pub fn start(&mut self) -> Result<(), RunError> {

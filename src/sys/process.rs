@@ -1,7 +1,9 @@
 //! Making processes: clone(2) into new namespaces, a spawn that shares memory until exec (as
-//! posix_spawn), companions that die with us, the holder's daemonising exec, and _exit(2).
+//! posix_spawn), companions that die with us, the holder's and monitor's daemonising exec, pidfds,
+//! and _exit(2).
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -83,6 +85,18 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Resul
 /// directory, /dev/null as stdin, stdout and stderr, and no other inherited descriptor (a pipe of the
 /// caller's kept open would make the caller wait for its end). Returns only if exec failed.
 pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
+    detach_and_exec_with(exe, args, None, None)
+}
+
+/// As `detach_and_exec`, with `output` (if any) as stdout and stderr instead of /dev/null, and
+/// `keep` (if any) passed on as descriptor 3: a container's monitor, writing its log and telling its
+/// starter on `keep` when the container runs.
+pub fn detach_and_exec_with(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    output: Option<BorrowedFd<'_>>,
+    keep: Option<BorrowedFd<'_>>,
+) -> io::Error {
     let _ = nix::unistd::setsid();
     let _ = nix::unistd::chdir("/");
     if let Ok(null) = std::fs::OpenOptions::new()
@@ -90,15 +104,31 @@ pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
         .write(true)
         .open("/dev/null")
     {
-        use std::os::fd::AsRawFd;
-        for target in 0..3 {
-            // SAFETY: dup2 onto the standard descriptors, which this process no longer uses.
-            unsafe { libc::dup2(null.as_raw_fd(), target) };
+        let out = output.map_or(null.as_raw_fd(), |fd| fd.as_raw_fd());
+        // SAFETY: dup2 onto the standard descriptors, which this process no longer uses; the sources
+        // are open (borrowed, or opened above) and above 2, so none is overwritten before it is read.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), 0);
+            libc::dup2(out, 1);
+            libc::dup2(out, 2);
         }
     }
-    // SAFETY: closes every descriptor from 3 up; nothing in this process uses them after this point
-    // (the /dev/null above is among them). The raw system call: musl has no close_range wrapper.
-    unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
+    let mut first_closed = 3;
+    if let Some(keep) = keep {
+        // SAFETY: dup2 onto 3 (a descriptor above 2 that the standard ones above did not take); when
+        // `keep` is 3 already dup2 does nothing, so its close-on-exec flag is cleared explicitly.
+        unsafe {
+            if keep.as_raw_fd() != 3 {
+                libc::dup2(keep.as_raw_fd(), 3);
+            }
+            libc::fcntl(3, libc::F_SETFD, 0);
+        }
+        first_closed = 4;
+    }
+    // SAFETY: closes every descriptor from `first_closed` up; nothing in this process uses them after
+    // this point (the /dev/null above is among them). The raw system call: musl has no close_range
+    // wrapper.
+    unsafe { libc::syscall(libc::SYS_close_range, first_closed, libc::c_uint::MAX, 0) };
     let to_c = |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes());
     let (Ok(path), Ok(argv)) = (
         to_c(exe.as_os_str()),
@@ -109,6 +139,48 @@ pub fn detach_and_exec(exe: &Path, args: &[std::ffi::OsString]) -> io::Error {
     match nix::unistd::execv(&path, &argv) {
         Err(e) => e.into(),
         Ok(never) => match never {},
+    }
+}
+
+/// The descriptor `fd` that this process inherited (a monitor's descriptor 3), taken over as owned and
+/// made close-on-exec; None if it is not open.
+pub fn take_inherited(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD/F_SETFD only read and set the flags of the descriptor with this number.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (above) and nothing else in this process owns it: it was
+    // inherited across exec, before any Rust object was made for it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// pidfd_open(2) (Linux 5.3): a descriptor that stays with the process `pid` names now, whatever
+/// process gets that number later.
+pub fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: the system call takes a pid and flags by value and returns a new descriptor.
+    match unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0u32) } {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: a new descriptor that nothing else owns.
+        fd => Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }),
+    }
+}
+
+/// pidfd_send_signal(2) (Linux 5.1): `signal` to the process of `pidfd`, never to another one that
+/// took its number.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<()> {
+    // SAFETY: a descriptor, a signal number, a null siginfo (as kill(2)) and no flags, by value.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -126,7 +198,6 @@ pub fn spawn_dying_with_parent(
     cmd: &mut std::process::Command,
     inherited: &[std::os::fd::BorrowedFd<'_>],
 ) -> io::Result<std::process::Child> {
-    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getpid();
     let inherited: Vec<i32> = inherited.iter().map(|fd| fd.as_raw_fd()).collect();

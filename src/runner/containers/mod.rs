@@ -1,54 +1,133 @@
-//! Named containers (`--name`): their records (`record`), `unshare-run ps` and `unshare-run rm`. A
-//! named container's record outlives its run, as in podman, so that `ps -a` shows how it ended; the
-//! lifecycle around it (detach, exec, stop, start) is planned in docs/lifecycle-plan.md.
+//! Named containers (`--name`, `--detach`): their records (`record`), the processes they name
+//! (`liveness`), a detached container's monitor (`monitor`), and the verbs on them: `ps`, `rm` here,
+//! `logs`, `stop`, `kill`, `start` in `control`. A named container's record outlives its run, as in
+//! podman, so that `ps -a` shows how it ended and `start` runs it again; docs/lifecycle-plan.md has
+//! the plan and what is left.
 
+pub mod control;
+mod liveness;
+pub mod monitor;
 mod record;
 
+use std::ffi::OsString;
 use std::fs::File;
 
 use clap::{FromArgMatches, Parser};
 use nix::fcntl::Flock;
+use nix::unistd::Pid;
 
+use super::cli::Cli;
 use super::error::RunError;
 use super::image::commands::format_table;
 use super::image::store::Store;
-use record::{Config, Ended, Record, Status};
+use super::launch::{self, Built, Watch};
+use super::mapping::MapPlan;
+use super::{image, spec};
+use liveness::ProcessId;
+use record::{Config, Ended, Record, Start, State, Status};
 
-/// A named container being run in the foreground: claimed before its root filesystem is resolved
-/// (a taken name is refused before any pull), recorded once it starts, its end written when it
-/// ends. Dropped before it started, it gives the name back.
+/// A named container run in the foreground: claimed before its root filesystem is resolved (a taken
+/// name is refused before any pull), recorded once it is built, its processes once its command
+/// runs, its end when it ends. Dropped before it was built, it gives the name back.
 pub struct Named {
     record: Record,
     remove_at_end: bool,
+    start: Start,
+    stop_signal: Option<String>,
     image: Option<String>,
     running: Option<Flock<File>>,
-    /// Started or forgotten: dropping it has nothing to give back.
+    /// Built or forgotten: dropping it has nothing to give back.
     settled: bool,
 }
 
-/// Claims `name` for a run (`--name`); with `remove_at_end` (`--rm`) its record goes when it ends.
-pub fn claim(name: &str, remove_at_end: bool) -> Result<Named, RunError> {
-    let record = Record::claim(&record::containers_dir()?, name)?;
-    Ok(Named {
-        record,
-        remove_at_end,
-        image: None,
-        running: None,
-        settled: false,
-    })
+/// `unshare-run --name NAME ...` in the foreground: unshare-run runs it, as it runs an unnamed one.
+pub fn foreground(cli: Cli, plan: &MapPlan, args: &[OsString]) -> Result<u8, RunError> {
+    let name = cli.name.clone().unwrap_or_default();
+    let mut named = Named::claim(&name, &cli, args)?;
+    let result = launch::launch(cli, plan, Some(&mut named));
+    let status = match &result {
+        Ok(status) => *status,
+        Err(e) => e.status,
+    };
+    if named.settled {
+        named.end(status);
+    }
+    result
+}
+
+/// `unshare-run --detach ...`: the container is built here (an image is pulled or imported with
+/// its progress on the caller's terminal), then run by a monitor of its own (`monitor`) that outlives
+/// this process; returns once its command runs, having printed its name.
+pub fn detach(cli: Cli, plan: &MapPlan, args: &[OsString]) -> Result<u8, RunError> {
+    let containers = record::containers_dir()?;
+    let name = match &cli.name {
+        Some(name) => name.clone(),
+        None => record::generated_name(&containers),
+    };
+    let mut named = Named::claim(&name, &cli, args)?;
+    let Some(rootfs) = &cli.rootfs else {
+        return Err(RunError::new("--detach needs --rootfs"));
+    };
+    let pulling = image::pull::Pulling::from_args(&cli.pull)?;
+    let resolved = image::resolve(rootfs, None, plan, image::ROOTFS_HINT, Some(&pulling))?;
+    let command = spec::image_command(&resolved.config, cli.entrypoint, cli.command);
+    let pinned = match &resolved.digest {
+        Some(digest) => digest.into(),
+        None => resolved.rootfs.clone(),
+    };
+    named.record_built(&Built {
+        given: rootfs,
+        digest: resolved.digest.as_deref(),
+        pinned: &pinned,
+        command: &command,
+        stop_signal: resolved.config.stop_signal.as_deref(),
+    })?;
+    // The monitor resolves the image again, by its digest, and claims its layer for itself.
+    drop(resolved);
+    monitor::start(&named.record)?;
+    println!("{name}");
+    Ok(0)
 }
 
 impl Named {
-    /// Records the container as started: built on the stored image `image` (if any) from `rootfs`
-    /// as given, running `command`.
-    pub fn start(
-        &mut self,
-        rootfs: &str,
-        image: Option<&str>,
-        command: &[std::ffi::OsString],
-    ) -> Result<(), RunError> {
-        let name = self.name();
-        if let Some(digest) = image {
+    /// Claims `name` for the run that `cli` (given as `args`) asks for.
+    fn claim(name: &str, cli: &Cli, args: &[OsString]) -> Result<Named, RunError> {
+        let start = Start {
+            args: utf8_arguments(args)?,
+            cwd: std::env::current_dir()
+                .ok()
+                .and_then(|d| d.to_str().map(String::from))
+                .unwrap_or_else(|| "/".into()),
+            rootfs: String::new(),
+        };
+        let record = Record::claim(&record::containers_dir()?, name)?;
+        Ok(Named {
+            record,
+            remove_at_end: cli.rm,
+            start,
+            stop_signal: cli.stop_signal.clone(),
+            image: None,
+            running: None,
+            settled: false,
+        })
+    }
+
+    /// Writes the container's config and marks the stored image it is built on as used.
+    fn record_built(&mut self, built: &Built<'_>) -> Result<(), RunError> {
+        let name = self.record.name();
+        let utf8 = |path: &std::path::Path| {
+            path.to_str().map(String::from).ok_or_else(|| {
+                RunError::new(format!(
+                    "the root filesystem {} of a named container must be named in UTF-8",
+                    path.display()
+                ))
+            })
+        };
+        self.start.rootfs = utf8(built.pinned)?;
+        if self.stop_signal.is_none() {
+            self.stop_signal = built.stop_signal.map(String::from);
+        }
+        if let Some(digest) = built.digest {
             open_store()?.mark_used(digest, &name).map_err(|e| {
                 RunError::sys(format!("cannot mark the image as used by {name}"), e)
             })?;
@@ -58,48 +137,50 @@ impl Named {
             version: 1,
             name,
             created: record::now(),
-            rootfs: rootfs.to_string(),
-            image: image.map(String::from),
-            command: command
+            rootfs: built.given.to_string_lossy().into_owned(),
+            image: built.digest.map(String::from),
+            command: built
+                .command
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
+            start: Some(self.start.clone()),
+            auto_remove: self.remove_at_end,
+            stop_signal: self.stop_signal.clone(),
         })?;
-        self.running = Some(self.record.start_running()?);
         self.settled = true;
         Ok(())
     }
 
     /// Records how the run ended (unshare-run's exit status for it), or removes the record (`--rm`).
-    pub fn end(mut self, status: u8) {
-        self.running = None;
+    fn end(mut self, status: u8) {
         if self.remove_at_end {
+            self.running = None;
             self.forget();
             return;
         }
-        let ended = Ended {
-            status,
-            finished: record::now(),
-        };
-        if let Err(e) = self.record.write_ended(ended) {
-            eprintln!("unshare-run: {e}");
-        }
-    }
-
-    fn name(&self) -> String {
-        self.record
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        record_end(&self.record, status);
+        self.running = None;
     }
 
     fn forget(&mut self) {
         if let (Some(digest), Ok(store)) = (&self.image, open_store()) {
-            store.unmark_used(digest, &self.name());
+            store.unmark_used(digest, &self.record.name());
         }
         let _ = self.record.remove();
         self.settled = true;
+    }
+}
+
+impl Watch for Named {
+    fn built(&mut self, built: &Built<'_>) -> Result<(), RunError> {
+        self.record_built(built)?;
+        self.running = Some(self.record.start_running()?);
+        Ok(())
+    }
+
+    fn running(&mut self, pid1: Pid) {
+        record_running(&self.record, pid1);
     }
 }
 
@@ -109,6 +190,54 @@ impl Drop for Named {
             self.forget();
         }
     }
+}
+
+/// Once its command runs: the container's processes, for `stop`, `kill` and `exec`.
+fn record_running(record: &Record, pid1: Pid) {
+    let Some(pid1) = ProcessId::of(pid1) else {
+        return;
+    };
+    let state = State {
+        boot_id: liveness::boot_id(),
+        runner: ProcessId::of(Pid::this()).unwrap_or(pid1),
+        pid1,
+        command: command_of(pid1),
+    };
+    if let Err(e) = record.write_state(&state) {
+        eprintln!("unshare-run: {e}");
+    }
+}
+
+/// The command that PID 1 runs: its only child when the command has just started.
+fn command_of(pid1: ProcessId) -> Option<ProcessId> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", pid1.pid)).ok()?;
+    let pid: i32 = children.split_ascii_whitespace().next()?.parse().ok()?;
+    ProcessId::of(Pid::from_raw(pid))
+}
+
+/// Writes how the container ended, before the lock that says it runs goes.
+fn record_end(record: &Record, status: u8) {
+    let ended = Ended {
+        status,
+        finished: record::now(),
+    };
+    if let Err(e) = record.write_ended(ended) {
+        eprintln!("unshare-run: {e}");
+    }
+}
+
+/// A named container's arguments are kept as text (its config is JSON).
+fn utf8_arguments(args: &[OsString]) -> Result<Vec<String>, RunError> {
+    args.iter()
+        .map(|a| {
+            a.to_str().map(String::from).ok_or_else(|| {
+                RunError::new(format!(
+                    "the argument {a:?} is not UTF-8, which a named container's arguments must be"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn open_store() -> Result<Store, RunError> {
@@ -154,6 +283,7 @@ pub fn ps_main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
                             ended.status,
                             since(now, ended.finished)
                         ),
+                        Status::Exited(None) if record.state().is_none() => "Created".to_string(),
                         Status::Exited(None) => "Exited".to_string(),
                     },
                 ]
@@ -171,12 +301,17 @@ pub fn ps_main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
 #[derive(Parser, Debug)]
 #[command(
     name = "unshare-run rm",
-    about = "Remove containers that ended",
-    long_about = "Remove named containers that ended, with their records, as podman rm does. A stored \
-image that a container was built on stays (`unshare-run images rm` removes it once no container uses \
-it)."
+    about = "Remove containers (running ones with --force)",
+    long_about = "Remove named containers, with their records and logs, as podman rm does: ended ones, \
+and with --force running ones too, which are killed first (every process in them; nothing of them \
+stays mounted). A running container without --force is refused with exit status 125 (podman: 2). A \
+stored image that a container was built on stays (`unshare-run images rm` removes it once no \
+container uses it)."
 )]
 pub struct RmCli {
+    /// Kill running containers first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
     /// The containers' names.
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
@@ -192,8 +327,21 @@ pub fn rm_main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
                 .with_hint("`unshare-run ps -a` lists your containers"));
         };
         if let Status::Up(_) = record.status() {
-            return Err(RunError::new(format!("container `{name}` is running"))
-                .with_hint("it is removed once its command has ended"));
+            match (cli.force, record.running()) {
+                (true, Some(state)) => control::kill_and_wait(&record, &state)?,
+                (true, None) => {
+                    return Err(RunError::new(format!("container `{name}` is starting"))
+                        .with_hint("try again in a moment"));
+                }
+                (false, _) => {
+                    return Err(
+                        RunError::new(format!("container `{name}` is running")).with_hint(format!(
+                            "stop it first (unshare-run stop {name}), or remove it running with \
+                             unshare-run rm -f {name}"
+                        )),
+                    );
+                }
+            }
         }
         if let (Some(digest), Ok(store)) = (&config.image, open_store()) {
             store.unmark_used(digest, name);

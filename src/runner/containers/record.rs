@@ -4,7 +4,10 @@
 //! - `running`: a file that the process running it holds locked (flock) while it runs, and whose
 //!   modification time is when it started: a lock dies with its holder, also on SIGKILL and at a
 //!   reboot, so a container whose process is gone never shows as running;
-//! - `exit.json`: how it last ended (by rename).
+//! - `state.json`: its processes while it runs (`liveness`: pid and start time of PID 1, of the
+//!   process that runs it, and of the command), with the boot they belong to;
+//! - `exit.json`: how it last ended (by rename);
+//! - `log`: a detached container's output.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -14,12 +17,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use super::liveness::{self, ProcessId};
 use crate::runner::dirs;
 use crate::runner::error::RunError;
 
 const CONFIG: &str = "config.json";
 const RUNNING: &str = "running";
 const EXIT: &str = "exit.json";
+const STATE: &str = "state.json";
+const LOG: &str = "log";
 
 /// What a container is, as `ps` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +41,37 @@ pub struct Config {
     pub image: Option<String>,
     /// The command as it runs (entrypoint and arguments).
     pub command: Vec<String>,
+    /// How it is started again (`start`, a detached container's monitor): the run's arguments as
+    /// given, the directory they were given in, and what --rootfs then names (the stored image's
+    /// digest, or the directory's canonical path). None in records of the first named containers.
+    #[serde(default)]
+    pub start: Option<Start>,
+    /// Removed when it ends (--rm).
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// What `stop` sends first: --stop-signal, else the image's StopSignal (None: SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+}
+
+/// How a named container is started again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Start {
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub rootfs: String,
+}
+
+/// A running container's processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Which boot they belong to: after a reboot the pids name other processes.
+    pub boot_id: Option<String>,
+    /// The process that runs it: a detached container's monitor, or the foreground unshare-run.
+    pub runner: ProcessId,
+    pub pid1: ProcessId,
+    /// None if it could not be found when the container started.
+    pub command: Option<ProcessId>,
 }
 
 /// How the container last ended.
@@ -71,6 +108,39 @@ pub fn check_name(name: &str) -> Result<(), RunError> {
             "a name starts with a letter or digit and holds letters, digits, `_`, `.` and `-` (at most 128)",
         )),
     }
+}
+
+/// A name for a detached container run without --name, as podman makes one (adjective_surname),
+/// not yet taken in `containers`.
+pub fn generated_name(containers: &Path) -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "brave", "calm", "eager", "fond", "gentle", "happy", "keen", "lucid", "merry", "nimble",
+        "proud", "quiet", "sharp", "steady", "vivid", "witty",
+    ];
+    const NAMES: [&str; 16] = [
+        "bohr", "curie", "dirac", "euler", "fermi", "gauss", "hopper", "knuth", "lovelace",
+        "meitner", "noether", "pascal", "ritchie", "shannon", "turing", "wirth",
+    ];
+    let mut seed = [0u8; 8];
+    let _ =
+        fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut seed));
+    let mut n = u64::from_le_bytes(seed);
+    for attempt in 0.. {
+        let name = format!(
+            "{}_{}",
+            ADJECTIVES[(n % 16) as usize],
+            NAMES[((n >> 4) % 16) as usize]
+        );
+        let name = match attempt {
+            0..8 => name,
+            _ => format!("{name}_{attempt}"),
+        };
+        if !containers.join(&name).exists() {
+            return name;
+        }
+        n = n.rotate_right(8) ^ (attempt + 1);
+    }
+    unreachable!("the loop returns")
 }
 
 pub fn now() -> u64 {
@@ -138,25 +208,64 @@ impl Record {
         )
     }
 
+    /// Running while the process that runs it holds `running` locked and its PID 1 is the one its
+    /// state names (in this boot); else how it last ended.
     pub fn status(&self) -> Status {
-        let path = self.dir.join(RUNNING);
-        if let Ok(file) = File::open(&path) {
-            let started = file
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs());
-            if let Err((_, nix::errno::Errno::EWOULDBLOCK)) =
-                Flock::lock(file, FlockArg::LockSharedNonblock)
-            {
-                return Status::Up(started);
-            }
+        if let Some(started) = self.locked_since()
+            && self.state().is_none_or(|state| state.is_current())
+        {
+            return Status::Up(started);
         }
-        let ended = fs::read(self.dir.join(EXIT))
+        Status::Exited(self.ended())
+    }
+
+    /// The state of a container that runs (see `status`).
+    pub fn running(&self) -> Option<State> {
+        self.locked_since()?;
+        self.state().filter(State::is_current)
+    }
+
+    /// When the process that holds `running` locked started it; None when nobody holds it.
+    pub fn locked_since(&self) -> Option<u64> {
+        let file = File::open(self.dir.join(RUNNING)).ok()?;
+        let started = file
+            .metadata()
+            .and_then(|m| m.modified())
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        Status::Exited(ended)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        match Flock::lock(file, FlockArg::LockSharedNonblock) {
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Some(started),
+            _ => None,
+        }
+    }
+
+    pub fn ended(&self) -> Option<Ended> {
+        let bytes = fs::read(self.dir.join(EXIT)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn write_state(&self, state: &State) -> Result<(), RunError> {
+        self.write(
+            STATE,
+            &serde_json::to_vec(state).expect("a state serialises"),
+        )
+    }
+
+    pub fn state(&self) -> Option<State> {
+        serde_json::from_slice(&fs::read(self.dir.join(STATE)).ok()?).ok()
+    }
+
+    /// A detached container's output.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(LOG)
+    }
+
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Removes the record (its files are the caller's own).
@@ -174,6 +283,13 @@ impl Record {
         file.write_all(bytes).map_err(fail)?;
         drop(file);
         fs::rename(&temporary, &path).map_err(fail)
+    }
+}
+
+impl State {
+    /// Whether the processes it names are this boot's and PID 1 is the one it names.
+    pub fn is_current(&self) -> bool {
+        self.boot_id.is_some() && self.boot_id == liveness::boot_id() && self.pid1.is_alive()
     }
 }
 
@@ -226,6 +342,9 @@ mod tests {
             rootfs: "/r".into(),
             image: None,
             command: vec!["true".into()],
+            start: None,
+            auto_remove: false,
+            stop_signal: None,
         };
         record.write_config(&config).unwrap();
         assert_eq!(record.config(), Some(config));
@@ -240,6 +359,41 @@ mod tests {
         record.write_ended(ended).unwrap();
         drop(lock);
         assert_eq!(record.status(), Status::Exited(Some(ended)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_of_another_boot_or_naming_another_process_is_not_running() {
+        let dir = scratch("state");
+        let record = Record::claim(&dir, "c").unwrap();
+        let _lock = record.start_running().unwrap();
+        let me = ProcessId::of(nix::unistd::Pid::this()).unwrap();
+        let state = State {
+            boot_id: liveness::boot_id(),
+            runner: me,
+            pid1: me,
+            command: None,
+        };
+        record.write_state(&state).unwrap();
+        assert!(matches!(record.status(), Status::Up(_)));
+        assert_eq!(record.running(), Some(state.clone()));
+        let rebooted = State {
+            boot_id: Some("00000000-0000-0000-0000-000000000000".into()),
+            ..state.clone()
+        };
+        record.write_state(&rebooted).unwrap();
+        assert_eq!(record.status(), Status::Exited(None));
+        assert_eq!(record.running(), None);
+        let reused = State {
+            pid1: ProcessId {
+                start: me.start + 1,
+                ..me
+            },
+            ..state
+        };
+        record.write_state(&reused).unwrap();
+        assert_eq!(record.status(), Status::Exited(None));
+        assert_eq!(record.running(), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

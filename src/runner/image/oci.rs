@@ -279,6 +279,8 @@ struct RuntimeConfig {
     entrypoint: Option<Vec<String>>,
     #[serde(rename = "Cmd", default)]
     cmd: Option<Vec<String>>,
+    #[serde(rename = "StopSignal", default)]
+    stop_signal: Option<String>,
 }
 
 fn json<'de, T: Deserialize<'de>>(bytes: &'de [u8], what: &str) -> Result<T, String> {
@@ -396,6 +398,7 @@ pub(super) fn runtime_config(bytes: &[u8]) -> Result<ImageConfig, String> {
         user: runtime.user.filter(|u| !u.is_empty()),
         entrypoint: runtime.entrypoint.unwrap_or_default(),
         cmd: runtime.cmd.unwrap_or_default(),
+        stop_signal: runtime.stop_signal.filter(|s| !s.is_empty()),
     })
 }
 
@@ -472,7 +475,7 @@ mod tests {
 
     fn oci_image() -> (HashMap<String, Vec<u8>>, String) {
         let mut files = HashMap::new();
-        let config = br#"{"architecture":"amd64","config":{"Env":["PATH=/usr/bin","LANG=C.UTF-8"],"WorkingDir":"/srv","User":"1000:1000","Cmd":["bash"]}}"#;
+        let config = br#"{"architecture":"amd64","config":{"Env":["PATH=/usr/bin","LANG=C.UTF-8"],"WorkingDir":"/srv","User":"1000:1000","Cmd":["bash"],"StopSignal":"SIGINT"}}"#;
         let config_digest = blob(&mut files, config);
         let layer1 = blob(&mut files, b"layer one");
         let layer2 = blob(&mut files, b"layer two");
@@ -505,6 +508,7 @@ mod tests {
         );
         assert_eq!(image.config.env, ["PATH=/usr/bin", "LANG=C.UTF-8"]);
         assert_eq!(image.config.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(image.config.stop_signal.as_deref(), Some("SIGINT"));
         assert_eq!(image.config.user.as_deref(), Some("1000:1000"));
         assert_eq!(image.config.cmd, ["bash"]);
         assert!(image.config.entrypoint.is_empty());

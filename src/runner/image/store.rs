@@ -42,6 +42,9 @@ pub struct ImageConfig {
     pub entrypoint: Vec<String>,
     #[serde(default)]
     pub cmd: Vec<String>,
+    /// The signal that stops the container (OCI StopSignal), for `unshare-run stop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
 }
 
 /// Whose ids an image's files were given, on the host, by its import: the map decides which

@@ -19,11 +19,14 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Root of everything this test process creates; removed by `Cleanup` at the end of each test binary
-/// run and swept at the next start if a run was killed.
 pub mod oci;
 pub mod registry;
 
+// For the tests that read unshare-run's JSON records (tests/lifecycle.rs).
+pub use serde_json;
+
+/// Root of everything this test process creates; removed by `Cleanup` at the end of each test binary
+/// run and swept at the next start if a run was killed.
 const TMP_PREFIX: &str = "/tmp/unshare-run-tests.";
 
 /// What every privileged test says: `#[ignore = "needs root: sudo tests/run"]`, so that `cargo test`
