@@ -19,6 +19,9 @@ _unshare__run() {
             unshare__run,doctor)
                 cmd="unshare__run__subcmd__doctor"
                 ;;
+            unshare__run,exec)
+                cmd="unshare__run__subcmd__exec"
+                ;;
             unshare__run,images)
                 cmd="unshare__run__subcmd__images"
                 ;;
@@ -65,7 +68,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-q -d -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --detach --stop-signal --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm logs stop kill start"
+            opts="-q -d -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --detach --stop-signal --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm exec logs stop kill start"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +212,44 @@ _unshare__run() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        unshare__subcmd__run__subcmd__exec)
+            opts="-i -u -w -e -h --interactive --user --workdir --env --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -u)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workdir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

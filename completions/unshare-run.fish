@@ -76,6 +76,7 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "login" -d 'Log
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "logout" -d 'Log out of a container registry: remove its credentials from the auth file (as podman logout)'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "ps" -d 'List your containers: the running ones, or with -a also those that ended'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "rm" -d 'Remove containers (running ones with --force)'
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "exec" -d 'Run a command in a running container'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "logs" -d 'Show a detached container\'s output'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "stop" -d 'Stop running containers: their stop signal, then SIGKILL after a timeout'
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -a "kill" -d 'Send a signal to running containers (default SIGKILL)'
@@ -121,6 +122,11 @@ complete -c unshare-run -n "__fish_unshare_run_using_subcommand ps" -s a -l all 
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand ps" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand rm" -s f -l force -d 'Kill running containers first'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand rm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s u -l user -d 'Run the command as this user inside: UID[:GID], or names from the container\'s /etc/passwd and /etc/group (default: the container\'s user)' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s w -l workdir -d 'The command\'s working directory inside (default: the container\'s); it must exist' -r -F
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s e -l env -d 'Set an environment variable (repeatable), over the container\'s environment' -r
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s i -l interactive -d 'Pass stdin on to the command (without it, its stdin is /dev/null)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logs" -s f -l follow -d 'Go on showing new output until the container ends'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand stop" -s t -l time -d 'Seconds to wait before SIGKILL (0: SIGKILL at once)' -r

@@ -678,3 +678,195 @@ fn wait_for_child_named(pid: i32, comm: &str) -> i32 {
     assert!(found, "{pid} never became {comm}");
     pid
 }
+
+/// `exec` runs in the container: its files, hostname, pid namespace and map, as its user in its
+/// working directory, with none of the caller's descriptors, and exits as a start does.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn exec_runs_a_command_inside_the_running_container_with_its_defaults() {
+    require_root();
+    let c = Containers::new();
+    c.run(&[
+        "-d",
+        "--name",
+        "e",
+        "--hostname",
+        "box",
+        "-w",
+        "/tmp",
+        "-e",
+        "FROM=run",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sh",
+        "-c",
+        "echo there > /tmp/mark; exec sleep 60",
+    ])
+    .assert_code(0);
+    let exec = |args: &[&str]| {
+        let mut argv = vec!["exec"];
+        argv.extend_from_slice(args);
+        c.run(&argv)
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || exec(&["e", "cat", "/tmp/mark"])
+            .stdout_text()
+            == "there\n"),
+        "{:?}",
+        exec(&["e", "cat", "/tmp/mark"])
+    );
+    let out = exec(&["e", "hostname"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "box\n");
+    // The container's pid namespace and map: those of its command.
+    let command = c.pid("e", "command");
+    let out = exec(&["e", "readlink", "/proc/self/ns/pid"]);
+    assert_eq!(
+        out.stdout_text().trim(),
+        fs::read_link(format!("/proc/{command}/ns/pid"))
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    for map in ["uid_map", "gid_map"] {
+        let out = exec(&["e", "cat", &format!("/proc/self/{map}")]);
+        assert_eq!(
+            out.stdout_text(),
+            fs::read_to_string(format!("/proc/{command}/{map}")).unwrap(),
+            "{map}"
+        );
+    }
+    // In its /proc: its init, its command and the exec'd one; neither unshare-run exec nor the
+    // process that entered.
+    let out = exec(&["e", "ls", "/proc"]);
+    let pids: Vec<&str> = out
+        .stdout_text()
+        .leak()
+        .split_whitespace()
+        .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    // Its working directory, root, user and environment; -u, -w and -e over them.
+    let out = exec(&[
+        "e",
+        "sh",
+        "-c",
+        "readlink /proc/self/cwd; readlink /proc/self/root; id -u; echo $FROM",
+    ]);
+    assert_eq!(out.stdout_text(), "/tmp\n/\n0\nrun\n");
+    let out = exec(&[
+        "-u",
+        "1000",
+        "-w",
+        "/",
+        "-e",
+        "FROM=exec",
+        "e",
+        "sh",
+        "-c",
+        "id -u; id -g; pwd; echo $FROM",
+    ]);
+    assert_eq!(out.stdout_text(), "1000\n1000\n/\nexec\n");
+    let out = exec(&["-u", "user", "e", "id", "-un"]);
+    assert_eq!(out.stdout_text(), "user\n");
+    exec(&["-w", "/no/such/dir", "e", "true"]).assert_code(125);
+    // Only 0, 1 and 2 of the caller's descriptors (ls's own directory is 3).
+    let runner = install().runner();
+    let out = c.sandbox.run_as(
+        alice(),
+        &[
+            "sh",
+            "-c",
+            "exec 4</dev/null 5</dev/null; exec \"$@\"",
+            "sh",
+            &runner,
+            "exec",
+            "e",
+            "ls",
+            "/proc/self/fd",
+        ],
+    );
+    assert_eq!(
+        out.stdout_text().split_whitespace().collect::<Vec<_>>(),
+        ["0", "1", "2", "3"]
+    );
+    // Without -i the command's stdin is /dev/null; with it, the caller's.
+    assert_eq!(
+        exec(&["e", "readlink", "/proc/self/fd/0"]).stdout_text(),
+        "/dev/null\n"
+    );
+    // Exit statuses as for a start.
+    exec(&["e", "true"]).assert_code(0);
+    exec(&["e", "sh", "-c", "exit 7"]).assert_code(7);
+    exec(&["e", "/etc"]).assert_code(126);
+    exec(&["e", "no-such-command"])
+        .assert_code(127)
+        .assert_stderr_contains("command not found");
+    exec(&["nobody", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("no container `nobody`");
+    c.run(&["stop", "-t", "0", "e"]).assert_code(0);
+    exec(&["e", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("container `e` is not running");
+    c.run(&["rm", "e"]).assert_code(0);
+    // keep-id, without a holder: exec becomes root inside to set up, then the container's user (the
+    // caller's own uid), or root with -u 0.
+    c.run(&[
+        "-d",
+        "--name",
+        "k",
+        "--map",
+        "keep-id",
+        "--holder-idle",
+        "0",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .assert_code(0);
+    assert_eq!(
+        exec(&["k", "id", "-u"]).stdout_text(),
+        format!("{}\n", alice().uid)
+    );
+    assert_eq!(exec(&["-u", "0", "k", "id", "-u"]).stdout_text(), "0\n");
+    c.run(&["rm", "-f", "k"]).assert_code(0);
+}
+
+/// What exec's command gets of capabilities, no_new_privs and the filter is what the container's
+/// own command got, whatever the confinement options.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn exec_gets_exactly_the_containers_confinement() {
+    require_root();
+    let c = Containers::new();
+    let probe = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status";
+    for (name, options) in [
+        ("default", &[][..]),
+        (
+            "caps",
+            &["--cap-add", "SYS_ADMIN", "--cap-drop", "CHOWN"][..],
+        ),
+        ("privileged", &["--privileged"][..]),
+        ("nnp", &["--security-opt", "no-new-privileges"][..]),
+        ("unconfined", &["--security-opt", "seccomp=unconfined"][..]),
+    ] {
+        let mut args = vec!["-d", "--name", name];
+        args.extend_from_slice(options);
+        let script = format!("{probe} > /tmp/status; exec sleep 60");
+        args.extend_from_slice(&["--rootfs", c.root(), "--", "sh", "-c", &script]);
+        c.run(&args).assert_code(0);
+        let mut own = String::new();
+        assert!(wait_for(Duration::from_secs(5), || {
+            own = c.run(&["exec", name, "cat", "/tmp/status"]).stdout_text();
+            own.contains("Seccomp")
+        }));
+        let out = c.run(&["exec", name, "sh", "-c", probe]);
+        out.assert_code(0);
+        assert_eq!(out.stdout_text(), own, "{name}");
+        c.run(&["rm", "-f", name]).assert_code(0);
+    }
+}

@@ -32,6 +32,7 @@ fn assert_docs(root: &Path, zsh_dir: &str, shadow_pages: &str) {
         "usr/share/man/man1/unshare-run-logout.1.gz",
         "usr/share/man/man1/unshare-run-ps.1.gz",
         "usr/share/man/man1/unshare-run-rm.1.gz",
+        "usr/share/man/man1/unshare-run-exec.1.gz",
         "usr/share/man/man1/unshare-run-logs.1.gz",
         "usr/share/man/man1/unshare-run-stop.1.gz",
         "usr/share/man/man1/unshare-run-kill.1.gz",

@@ -38,6 +38,8 @@ const NETWORK: u8 = b'W';
 pub const WANT_OVERLAY: u8 = b'O';
 const OVERLAY: u8 = b'V';
 const NO_OVERLAY: u8 = b'-';
+/// The process that entered a container to unshare-run: the pid of the command it started there.
+const PID: u8 = b'P';
 /// Monitor to the unshare-run that started it: the container's command runs (`containers::monitor`).
 const RUNNING: u8 = b'R';
 /// Client to holder: let the overlays kept go (an image was removed). No answer.
@@ -124,6 +126,37 @@ impl Channel {
                 Ok(0) => return true,
                 Err(Errno::EINTR) => continue,
                 _ => return false,
+            }
+        }
+    }
+
+    /// The entering process: the pid of the command it started.
+    pub fn send_pid(&self, pid: i32) -> io::Result<()> {
+        let mut message = vec![PID];
+        message.extend_from_slice(&pid.to_le_bytes());
+        send_all(&self.0, &message)
+    }
+
+    /// unshare-run: the pid its entering process sent; None if that reported a failure instead (it
+    /// stays for `report`) or ended.
+    pub fn receive_pid(&self) -> Option<i32> {
+        let mut message = [0u8; 5];
+        loop {
+            match recv(self.0.as_raw_fd(), &mut message, MsgFlags::MSG_PEEK) {
+                Ok(5) if message[0] == PID => break,
+                Err(Errno::EINTR) => continue,
+                _ => return None,
+            }
+        }
+        loop {
+            match recv(self.0.as_raw_fd(), &mut message, MsgFlags::empty()) {
+                Ok(5) => {
+                    return Some(i32::from_le_bytes([
+                        message[1], message[2], message[3], message[4],
+                    ]));
+                }
+                Err(Errno::EINTR) => continue,
+                _ => return None,
             }
         }
     }
@@ -426,6 +459,12 @@ mod tests {
                 .message
                 .contains("monitor ended")
         );
+        let (cli, entering) = pair().unwrap();
+        entering.send_pid(4242).unwrap();
+        assert_eq!(cli.receive_pid(), Some(4242));
+        entering.fail(RunError::new("nope").with_status(127));
+        assert_eq!(cli.receive_pid(), None);
+        assert_eq!(cli.report().unwrap().status, 127);
         // PID 1: closing its end says the command runs; a report first says it does not, and stays.
         let (parent, pid1) = pair().unwrap();
         drop(pid1);

@@ -445,7 +445,7 @@ fn parse_publish(s: &str) -> Result<Publish, String> {
 }
 
 /// USER[:GROUP], each a number or a name (looked up once the root filesystem is known).
-fn parse_user(s: &str) -> Result<String, String> {
+pub fn parse_user(s: &str) -> Result<String, String> {
     let (user, group) = match s.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (s, None),
@@ -495,7 +495,7 @@ pub fn signal_by_name(s: &str) -> Result<nix::sys::signal::Signal, String> {
     name.parse::<Signal>().map_err(|_| bad())
 }
 
-fn parse_env(s: &str) -> Result<(OsString, OsString), String> {
+pub fn parse_env(s: &str) -> Result<(OsString, OsString), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),

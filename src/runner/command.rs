@@ -31,6 +31,40 @@ pub struct Prepared {
     confinement: Confinement,
 }
 
+/// What the command's exec needs of its container: a start's spec (`ContainerSpec::invocation`), or
+/// what `exec` reads of a running container's record.
+pub struct Invocation<'a> {
+    /// It has a root filesystem of its own (a clean environment), rather than the host's.
+    pub rootfs: bool,
+    pub uid: u32,
+    pub gid: u32,
+    pub workdir: Option<&'a Path>,
+    pub env: &'a [(OsString, OsString)],
+    /// Empty: the user's shell.
+    pub command: &'a [OsString],
+    pub session: Session,
+    pub confinement: &'a Confinement,
+    /// A missing working directory is made (a start's, as podman does); an exec's must exist.
+    pub make_workdir: bool,
+}
+
+impl<'a> Invocation<'a> {
+    /// A start's: its spec.
+    pub fn of_spec(spec: &'a ContainerSpec) -> Invocation<'a> {
+        Invocation {
+            rootfs: spec.rootfs.is_some(),
+            uid: spec.uid,
+            gid: spec.gid,
+            workdir: spec.workdir.as_deref(),
+            env: &spec.env,
+            command: &spec.command,
+            session: spec.session,
+            confinement: &spec.confinement,
+            make_workdir: true,
+        }
+    }
+}
+
 /// A user's entry in the container's /etc/passwd: (home, shell).
 fn passwd_entry(uid: u32) -> Option<(String, String)> {
     let passwd = super::users::read_account_file(Path::new("/etc/passwd"));
@@ -49,11 +83,13 @@ fn usable_shell(shell: &str) -> bool {
 /// In PID 1, after the switch to the root filesystem: makes a missing working directory, then works
 /// out everything the exec needs (argv, environment, the paths to try), so that the command's process
 /// only switches ids, changes directory and execs.
-pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
-    make_working_directory(spec)?;
+pub fn prepare(spec: &Invocation<'_>) -> Result<Prepared, RunError> {
+    if spec.make_workdir {
+        make_working_directory(spec)?;
+    }
     let entry = passwd_entry(spec.uid);
     let mut env: Vec<(OsString, OsString)> = Vec::new();
-    if spec.rootfs.is_some() {
+    if spec.rootfs {
         // A root filesystem is another system: start from a clean environment.
         let home = entry
             .as_ref()
@@ -75,7 +111,7 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
     } else {
         env.extend(std::env::vars_os());
     }
-    for (key, value) in &spec.env {
+    for (key, value) in spec.env {
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
     }
@@ -85,14 +121,14 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| DEFAULT_PATH.into());
     let argv: Vec<OsString> = if spec.command.is_empty() {
-        let shell = if spec.rootfs.is_none() {
+        let shell = if !spec.rootfs {
             std::env::var("SHELL").ok().filter(|s| usable_shell(s))
         } else {
             entry.map(|(_, s)| s).filter(|s| usable_shell(s))
         };
         vec![shell.unwrap_or_else(|| "/bin/sh".into()).into()]
     } else {
-        spec.command.clone()
+        spec.command.to_vec()
     };
     let to_c = |s: OsString| {
         CString::new(s.into_vec())
@@ -110,7 +146,7 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
         "command {argv:?} as uid {} gid {} in {}, looked for as {candidates:?}",
         spec.uid,
         spec.gid,
-        spec.workdir.as_deref().unwrap_or(Path::new("/")).display()
+        spec.workdir.unwrap_or(Path::new("/")).display()
     );
     Ok(Prepared {
         candidates: candidates
@@ -129,7 +165,7 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
             .collect::<Result<_, _>>()?,
         uid: spec.uid,
         gid: spec.gid,
-        workdir: spec.workdir.clone(),
+        workdir: spec.workdir.map(Path::to_path_buf),
         session: spec.session,
         confinement: spec.confinement.clone(),
     })
@@ -138,9 +174,9 @@ pub fn prepare(spec: &ContainerSpec) -> Result<Prepared, RunError> {
 /// With a root filesystem, a missing working directory is made (0755, owned by root inside), as podman
 /// and docker do. This runs after the switch to the root filesystem, so nothing outside it can be
 /// reached. In host mode a missing one stays an error: nothing is made on the host.
-fn make_working_directory(spec: &ContainerSpec) -> Result<(), RunError> {
+fn make_working_directory(spec: &Invocation<'_>) -> Result<(), RunError> {
     use std::os::unix::fs::DirBuilderExt;
-    let (Some(_), Some(dir)) = (&spec.rootfs, &spec.workdir) else {
+    let (true, Some(dir)) = (spec.rootfs, spec.workdir) else {
         return Ok(());
     };
     if dir.is_dir() {

@@ -1,5 +1,5 @@
 //! The runner's command table, as `applets` is the binary's: the first argument picks a verb
-//! (`doctor`, `images`, `login`, `logout`, `ps`, `rm`, `logs`, `stop`, `kill`, `start`, the
+//! (`doctor`, `images`, `login`, `logout`, `ps`, `rm`, `exec`, `logs`, `stop`, `kill`, `start`, the
 //! monitor's and the holder's hidden ones), anything else is a container
 //! run. Each entry's clap definition parses its arguments and also makes its man page and the
 //! shell completions, so the three cannot drift apart. A new verb (exec, ps, stop ...) is one more
@@ -73,6 +73,12 @@ pub const VERBS: &[Verb] = &[
         hidden: false,
         definition: containers::RmCli::command,
         run: |m, _| containers::rm_main(m),
+    },
+    Verb {
+        name: "exec",
+        hidden: false,
+        definition: containers::exec::ExecCli::command,
+        run: |m, _| containers::exec::main(m),
     },
     Verb {
         name: "logs",

@@ -177,7 +177,7 @@ fn holder_lease(spec: &ContainerSpec, plan: &MapPlan) -> Result<Option<holder::L
 /// terminal sends when the container's processes are in a session of their own (they are out of
 /// its foreground group). With a terminal, a window size change is copied instead, and signals
 /// that would stop or end unshare-run give the caller's terminal back first.
-fn supervise(
+pub fn supervise(
     child: Pid,
     signals: &SigSet,
     session: Session,

@@ -94,7 +94,7 @@ fn start_command(
     }
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC)
         .map_err(|e| RunError::sys("signalfd", e))?;
-    let prepared = command::prepare(spec)?;
+    let prepared = command::prepare(&command::Invocation::of_spec(spec))?;
     let terminal = match spec.session.has_terminal() {
         true => {
             let pty = terminal::open(spec.uid)?;

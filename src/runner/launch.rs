@@ -11,6 +11,7 @@ use nix::unistd::Pid;
 use super::cli::Cli;
 use super::error::RunError;
 use super::mapping::MapPlan;
+use super::spec::ContainerSpec;
 use super::{container, image, spec};
 
 /// What a named container's record hears of its launch.
@@ -34,6 +35,10 @@ pub struct Built<'a> {
     pub command: &'a [OsString],
     /// The image's StopSignal.
     pub stop_signal: Option<&'a str>,
+    /// What it is (None where it is recorded before it is built: `--detach`).
+    pub spec: Option<&'a ContainerSpec>,
+    /// The ids it runs with.
+    pub plan: &'a MapPlan,
 }
 
 /// Launches the container that `cli` asks for with the ids of `plan`; its exit status.
@@ -66,6 +71,8 @@ pub fn launch(cli: Cli, plan: &MapPlan, watch: Option<&mut dyn Watch>) -> Result
                 pinned,
                 command: &spec.command,
                 stop_signal: stop_signal.as_deref(),
+                spec: Some(&spec),
+                plan,
             })?;
         }
         running = Some(move |pid1| watch.running(pid1));

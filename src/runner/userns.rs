@@ -1,8 +1,10 @@
 //! Children in new namespaces: the one sequence behind every start (the container's PID 1, the image
-//! jobs, the holder). A channel to the child, clone(2) into a new user namespace (or into the holder's
+//! jobs, the holder), and the one that enters a running container's (exec). A channel to the child, clone(2) into a new user namespace (or into the holder's
 //! one that this process joined), the id map written from outside while the child waits, then the
 //! start. A child handle that is dropped before its child was started and waited for kills and reaps
 //! it, so a failed set-up leaves no zombie and no half-made namespace behind.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
@@ -163,6 +165,12 @@ impl Child {
         }))
     }
 
+    /// The pid the child sends before it exits (`Channel::send_pid`); None if it reported a failure
+    /// instead (it stays for `wait`) or ended.
+    pub fn receive_pid(&self) -> Option<Pid> {
+        self.channel.receive_pid().map(Pid::from_raw)
+    }
+
     /// Waits for the started child to end; its status, or the failure it reported.
     pub fn wait(self) -> Result<u8, RunError> {
         loop {
@@ -203,6 +211,72 @@ impl Drop for Child {
             self.kill_and_reap();
         }
     }
+}
+
+/// Forks a child that enters the namespaces of a running container: those of the process whose pidfd
+/// is `target`, `flags` of them, the user namespace first, in one setns (Linux 5.8). The child is not
+/// dumpable, keeps no descriptor above 2 but `target` and its channel, and leads a session of its
+/// own without a controlling terminal before it joins, so that nothing in the container can reach
+/// the caller through it. It then becomes `ids`, drops its supplementary groups where `setgroups`
+/// allows, and runs `body` with its end of the channel; its value is the child's exit status. It
+/// dies with this process. Only call while single-threaded.
+pub fn enter(
+    target: BorrowedFd<'_>,
+    flags: CloneFlags,
+    ids: ChildIds,
+    setgroups: bool,
+    body: impl FnOnce(Channel) -> u8,
+) -> Result<Child, RunError> {
+    let (parent_end, child_end) = channel::pair()?;
+    match sys::clone_into(CloneFlags::empty()).map_err(|e| RunError::sys("fork", e))? {
+        Forked::Child => {
+            drop(parent_end);
+            let status = match join(target, flags, ids, setgroups, &child_end) {
+                Ok(()) => body(child_end),
+                Err(e) => child_end.fail(e),
+            };
+            sys::exit_now(i32::from(status))
+        }
+        Forked::Parent(pid) => {
+            drop(child_end);
+            Ok(Child {
+                pid,
+                channel: parent_end,
+                done: false,
+            })
+        }
+    }
+}
+
+fn join(
+    target: BorrowedFd<'_>,
+    flags: CloneFlags,
+    ids: ChildIds,
+    setgroups: bool,
+    channel: &Channel,
+) -> Result<(), RunError> {
+    // First: from here no process of the container may open what this one holds (/proc/PID/fd).
+    nix::sys::prctl::set_dumpable(false).map_err(|e| RunError::sys("PR_SET_DUMPABLE", e))?;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| RunError::sys("PR_SET_PDEATHSIG", e))?;
+    if channel.peer_is_gone() {
+        sys::exit_now(i32::from(exit::RUNNER_ERROR));
+    }
+    sys::close_from_except(3, &[target.as_raw_fd(), channel.as_raw_fd()])
+        .map_err(|e| RunError::sys("close_range", e))?;
+    nix::unistd::setsid().map_err(|e| RunError::sys("setsid", e))?;
+    nix::sched::setns(target, flags).map_err(|e| {
+        let error = RunError::sys("cannot enter the container's namespaces", e);
+        match e {
+            nix::errno::Errno::EINVAL => error.with_hint("exec needs Linux 5.8 or later"),
+            _ => error,
+        }
+    })?;
+    take_ids(ids, Lifetime::DiesWithParent, channel)?;
+    if setgroups {
+        nix::unistd::setgroups(&[]).map_err(|e| RunError::sys("setgroups", e))?;
+    }
+    Ok(())
 }
 
 /// Runs `work` in a child in a new user namespace mapped as `plan` says (as uid 0 inside), for jobs on

@@ -37,6 +37,15 @@ pub fn clone_into(flags: CloneFlags) -> io::Result<Forked> {
 /// would after fork. `child` runs on a stack of its own (with a guard page) and may allocate: the
 /// calling thread is suspended, and the runner has no other threads.
 pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Result<Pid> {
+    spawn_sharing_memory_with(false, child)
+}
+
+/// As `spawn_sharing_memory`; with `as_sibling` (CLONE_PARENT) the new process is the child of this
+/// one's parent, which waits for it (`exec`'s entering process leaves the command to unshare-run).
+pub fn spawn_sharing_memory_with(
+    as_sibling: bool,
+    child: &mut dyn FnMut() -> libc::c_int,
+) -> io::Result<Pid> {
     const STACK_SIZE: usize = 256 * 1024;
     const GUARD_SIZE: usize = 4096;
     extern "C" fn start(arg: *mut libc::c_void) -> libc::c_int {
@@ -68,7 +77,10 @@ pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Resul
         libc::clone(
             start,
             stack.cast::<u8>().add(STACK_SIZE).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            libc::CLONE_VM
+                | libc::CLONE_VFORK
+                | if as_sibling { libc::CLONE_PARENT } else { 0 }
+                | libc::SIGCHLD,
             (&raw mut child).cast(),
         )
     };

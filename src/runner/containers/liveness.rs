@@ -69,6 +69,12 @@ impl ProcessId {
 #[derive(Debug)]
 pub struct Process(OwnedFd);
 
+impl AsFd for Process {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl Process {
     pub fn signal(&self, signal: Signal) -> Result<(), RunError> {
         match sys::pidfd_send_signal(self.0.as_fd(), signal) {

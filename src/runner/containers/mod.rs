@@ -5,6 +5,7 @@
 //! the plan and what is left.
 
 pub mod control;
+pub mod exec;
 mod liveness;
 pub mod monitor;
 mod record;
@@ -36,6 +37,8 @@ pub struct Named {
     stop_signal: Option<String>,
     image: Option<String>,
     running: Option<Flock<File>>,
+    /// How exec enters it, once it is built.
+    entry: Option<record::Entry>,
     /// Built or forgotten: dropping it has nothing to give back.
     settled: bool,
 }
@@ -81,6 +84,8 @@ pub fn detach(cli: Cli, plan: &MapPlan, args: &[OsString]) -> Result<u8, RunErro
         pinned: &pinned,
         command: &command,
         stop_signal: resolved.config.stop_signal.as_deref(),
+        spec: None,
+        plan,
     })?;
     // The monitor resolves the image again, by its digest, and claims its layer for itself.
     drop(resolved);
@@ -108,6 +113,7 @@ impl Named {
             stop_signal: cli.stop_signal.clone(),
             image: None,
             running: None,
+            entry: None,
             settled: false,
         })
     }
@@ -175,12 +181,13 @@ impl Named {
 impl Watch for Named {
     fn built(&mut self, built: &Built<'_>) -> Result<(), RunError> {
         self.record_built(built)?;
+        self.entry = built.spec.map(|spec| exec::entry_of(spec, built.plan));
         self.running = Some(self.record.start_running()?);
         Ok(())
     }
 
     fn running(&mut self, pid1: Pid) {
-        record_running(&self.record, pid1);
+        record_running(&self.record, pid1, self.entry.take());
     }
 }
 
@@ -193,7 +200,7 @@ impl Drop for Named {
 }
 
 /// Once its command runs: the container's processes, for `stop`, `kill` and `exec`.
-fn record_running(record: &Record, pid1: Pid) {
+fn record_running(record: &Record, pid1: Pid, entry: Option<record::Entry>) {
     let Some(pid1) = ProcessId::of(pid1) else {
         return;
     };
@@ -202,6 +209,7 @@ fn record_running(record: &Record, pid1: Pid) {
         runner: ProcessId::of(Pid::this()).unwrap_or(pid1),
         pid1,
         command: command_of(pid1),
+        entry,
     };
     if let Err(e) = record.write_state(&state) {
         eprintln!("unshare-run: {e}");

@@ -16,7 +16,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 use super::record::{self, Record};
-use super::{open_store, record_end, record_running};
+use super::{exec, open_store, record_end, record_running};
 use crate::runner::channel::{self, Channel};
 use crate::runner::cli::{Cli, PullPolicy};
 use crate::runner::error::RunError;
@@ -84,6 +84,7 @@ pub fn main(args: &clap::ArgMatches) -> Result<u8, RunError> {
         record,
         channel,
         said_running: false,
+        entry: None,
     };
     let result = monitored.run();
     if !monitored.said_running
@@ -105,6 +106,8 @@ struct Monitored {
     /// To the process that started the monitor, until the command runs.
     channel: Option<Channel>,
     said_running: bool,
+    /// How exec enters it, once it is built.
+    entry: Option<record::Entry>,
 }
 
 impl Monitored {
@@ -158,12 +161,13 @@ impl Monitored {
 }
 
 impl Watch for Monitored {
-    fn built(&mut self, _: &Built<'_>) -> Result<(), RunError> {
+    fn built(&mut self, built: &Built<'_>) -> Result<(), RunError> {
+        self.entry = built.spec.map(|spec| exec::entry_of(spec, built.plan));
         Ok(())
     }
 
     fn running(&mut self, pid1: Pid) {
-        record_running(&self.record, pid1);
+        record_running(&self.record, pid1, self.entry.take());
         self.tell_running();
     }
 }

@@ -72,6 +72,33 @@ pub struct State {
     pub pid1: ProcessId,
     /// None if it could not be found when the container started.
     pub command: Option<ProcessId>,
+    /// How `exec` enters it.
+    #[serde(default)]
+    pub entry: Option<Entry>,
+}
+
+/// How `exec` enters a running container: what its command gets by default, the namespaces to join,
+/// and the container's confinement exactly as it was when the container started (a seccomp profile
+/// edited since, or another build's default filter, changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub uid: u32,
+    pub gid: u32,
+    pub workdir: Option<String>,
+    pub env: Vec<(String, String)>,
+    /// The command's capability set (None: every capability of the user namespace).
+    pub capabilities: Option<u64>,
+    pub no_new_privileges: bool,
+    /// The system-call filter as installed: 16 hex digits per instruction (code, jt, jf, k).
+    pub seccomp: Option<String>,
+    pub own_keyring: bool,
+    /// setgroups(2) is allowed in its user namespace (the full map).
+    pub setgroups: bool,
+    /// It has a network namespace other than the host's (joining the host's is not allowed from
+    /// inside its user namespace).
+    pub own_network: bool,
+    /// The caller is not root inside (keep-id): the entering process becomes uid 0 first.
+    pub setup_as_root: bool,
 }
 
 /// How the container last ended.
@@ -373,6 +400,7 @@ mod tests {
             runner: me,
             pid1: me,
             command: None,
+            entry: None,
         };
         record.write_state(&state).unwrap();
         assert!(matches!(record.status(), Status::Up(_)));
