@@ -869,4 +869,103 @@ fn exec_gets_exactly_the_containers_confinement() {
         assert_eq!(out.stdout_text(), own, "{name}");
         c.run(&["rm", "-f", name]).assert_code(0);
     }
+    // A profile file edited after the start changes nothing: exec gets the filter as installed.
+    let dir = user_dir(alice(), "lifecycle-profile");
+    let profile = write_file(
+        &dir,
+        "deny-mkdir.json",
+        br#"{"defaultAction": "SCMP_ACT_ALLOW",
+             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    let option = format!("seccomp={}", profile.display());
+    c.run(&[
+        "-d",
+        "--name",
+        "profiled",
+        "--security-opt",
+        &option,
+        "--rootfs",
+        c.root(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .assert_code(0);
+    fs::write(&profile, br#"{"defaultAction": "SCMP_ACT_ALLOW"}"#).unwrap();
+    let script = "mkdir /tmp/d 2>/dev/null && echo made || echo refused";
+    assert_eq!(
+        c.run(&["exec", "profiled", "sh", "-c", script])
+            .stdout_text(),
+        "refused\n"
+    );
+    c.run(&["rm", "-f", "profiled"]).assert_code(0);
+}
+
+/// exec joins the container's own session keyring (what the container planted there it reads), never
+/// the caller's; a container with `keyring=host` has none to join.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn exec_joins_the_containers_session_keyring_and_not_the_callers() {
+    require_root();
+    let c = Containers::new();
+    compile_into(&c.rootfs, alice(), "keyring-probe", KEYRING_PROBE);
+    c.run(&[
+        "-d",
+        "--name",
+        "keys",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sh",
+        "-c",
+        "keyring-probe plant > /tmp/planted; exec sleep 60",
+    ])
+    .assert_code(0);
+    assert!(wait_for(Duration::from_secs(5), || {
+        c.run(&["exec", "keys", "cat", "/tmp/planted"])
+            .stdout_text()
+            == "plant=mine\n"
+    }));
+    let out = c.run(&["exec", "keys", "keyring-probe", "read-planted"]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "read-planted=mine\n");
+    // The caller's secret stays out, and what exec plants is the container's.
+    let probe = c.rootfs.path().join("bin/keyring-probe");
+    let runner = install().runner();
+    let out = c.sandbox.run_as(
+        alice(),
+        &[
+            probe.to_str().unwrap(),
+            "host",
+            "hush-42",
+            "--",
+            &runner,
+            "exec",
+            "keys",
+            "keyring-probe",
+            "read",
+        ],
+    );
+    assert_eq!(
+        out.stdout_text(),
+        "read=ENOKEY\nhost-sees-planted=no\n",
+        "{out:?}"
+    );
+    // Under the default filter exec's command cannot use the keyring at all, as the container's.
+    c.run(&[
+        "-d",
+        "--name",
+        "filtered",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .assert_code(0);
+    let out = c.run(&["exec", "filtered", "keyring-probe", "read-planted"]);
+    assert_eq!(out.stdout_text(), "read-planted=EPERM\n");
+    c.run(&["rm", "-f", "keys", "filtered"]).assert_code(0);
 }

@@ -53,8 +53,8 @@ fn setup(spec: &ContainerSpec, lent: Option<&OwnedFd>) -> Result<(), RunError> {
     if spec.session.is_own() {
         terminal::leave_caller_terminal()?;
     }
-    if spec.confinement.own_keyring {
-        keyring::join_new()?;
+    if let Some(name) = &spec.confinement.keyring {
+        keyring::join_new(name)?;
     }
     if spec.setgroups_allowed {
         // Unmapped supplementary groups would show up as nogroup inside.

@@ -24,8 +24,9 @@ pub struct Confinement {
     pub no_new_privileges: bool,
     /// The kernel's files masked or made read-only (none in host mode and with --privileged).
     pub covered: paths::Covered,
-    /// PID 1 joins a session keyring of the container's own (`keyring`).
-    pub own_keyring: bool,
+    /// The name of the session keyring of the container's own that PID 1 joins (`keyring`); None:
+    /// the caller's.
+    pub keyring: Option<String>,
     /// The system-call filter's program (none in host mode, with --privileged and with
     /// seccomp=unconfined).
     pub seccomp: Option<Vec<seccomp::bpf::Insn>>,
@@ -85,7 +86,10 @@ pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
             true => paths::covered(&unmask),
             false => paths::Covered::default(),
         },
-        own_keyring: options.rootfs && !keyring_host,
+        keyring: match options.rootfs && !keyring_host {
+            true => Some(keyring::new_name()?),
+            false => None,
+        },
         seccomp,
     };
     log::debug!(
@@ -96,7 +100,7 @@ pub fn decide(options: &Options<'_>) -> Result<Confinement, RunError> {
         confinement.no_new_privileges,
         confinement.covered.masked,
         confinement.covered.read_only,
-        confinement.own_keyring,
+        confinement.keyring.is_some(),
         match (&filter, &confinement.seccomp) {
             (Some(seccomp::Source::Default), Some(p)) =>
                 format!("the default filter ({} instructions)", p.len()),
@@ -168,10 +172,15 @@ mod tests {
         let default = decided(true, false, &[]).unwrap();
         assert_eq!(default.capabilities, Some(CapabilitySet::podman_default()));
         assert!(default.seccomp.is_some());
-        assert!(default.own_keyring);
-        assert!(decided(true, true, &[]).unwrap().own_keyring);
-        assert!(!decided(true, false, &["keyring=host"]).unwrap().own_keyring);
-        assert!(!decided(false, false, &[]).unwrap().own_keyring);
+        assert!(default.keyring.is_some());
+        assert!(decided(true, true, &[]).unwrap().keyring.is_some());
+        assert!(
+            decided(true, false, &["keyring=host"])
+                .unwrap()
+                .keyring
+                .is_none()
+        );
+        assert!(decided(false, false, &[]).unwrap().keyring.is_none());
         assert!(!default.no_new_privileges);
         assert!(!default.covered.masked.is_empty());
         let privileged = decided(true, true, &[]).unwrap();

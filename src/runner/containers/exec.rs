@@ -97,7 +97,7 @@ pub fn entry_of(spec: &ContainerSpec, plan: &MapPlan) -> Entry {
         capabilities: spec.confinement.capabilities.map(|c| c.0),
         no_new_privileges: spec.confinement.no_new_privileges,
         seccomp: spec.confinement.seccomp.as_deref().map(encode_program),
-        own_keyring: spec.confinement.own_keyring,
+        keyring: spec.confinement.keyring.clone(),
         setgroups: spec.setgroups_allowed,
         own_network: spec.net != NetMode::Host,
         setup_as_root: plan.is_keep_id(),
@@ -142,7 +142,7 @@ fn confinement_of(entry: &Entry) -> Result<Confinement, RunError> {
         capabilities: entry.capabilities.map(CapabilitySet),
         no_new_privileges: entry.no_new_privileges,
         covered: Default::default(),
-        own_keyring: entry.own_keyring,
+        keyring: entry.keyring.clone(),
         seccomp,
     })
 }
@@ -233,9 +233,9 @@ fn start_command(
     entry: &Entry,
     confinement: &Confinement,
 ) -> Result<Started, RunError> {
-    if entry.own_keyring {
-        // Not the caller's session keyring, which the entering process still has.
-        keyring::join_new()?;
+    if let Some(name) = &entry.keyring {
+        // Before the filter, which refuses keyctl; the caller's keyring goes with it.
+        keyring::join_existing(name)?;
     }
     let (uid, gid) = match &cli.user {
         Some(user) => users::ids_in(&[Path::new("/")], user, GidWithoutEntry::SameAsUid)

@@ -91,7 +91,8 @@ pub struct Entry {
     pub no_new_privileges: bool,
     /// The system-call filter as installed: 16 hex digits per instruction (code, jt, jf, k).
     pub seccomp: Option<String>,
-    pub own_keyring: bool,
+    /// The name of its own session keyring (None: it has the caller's).
+    pub keyring: Option<String>,
     /// setgroups(2) is allowed in its user namespace (the full map).
     pub setgroups: bool,
     /// It has a network namespace other than the host's (joining the host's is not allowed from

@@ -577,6 +577,58 @@ impl OutputExt for Output {
     }
 }
 
+/// A keyring probe (compile it with `compile_into`): `host SECRET -- CMD...` puts SECRET in a new
+/// session keyring as `urt-secret`, runs CMD and says whether CMD planted `urt-planted` there;
+/// `read` shows `urt-secret` as the session keyring gives it (or the errno), `plant` adds
+/// `urt-planted`, `read-planted` shows it (tests/confinement.rs, tests/lifecycle.rs).
+pub const KEYRING_PROBE: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#define SESSION -3
+static long find(const char *name) {
+    return syscall(SYS_keyctl, 10 /* KEYCTL_SEARCH */, SESSION, "user", name, 0);
+}
+static void show(const char *what, long serial) {
+    char value[64] = "";
+    if (serial >= 0) {
+        long n = syscall(SYS_keyctl, 11 /* KEYCTL_READ */, serial, value, sizeof value - 1);
+        if (n >= 0) { value[n] = 0; printf("%s=%s\n", what, value); return; }
+    }
+    printf("%s=%s\n", what, strerrorname_np(errno));
+}
+int main(int argc, char **argv) {
+    if (argc > 3 && !strcmp(argv[1], "host")) {
+        if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) < 0) return 3;
+        if (syscall(SYS_add_key, "user", "urt-secret", argv[2], strlen(argv[2]), SESSION) < 0) return 4;
+        pid_t pid = fork();
+        if (pid == 0) { execvp(argv[4], argv + 4); _exit(127); }
+        int status;
+        waitpid(pid, &status, 0);
+        printf("host-sees-planted=%s\n", find("urt-planted") >= 0 ? "yes" : "no");
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    }
+    if (argc > 1 && !strcmp(argv[1], "read")) {
+        show("read", find("urt-secret"));
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "read-planted")) {
+        show("read-planted", find("urt-planted"));
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "plant")) {
+        long serial = syscall(SYS_add_key, "user", "urt-planted", "mine", 4, SESSION);
+        show("plant", serial);
+        return 0;
+    }
+    return 2;
+}
+"#;
+
 /// Waits until `cond` holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
