@@ -220,7 +220,7 @@ _unshare__run() {
             return 0
             ;;
         unshare__subcmd__run__subcmd__exec)
-            opts="-i -u -w -e -h --interactive --user --workdir --env --help"
+            opts="-i -t -u -w -e -h --interactive --tty --user --workdir --env --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -126,6 +126,7 @@ complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s u -l us
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s w -l workdir -d 'The command\'s working directory inside (default: the container\'s); it must exist' -r -F
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s e -l env -d 'Set an environment variable (repeatable), over the container\'s environment' -r
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s i -l interactive -d 'Pass stdin on to the command (without it, its stdin is /dev/null)'
+complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s t -l tty -d 'Give the command a terminal of the container\'s own (a pseudo-terminal of its devpts, relayed to yours, which is in raw mode meanwhile with -i), as its controlling terminal: job control works, and nothing it does reaches your terminal but its output'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logs" -s f -l follow -d 'Go on showing new output until the container ends'
 complete -c unshare-run -n "__fish_unshare_run_using_subcommand logs" -s h -l help -d 'Print help (see more with \'--help\')'

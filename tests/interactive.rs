@@ -208,7 +208,10 @@ fn rootfs_with_probe() -> TempDir {
 /// tmux running an interactive bash as alice in the sandbox: the host shell that injected input
 /// would reach.
 fn host_shell(dir: &TempDir) -> Tmux {
-    let mut sandbox = sandbox();
+    host_shell_in(sandbox(), dir)
+}
+
+fn host_shell_in(mut sandbox: Sandbox, dir: &TempDir) -> Tmux {
     sandbox.env.push(("PS1".into(), "host$ ".into()));
     let tmux = Tmux::start(&command_line(
         &sandbox,
@@ -507,4 +510,117 @@ fn a_stderr_redirected_to_a_file_stays_out_of_the_terminal() {
     assert!(screen.contains("stderr-is-no-tty"), "{screen}");
     assert!(!screen.contains("to-stderr"), "{screen}");
     assert_eq!(std::fs::read_to_string(&errors).unwrap(), "to-stderr\n");
+}
+
+/// `exec -it NAME sh` beside a detached container: a terminal of the container's own with job
+/// control, its size, and the exit status back.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn exec_it_gets_a_terminal_of_the_container_with_job_control() {
+    require_root();
+    let data = user_dir(alice(), "tmux-exec-data");
+    let mut sandbox = sandbox();
+    sandbox
+        .env
+        .push(("XDG_DATA_HOME".into(), data.path().to_str().unwrap().into()));
+    let root = busybox_rootfs(alice());
+    let runner = install().runner();
+    let root_arg = root.path().to_str().unwrap();
+    sandbox
+        .run_as(
+            alice(),
+            &[
+                &runner, "-d", "--name", "beside", "--rootfs", root_arg, "--", "sleep", "120",
+            ],
+        )
+        .assert_code(0);
+    let dir = TempDir::new("tmux-exec");
+    let tmux = Tmux::start(&runner_command_line(
+        &sandbox,
+        &["exec", "-it", "beside", "sh"],
+        &dir,
+    ));
+    tmux.expect("#");
+    tmux.send(&["tty; test -t 0 && echo stdin-is-a-tty; stty size", "Enter"]);
+    tmux.expect("stdin-is-a-tty\n50 160\n");
+    assert!(tmux.screen().contains("/dev/pts/0\n"), "{}", tmux.screen());
+    tmux.send(&["sleep 100 &", "Enter"]);
+    tmux.send(&["jobs", "Enter"]);
+    tmux.expect("Running");
+    tmux.send(&["fg", "Enter"]);
+    tmux.expect("sleep 100\n");
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["C-z"]);
+    tmux.expect("Stopped");
+    tmux.send(&["fg", "Enter"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.send(&["C-c"]);
+    tmux.send(&["echo after=$?", "Enter"]);
+    tmux.expect("after=130");
+    tmux.send(&["exit 3", "Enter"]);
+    tmux.expect("EXITED=3");
+    drop(tmux);
+    sandbox
+        .run_as(alice(), &[&runner, "rm", "-f", "beside"])
+        .assert_code(0);
+}
+
+/// What exec starts cannot push input into the caller's terminal either: with -i and without -t it
+/// has no controlling terminal (the kernel refuses TIOCSTI), with -t only the container's own.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn tiocsti_through_exec_never_reaches_the_host_shell() {
+    require_root();
+    let data = user_dir(alice(), "tmux-exec-tiocsti");
+    let with_data = || {
+        let mut sandbox = sandbox();
+        sandbox
+            .env
+            .push(("XDG_DATA_HOME".into(), data.path().to_str().unwrap().into()));
+        sandbox
+    };
+    let sandbox = with_data();
+    let root = rootfs_with_probe();
+    let runner = install().runner();
+    let root_arg = root.path().to_str().unwrap();
+    sandbox
+        .run_as(
+            alice(),
+            &[
+                &runner, "-d", "--name", "probe", "--rootfs", root_arg, "--", "sleep", "120",
+            ],
+        )
+        .assert_code(0);
+    let dir = TempDir::new("tmux-exec-tiocsti");
+    let tmux = host_shell_in(with_data(), &dir);
+    tmux.send(&[
+        &format!("{runner} exec -i probe tiocsti | cat; echo first=$?"),
+        "Enter",
+    ]);
+    tmux.expect("first=0");
+    assert!(
+        tmux.screen()
+            .contains("TIOCSTI failed: Operation not permitted"),
+        "{}",
+        tmux.screen()
+    );
+    tmux.send(&[
+        &format!("{runner} exec -it probe tiocsti; echo second=$?"),
+        "Enter",
+    ]);
+    tmux.expect("second=0");
+    assert!(
+        tmux.screen().contains("TIOCSTI pushed"),
+        "{}",
+        tmux.screen()
+    );
+    tmux.send(&["echo alive-$((1+1))", "Enter"]);
+    tmux.expect("alive-2");
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = tmux.screen();
+    assert!(!screen.contains("INJECTED-42"), "{screen}");
+    drop(tmux);
+    sandbox
+        .run_as(alice(), &[&runner, "rm", "-f", "probe"])
+        .assert_code(0);
 }

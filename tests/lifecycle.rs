@@ -969,3 +969,61 @@ fn exec_joins_the_containers_session_keyring_and_not_the_callers() {
     assert_eq!(out.stdout_text(), "read-planted=EPERM\n");
     c.run(&["rm", "-f", "keys", "filtered"]).assert_code(0);
 }
+
+/// exec -i passes stdin on byte for byte; exec -t gives the command a terminal of the container's
+/// own also when the caller has none (no raw mode then).
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn exec_passes_stdin_with_i_and_gives_a_terminal_with_t() {
+    require_root();
+    let c = Containers::new();
+    c.run(&[
+        "-d",
+        "--name",
+        "io",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .assert_code(0);
+    let input: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let file = c.data.path().join("input");
+    fs::write(&file, &input).unwrap();
+    let runner = install().runner();
+    let script = format!("exec {runner} exec -i io cat < {}", file.display());
+    let out = c.sandbox.run_as(alice(), &["sh", "-c", &script]);
+    out.assert_code(0);
+    assert!(
+        out.stdout == input,
+        "{} bytes back of {}",
+        out.stdout.len(),
+        input.len()
+    );
+    // Without -i, nothing of stdin reaches it.
+    let script = format!("exec {runner} exec io cat < {}", file.display());
+    let out = c.sandbox.run_as(alice(), &["sh", "-c", &script]);
+    out.assert_code(0);
+    assert!(out.stdout.is_empty());
+    // -t: a terminal of the container's devpts, its controlling one; without -t, none.
+    let out = c.run(&[
+        "exec",
+        "-t",
+        "io",
+        "sh",
+        "-c",
+        "tty; test -t 0 && echo tty-on-stdin",
+    ]);
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout_text().replace('\r', ""),
+        "/dev/pts/0\ntty-on-stdin\n"
+    );
+    let out = c.run(&["exec", "io", "tty"]);
+    out.assert_code(1);
+    assert_eq!(out.stdout_text(), "not a tty\n");
+    c.run(&["exec", "-t", "io", "sh", "-c", "exit 5"])
+        .assert_code(5);
+    c.run(&["rm", "-f", "io"]).assert_code(0);
+}

@@ -208,18 +208,24 @@ impl Relay {
     /// Starts relaying `master`: the window size is copied and the caller's terminal, if stdin is
     /// one, goes into raw mode.
     pub fn start(master: OwnedFd) -> Result<Relay, RunError> {
+        Relay::start_with(master, true)
+    }
+
+    /// As `start`; without `input` (exec -t without -i) the caller's stdin is neither read nor put
+    /// into raw mode: only the output and the window size are relayed.
+    pub fn start_with(master: OwnedFd, input: bool) -> Result<Relay, RunError> {
         let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(|e| RunError::sys("fcntl", e))?;
         fcntl(
             &master,
             FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
         )
         .map_err(|e| RunError::sys("fcntl", e))?;
-        let saved = termios::tcgetattr(stdin()).ok();
+        let saved = termios::tcgetattr(stdin()).ok().filter(|_| input);
         let mut relay = Relay {
             master,
             saved,
             raw: false,
-            stdin_open: true,
+            stdin_open: input,
             output_open: true,
             pending: Vec::new(),
             buffer: vec![0; CHUNK],

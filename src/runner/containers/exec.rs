@@ -22,6 +22,7 @@ use nix::sys::signal::{SigmaskHow, sigprocmask};
 
 use super::control::existing;
 use super::record::Entry;
+use crate::runner::channel::Channel;
 use crate::runner::cli::{NetMode, parse_env, parse_user};
 use crate::runner::command::{self, Invocation};
 use crate::runner::confinement::capabilities::CapabilitySet;
@@ -31,7 +32,7 @@ use crate::runner::container;
 use crate::runner::error::RunError;
 use crate::runner::mapping::MapPlan;
 use crate::runner::spec::ContainerSpec;
-use crate::runner::terminal::Session;
+use crate::runner::terminal::{self, CallerStdio, Relay, Session};
 use crate::runner::userns::{self, ChildIds};
 use crate::runner::users::{self, GidWithoutEntry};
 use crate::runner::{exit, signals};
@@ -55,6 +56,11 @@ pub struct ExecCli {
     /// Pass stdin on to the command (without it, its stdin is /dev/null).
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give the command a terminal of the container's own (a pseudo-terminal of its devpts, relayed
+    /// to yours, which is in raw mode meanwhile with -i), as its controlling terminal: job control
+    /// works, and nothing it does reaches your terminal but its output.
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// Run the command as this user inside: UID[:GID], or names from the container's /etc/passwd and
     /// /etc/group (default: the container's user).
     #[arg(short = 'u', long, value_name = "USER[:GROUP]", value_parser = parse_user)]
@@ -185,11 +191,17 @@ pub fn main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
         true => ChildIds::Root,
         false => ChildIds::Callers,
     };
+    let session = match cli.tty {
+        true => Session::OwnTerminal {
+            stderr: CallerStdio::probe().stderr_tty,
+        },
+        false => Session::Own,
+    };
     let signals = signals::supervised();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(|e| RunError::sys("sigprocmask", e))?;
     let entering = userns::enter(target.as_fd(), flags, ids, entry.setgroups, |channel| {
-        match start_command(&cli, &entry, &confinement) {
+        match start_command(&cli, &entry, &confinement, session, &channel) {
             Ok(Started { command, failed }) => {
                 // The command is unshare-run's child: it must know the pid to wait for it, also when
                 // the exec failed.
@@ -203,6 +215,14 @@ pub fn main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
         }
     })?;
     drop(target);
+    // The terminal's master comes first; the relay restores the caller's terminal when dropped.
+    let relay = match cli.tty {
+        true => entering
+            .terminal()
+            .map(|master| Relay::start_with(master, cli.interactive))
+            .transpose()?,
+        false => None,
+    };
     let command = entering.receive_pid();
     // The entering process ends at once; its report says why the command did not start.
     let entered = entering.wait();
@@ -215,7 +235,7 @@ pub fn main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
         let _ = nix::sys::wait::waitpid(command, None);
         return Err(error);
     }
-    let status = container::supervise(command, &signals, Session::Own, None)?;
+    let status = container::supervise(command, &signals, session, relay)?;
     exit::of_process(status)
         .ok_or_else(|| RunError::new(format!("unexpected wait status {status:?}")))
 }
@@ -232,6 +252,8 @@ fn start_command(
     cli: &ExecCli,
     entry: &Entry,
     confinement: &Confinement,
+    session: Session,
+    channel: &Channel,
 ) -> Result<Started, RunError> {
     if let Some(name) = &entry.keyring {
         // Before the filter, which refuses keyctl; the caller's keyring goes with it.
@@ -262,11 +284,19 @@ fn start_command(
         workdir: workdir.as_deref(),
         env: &env,
         command: &cli.command,
-        session: Session::Own,
+        session,
         confinement,
         make_workdir: false,
     })?;
-    if !cli.interactive {
+    let terminal = match session.has_terminal() {
+        true => {
+            let pty = terminal::open(uid)?;
+            channel.send_terminal(pty.master.as_fd())?;
+            Some(pty.terminal)
+        }
+        false => None,
+    };
+    if !cli.interactive && !cli.tty {
         let null = std::fs::File::open("/dev/null")
             .map_err(|e| RunError::sys("cannot open the container's /dev/null", e))?;
         nix::unistd::dup2_stdin(null).map_err(|e| RunError::sys("dup2", e))?;
@@ -274,12 +304,14 @@ fn start_command(
     // The command's process shares this memory until it execs: where it failed is left here.
     let mut failed = None;
     let command = sys::spawn_sharing_memory_with(true, &mut || {
-        let error = command::exec(&prepared, &[], None);
+        let error = command::exec(&prepared, &[], terminal.as_ref().map(|t| t.as_fd()));
         let status = error.status;
         failed = Some(error);
         libc::c_int::from(status)
     })
     .map_err(|e| RunError::sys("starting the command", e))?;
+    // Only the command keeps its terminal open: once it is gone, the relay reads the end.
+    drop(terminal);
     Ok(Started { command, failed })
 }
 
