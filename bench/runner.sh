@@ -15,6 +15,9 @@
 #                 (util-linux with shadow's helpers, first subordinate block only)
 #   bwrap         bwrap --unshare-all --share-net --uid 0 --gid 0 --bind R / --proc /proc --dev /dev /bin/true
 #                 (single uid)
+#   exec          unshare-run exec bench-exec /bin/true: the same command in a detached container
+#                 (-d --name bench-exec --rootfs R -- sleep infinity, started before the run). Target:
+#                 exec <= 0.8x unshare-run (the warm start)
 # R is a busybox root filesystem. Targets: unshare-run <= 0.5x unshare and <= 0.75x bwrap.
 # Run as root: bench/runner.sh    Environment: RUNS (default 300), WARMUP (default 30); STATIC=1 adds
 # "static": the same source linked statically against glibc (not shipped; docs/benchmarks.md).
@@ -50,12 +53,21 @@ cmd_ours="$work/shipped/unshare-run --rootfs $root -- /bin/true"
 cmd_host_net="$work/shipped/unshare-run --net host --rootfs $root -- /bin/true"
 cmd_cold="$work/shipped/unshare-run --net host --holder-idle 0 --rootfs $root -- /bin/true"
 cmd_glibc="$work/bin/unshare-run --rootfs $root -- /bin/true"
+# The detached container for exec, with a data directory of its own (killed with the user's
+# processes at exit).
+data="$work/data"
+mkdir -p "$data"
+chown "$uid" "$data"
+as_user env XDG_DATA_HOME="$data" "$work/shipped/unshare-run" -d --name bench-exec --rootfs "$root" \
+    -- sleep infinity
+cmd_exec="$work/shipped/unshare-run exec bench-exec /bin/true"
 cmd_unshare="unshare --map-auto --map-root-user --fork --pid --mount --mount-proc --root=$root /bin/true"
 cmd_bwrap="bwrap --unshare-all --share-net --uid 0 --gid 0 --bind $root / --proc /proc --dev /dev /bin/true"
-as_user \
+as_user env XDG_DATA_HOME="$data" \
     hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/out/result.json" \
         -n unshare-run "$cmd_ours" -n host-net "$cmd_host_net" -n cold "$cmd_cold" -n glibc "$cmd_glibc" \
-        -n unshare "$cmd_unshare" -n bwrap "$cmd_bwrap" "${extra[@]}"
+        -n unshare "$cmd_unshare" -n bwrap "$cmd_bwrap" -n exec "$cmd_exec" "${extra[@]}"
+as_user env XDG_DATA_HOME="$data" "$work/shipped/unshare-run" rm -f bench-exec > /dev/null
 
 python3 - "$work/out/result.json" <<'PY'
 import json, sys
@@ -67,6 +79,8 @@ for ours in [n for n in ("unshare-run", "cold", "glibc", "static") if n in r]:
     for peer, target in (("unshare", 0.5), ("bwrap", 0.75)):
         ratio = ms(ours) / ms(peer)
         print(f"{ours} / {peer}: {ratio:.3f} (target <= {target}: {'met' if ratio <= target else 'MISSED'})")
+ratio = ms("exec") / ms("unshare-run")
+print(f"exec / unshare-run: {ratio:.3f} ({ms('exec'):.2f} ms; target <= 0.8: {'met' if ratio <= 0.8 else 'MISSED'})")
 ratio = ms("unshare-run") / ms("host-net")
 print(f"unshare-run (private network) / host-net: {ratio:.3f} (target <= 1.3: {'met' if ratio <= 1.3 else 'MISSED'})")
 for ours, base in (("unshare-run", "baseline"), ("cold", "baseline-cold")):

@@ -68,7 +68,7 @@ _unshare__run() {
 
     case "${cmd}" in
         unshare__run)
-            opts="-q -d -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --detach --stop-signal --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm exec logs stop kill start"
+            opts="-q -d -u -t -i -w -e -p -h -V --rootfs --pull --platform --authfile --tls-verify --quiet --name --rm --detach --systemd --stop-signal --ephemeral --read-only --overlay --entrypoint --userns --map --net --user --tty --interactive --cap-add --cap-drop --privileged --security-opt --preserve-fds --hostname --workdir --env --bind --ro-bind --publish --tmpfs --holder-idle --help --version doctor images login logout ps rm exec logs stop kill start"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -96,6 +96,10 @@ _unshare__run() {
                     ;;
                 --name)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --systemd)
+                    COMPREPLY=($(compgen -W "true false always" -- "${cur}"))
                     return 0
                     ;;
                 --stop-signal)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_unshare_run_global_optspecs
-    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= rm d/detach stop-signal= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
+    string join \n rootfs= pull= platform= authfile= tls-verify= q/quiet name= rm d/detach systemd= stop-signal= ephemeral read-only overlay= entrypoint= map= net= u/user= t/tty= i/interactive cap-add= cap-drop= privileged security-opt= preserve-fds= hostname= w/workdir= e/env= bind= ro-bind= p/publish= tmpfs= holder-idle= h/help V/version
 end
 
 function __fish_unshare_run_needs_command
@@ -34,6 +34,9 @@ complete -c unshare-run -n "__fish_unshare_run_needs_command" -l authfile -d 'Re
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l tls-verify -d '--tls-verify=false accepts any certificate of the registry, and plain HTTP: only for a registry you trust on a network you trust (better: its CA in ~/.config/containers/certs.d/HOST:PORT/ca.crt)' -r -f -a "true\t''
 false\t''"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l name -d 'Name the container, as podman does: it is listed by `unshare-run ps -a` after it ended, until `unshare-run rm NAME` (names are unique per user). To name an image, use `unshare-run images import FILE --name NAME` or `images pull REF --name NAME`' -r
+complete -c unshare-run -n "__fish_unshare_run_needs_command" -l systemd -d 'Whether the command is systemd (podman\'s --systemd): true (the default) when it is /sbin/init or a systemd binary, always, or false. systemd as a container\'s init needs a cgroup v2 subtree delegated to you, which unshare-run does not set up: such a run exits 125 and says so; false runs the command as any other' -r -f -a "true\t'When the command is /sbin/init or systemd'
+false\t''
+always\t''"
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l stop-signal -d 'The signal `unshare-run stop` sends first (default: the image\'s StopSignal, else SIGTERM)' -r
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l overlay -d 'Keep the container\'s writes in DIR instead of the root filesystem; later runs with the same DIR see them (overlayfs)' -r -F
 complete -c unshare-run -n "__fish_unshare_run_needs_command" -l entrypoint -d 'Replace the image\'s entrypoint with this program ("" runs COMMAND, or the image\'s command, alone)' -r

@@ -1027,3 +1027,46 @@ fn exec_passes_stdin_with_i_and_gives_a_terminal_with_t() {
         .assert_code(5);
     c.run(&["rm", "-f", "io"]).assert_code(0);
 }
+
+/// systemd as init needs a delegated cgroup v2 subtree, which unshare-run does not set up: asked for,
+/// it is refused with 125 and a message that says so (--help says it too).
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn systemd_as_init_is_refused_with_what_it_needs() {
+    require_root();
+    let c = Containers::new();
+    for args in [
+        &["--rootfs", c.root(), "--", "/sbin/init"][..],
+        &["--systemd", "always", "--rootfs", c.root(), "--", "true"][..],
+        &[
+            "-d",
+            "--name",
+            "sd",
+            "--rootfs",
+            c.root(),
+            "--",
+            "/usr/lib/systemd/systemd",
+        ][..],
+    ] {
+        c.run(args)
+            .assert_code(125)
+            .assert_stderr_contains("needs a cgroup v2 subtree delegated to you");
+    }
+    assert!(c.ps(true).is_empty(), "{:?}", c.ps(true));
+    // --systemd=false: any other command (busybox has no /sbin/init).
+    c.run(&[
+        "--systemd",
+        "false",
+        "--rootfs",
+        c.root(),
+        "--",
+        "/sbin/init",
+    ])
+    .assert_code(127);
+    let help = c.run(&["--help"]);
+    assert!(
+        help.stdout_text().contains("cgroup v2 subtree delegated"),
+        "{}",
+        help.stdout_text()
+    );
+}

@@ -228,6 +228,13 @@ pub struct Cli {
     #[arg(short = 'd', long, requires = "rootfs")]
     pub detach: bool,
 
+    /// Whether the command is systemd (podman's --systemd): true (the default) when it is
+    /// /sbin/init or a systemd binary, always, or false. systemd as a container's init needs a
+    /// cgroup v2 subtree delegated to you, which unshare-run does not set up: such a run exits 125
+    /// and says so; false runs the command as any other.
+    #[arg(long, value_name = "MODE", default_value = "true")]
+    pub systemd: SystemdMode,
+
     /// The signal `unshare-run stop` sends first (default: the image's StopSignal, else SIGTERM).
     #[arg(long, value_name = "SIGNAL", value_parser = parse_signal)]
     pub stop_signal: Option<String>,
@@ -373,6 +380,16 @@ pub struct Cli {
     /// The command and its arguments (default: an interactive shell).
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// podman's --systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SystemdMode {
+    /// When the command is /sbin/init or systemd.
+    #[default]
+    True,
+    False,
+    Always,
 }
 
 /// When a stored image is used instead of asking the registry (podman's --pull).

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::cli::{Cli, NetMode, Publish};
+use super::cli::{Cli, NetMode, Publish, SystemdMode};
 use super::confinement::descriptors::{self, Passed};
 use super::confinement::{self, Confinement};
 use super::error::RunError;
@@ -88,7 +88,11 @@ const IMAGE_USER_HINT: &str = "choose another user with --user USER[:GROUP]";
 
 /// The container that `cli` asks for, with `image`'s defaults under the options, for the ids of
 /// `plan`.
-pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<ContainerSpec, RunError> {
+pub fn build(
+    mut cli: Cli,
+    plan: &MapPlan,
+    image: Option<Resolved>,
+) -> Result<ContainerSpec, RunError> {
     let passed_fds = descriptors::passed(
         cli.preserve_fds,
         |k| std::env::var_os(k),
@@ -111,6 +115,12 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         ),
         None => (None, ImageConfig::default(), None, false),
     };
+    let command = image_command(
+        &config,
+        cli.entrypoint.take(),
+        std::mem::take(&mut cli.command),
+    );
+    refuse_systemd(cli.systemd, &command)?;
     let view = match (&layered, &rootfs) {
         (Some(layered), _) => Some(layered.view()),
         (None, Some(root)) => Some(vec![root.clone()]),
@@ -162,7 +172,7 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
             .collect(),
         binds,
         tmpfs: cli.tmpfs,
-        command: image_command(&config, cli.entrypoint, cli.command),
+        command,
         overlay: match (cli.ephemeral, cli.overlay) {
             (true, _) => Some(Overlay::Ephemeral),
             (false, Some(dir)) => Some(Overlay::Persistent(absolute(&dir)?)),
@@ -189,6 +199,36 @@ pub fn build(cli: Cli, plan: &MapPlan, image: Option<Resolved>) -> Result<Contai
         passed_fds,
         confinement,
     })
+}
+
+/// A run that asks for systemd as the container's init is refused (see `asks_for_systemd`).
+pub fn refuse_systemd(mode: SystemdMode, command: &[OsString]) -> Result<(), RunError> {
+    match asks_for_systemd(mode, command) {
+        true => Err(RunError::new(
+            "systemd as the container's init needs a cgroup v2 subtree delegated to you, which \
+             unshare-run does not set up",
+        )
+        .with_hint(
+            "run a service's own command instead, or --systemd=false to start it as any other command",
+        )),
+        false => Ok(()),
+    }
+}
+
+/// Whether the run asks for systemd as the container's init (podman's rule: --systemd=always, or the
+/// default and a command that is /sbin/init or a systemd binary).
+fn asks_for_systemd(mode: SystemdMode, command: &[OsString]) -> bool {
+    let is_systemd = command.first().is_some_and(|program| {
+        let path = Path::new(program);
+        path == Path::new("/sbin/init")
+            || path == Path::new("/usr/sbin/init")
+            || path.file_name().is_some_and(|name| name == "systemd")
+    });
+    match mode {
+        SystemdMode::Always => true,
+        SystemdMode::True => is_systemd,
+        SystemdMode::False => false,
+    }
 }
 
 /// Whether the command runs as the caller's own uid inside, other than root (keep-id, or a single-id
@@ -325,6 +365,23 @@ mod tests {
 
     fn os(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn systemd_is_asked_for_as_podman_decides_it() {
+        let init = os(&["/sbin/init"]);
+        assert!(asks_for_systemd(SystemdMode::True, &init));
+        assert!(asks_for_systemd(
+            SystemdMode::True,
+            &os(&["/usr/lib/systemd/systemd", "--user"])
+        ));
+        assert!(asks_for_systemd(SystemdMode::Always, &os(&["sh"])));
+        assert!(!asks_for_systemd(SystemdMode::False, &init));
+        assert!(!asks_for_systemd(
+            SystemdMode::True,
+            &os(&["sh", "/sbin/init"])
+        ));
+        assert!(!asks_for_systemd(SystemdMode::True, &[]));
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn detach(cli: Cli, plan: &MapPlan, args: &[OsString]) -> Result<u8, RunErro
     let pulling = image::pull::Pulling::from_args(&cli.pull)?;
     let resolved = image::resolve(rootfs, None, plan, image::ROOTFS_HINT, Some(&pulling))?;
     let command = spec::image_command(&resolved.config, cli.entrypoint, cli.command);
+    spec::refuse_systemd(cli.systemd, &command)?;
     let pinned = match &resolved.digest {
         Some(digest) => digest.into(),
         None => resolved.rootfs.clone(),
