@@ -295,7 +295,20 @@ fn an_image_that_a_named_container_is_built_on_is_kept_until_the_container_is_re
     let tarball = tarball.to_str().unwrap();
     c.run(&["images", "import", tarball, "--name", "small"])
         .assert_code(0);
-    c.run(&["--name", "user", "--rootfs", "small", "--", "true"])
+    // Its writes go to a layer of its own, which rm removes; the stored image stays as it was.
+    c.run(&[
+        "--name",
+        "user",
+        "--rootfs",
+        "small",
+        "--",
+        "sh",
+        "-c",
+        "echo mine > /written",
+    ])
+    .assert_code(0);
+    assert!(c.record("user").join("layer/upper/written").exists());
+    c.run(&["--rootfs", "small", "--", "sh", "-c", "test ! -e /written"])
         .assert_code(0);
     assert!(
         c.ps(true)[0].starts_with("user  small "),
@@ -307,6 +320,7 @@ fn an_image_that_a_named_container_is_built_on_is_kept_until_the_container_is_re
         .assert_stderr_contains("image `small` is used by the container(s) user")
         .assert_stderr_contains("unshare-run rm user");
     c.run(&["rm", "user"]).assert_code(0);
+    assert!(!c.record("user").exists());
     c.run(&["images", "rm", "small"]).assert_code(0);
 }
 

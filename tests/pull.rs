@@ -773,7 +773,7 @@ fn a_second_container_of_a_pulled_image_writes_to_a_layer_of_its_own() {
     out.assert_code(0);
     assert!(
         out.stderr_text()
-            .contains("another container writes this image's layer"),
+            .contains("another container uses this image's layer"),
         "{}",
         text(&out)
     );
@@ -797,6 +797,115 @@ fn a_second_container_of_a_pulled_image_writes_to_a_layer_of_its_own() {
         ]);
         out.status.code() == Some(0) && upper.join("etc/third").exists()
     }));
+}
+
+/// Named containers of one pulled image keep their writes in layers of their own, side by side
+/// (podman's containers): `start` brings a layer back, `rm` removes it, the image's own layer holds
+/// none of it; an unnamed run beside them writes a temporary layer, and a named start beside an
+/// unnamed writer is refused. With and without a holder (the holder's overlay, or one of its own).
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn named_containers_of_a_pulled_image_keep_their_writes_in_layers_of_their_own() {
+    require_root();
+    let p = Puller::public();
+    let (reference, upper) = p.small_image_and_its_upper_layer();
+    p.run(&["images", "pull", "--quiet", &reference])
+        .assert_code(0);
+    let containers = p.home.path().join("data/unshare-run/containers");
+    for (name, holder) in [("a", "10"), ("b", "10"), ("c", "0")] {
+        let script = format!("echo {name} > /x; exec sleep 60");
+        p.run(&[
+            "-d",
+            "--name",
+            name,
+            "--holder-idle",
+            holder,
+            "--rootfs",
+            &reference,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .assert_code(0);
+    }
+    for name in ["a", "b", "c"] {
+        let mut seen = String::new();
+        let mine = wait_for(Duration::from_secs(5), || {
+            seen = p.run(&["exec", name, "cat", "/x"]).stdout_text();
+            seen == format!("{name}\n")
+        });
+        assert!(mine, "{name} reads {seen:?}");
+        assert!(
+            containers.join(name).join("layer/upper/x").exists(),
+            "{name}"
+        );
+    }
+    assert!(
+        !upper.join("x").exists(),
+        "the image's own layer was written"
+    );
+    // An unnamed run beside them: a temporary layer, and the image as it was.
+    let out = p.run(&[
+        "--rootfs",
+        &reference,
+        "--",
+        "sh",
+        "-c",
+        "cat /x 2>/dev/null || echo none",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.stdout_text(), "none\n");
+    assert!(
+        out.stderr_text()
+            .contains("another container uses this image's layer"),
+        "{}",
+        text(&out)
+    );
+    // start brings the layer back; rm removes it, with nothing of it left mounted.
+    p.run(&["stop", "-t", "0", "a"]).assert_code(0);
+    p.run(&["start", "a"]).assert_code(0);
+    assert_eq!(p.run(&["exec", "a", "cat", "/x"]).stdout_text(), "a\n");
+    p.run(&["rm", "-f", "a", "c"]).assert_code(0);
+    assert!(!containers.join("a").exists() && !containers.join("c").exists());
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(containers.to_str().unwrap()), "{mounts}");
+    // The image stays while a stopped container is built on it.
+    p.run(&["stop", "-t", "0", "b"]).assert_code(0);
+    p.run(&["images", "rm", &reference]).assert_code(125);
+    // A named start beside an unnamed run that writes the image's layer: refused, the name free.
+    let writer_dir = TempDir::new("pull-writer");
+    let mut writer = p
+        .command(
+            &[
+                "--rootfs",
+                &reference,
+                "--",
+                "sh",
+                "-c",
+                "echo w > /w; sleep 30",
+            ],
+            &writer_dir,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || upper
+        .join("w")
+        .exists()));
+    let out = p.run(&["--name", "late", "--rootfs", &reference, "--", "true"]);
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(writer.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = writer.wait();
+    out.assert_code(125)
+        .assert_stderr_contains("a run without --name writes this image's layer");
+    assert!(!containers.join("late").exists());
+    p.run(&["rm", "b"]).assert_code(0);
+    p.run(&["images", "rm", &reference]).assert_code(0);
 }
 
 /// What the holder of alice's containers keeps open of the store at `store`: the targets of its

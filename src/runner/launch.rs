@@ -20,6 +20,9 @@ pub trait Watch {
     fn built(&mut self, built: &Built<'_>) -> Result<(), RunError>;
     /// Its command runs, under PID 1 (`pid1`, in the caller's pid namespace).
     fn running(&mut self, pid1: Pid);
+    /// Where a container on a stored image keeps its writes (named containers: a layer of their own,
+    /// as in podman), and its name.
+    fn layer(&self) -> (std::path::PathBuf, String);
 }
 
 /// A container about to start, as its record keeps it.
@@ -42,7 +45,7 @@ pub struct Built<'a> {
 }
 
 /// Launches the container that `cli` asks for with the ids of `plan`; its exit status.
-pub fn launch(cli: Cli, plan: &MapPlan, watch: Option<&mut dyn Watch>) -> Result<u8, RunError> {
+pub fn launch(mut cli: Cli, plan: &MapPlan, watch: Option<&mut dyn Watch>) -> Result<u8, RunError> {
     let mut image = match &cli.rootfs {
         None => None,
         Some(rootfs) => Some(image::resolve(
@@ -53,6 +56,15 @@ pub fn launch(cli: Cli, plan: &MapPlan, watch: Option<&mut dyn Watch>) -> Result
             Some(&image::pull::Pulling::from_args(&cli.pull)?),
         )?),
     };
+    // A named container on a stored image writes a layer of its own, unless told where its writes go.
+    let own_layer = !(cli.ephemeral || cli.read_only || cli.overlay.is_some());
+    if let (Some(watch), Some(resolved), true) = (&watch, image.as_mut(), own_layer)
+        && resolved.digest.is_some()
+    {
+        let (layer, name) = watch.layer();
+        resolved.read_only_below(&name)?;
+        cli.overlay = Some(layer);
+    }
     // Held until the container has ended: `images rm` refuses an image in use.
     let in_use = image.as_mut().and_then(|i| i.in_use.take());
     let digest = image.as_ref().and_then(|i| i.digest.clone());

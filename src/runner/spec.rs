@@ -179,7 +179,7 @@ pub fn build(
             (false, None) if upper_taken => {
                 // overlayfs leaves two mounts on one upper layer undefined.
                 eprintln!(
-                    "unshare-run: warning: another container writes this image's layer, so this \
+                    "unshare-run: warning: another container uses this image's layer, so this \
                      one's writes go to a temporary layer (--overlay DIR keeps them)"
                 );
                 Some(Overlay::Ephemeral)

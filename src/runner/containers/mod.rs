@@ -22,8 +22,8 @@ use super::error::RunError;
 use super::image::commands::format_table;
 use super::image::store::Store;
 use super::launch::{self, Built, Watch};
-use super::mapping::MapPlan;
-use super::{image, spec};
+use super::mapping::{self, MapMode, MapPlan};
+use super::{image, spec, userns};
 use liveness::ProcessId;
 use record::{Config, Ended, Record, Start, State, Status};
 
@@ -171,10 +171,9 @@ impl Named {
     }
 
     fn forget(&mut self) {
-        if let (Some(digest), Ok(store)) = (&self.image, open_store()) {
-            store.unmark_used(digest, &self.record.name());
+        if let Err(e) = remove(&self.record, self.image.as_deref()) {
+            eprintln!("unshare-run: {e}");
         }
-        let _ = self.record.remove();
         self.settled = true;
     }
 }
@@ -190,6 +189,10 @@ impl Watch for Named {
     fn running(&mut self, pid1: Pid) {
         record_running(&self.record, pid1, self.entry.take());
     }
+
+    fn layer(&self) -> (std::path::PathBuf, String) {
+        (self.record.layer(), self.record.name())
+    }
 }
 
 impl Drop for Named {
@@ -198,6 +201,28 @@ impl Drop for Named {
             self.forget();
         }
     }
+}
+
+/// Removes a container that does not run: its layer (in a user namespace with its map, as its files
+/// belong to its ids), its mark on the stored image `image`, its record.
+fn remove(record: &Record, image: Option<&str>) -> Result<(), RunError> {
+    let layer = record.layer();
+    if layer.exists() {
+        let map = record
+            .config()
+            .and_then(|c| c.start)
+            .and_then(|start| monitor::saved_run(&start).ok())
+            .map_or(MapMode::Auto, |cli| cli.map);
+        let plan = mapping::plan_for_caller(map)?;
+        userns::run_job(&plan, || {
+            image::store::remove_path(&layer)
+                .map_err(|e| RunError::sys(format!("cannot remove {}", layer.display()), e))
+        })?;
+    }
+    if let (Some(digest), Ok(store)) = (image, open_store()) {
+        store.unmark_used(digest, &record.name());
+    }
+    record.remove()
 }
 
 /// Once its command runs: the container's processes, for `stop`, `kill` and `exec`.
@@ -352,10 +377,7 @@ pub fn rm_main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
                 }
             }
         }
-        if let (Some(digest), Ok(store)) = (&config.image, open_store()) {
-            store.unmark_used(digest, name);
-        }
-        record.remove()?;
+        remove(&record, config.image.as_deref())?;
         println!("{name}");
     }
     Ok(0)

@@ -16,7 +16,7 @@ use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
 use super::record::{self, Record};
-use super::{exec, open_store, record_end, record_running};
+use super::{exec, record_end, record_running, remove};
 use crate::runner::channel::{self, Channel};
 use crate::runner::cli::{Cli, PullPolicy};
 use crate::runner::error::RunError;
@@ -141,14 +141,14 @@ impl Monitored {
             Err(e) => e.status,
         };
         if config.auto_remove {
-            if let (Some(digest), Ok(store)) = (&config.image, open_store()) {
-                store.unmark_used(digest, &name);
+            drop(lock);
+            if let Err(e) = remove(&self.record, config.image.as_deref()) {
+                eprintln!("unshare-run: {e}");
             }
-            let _ = self.record.remove();
         } else {
             record_end(&self.record, status);
+            drop(lock);
         }
-        drop(lock);
         result
     }
 
@@ -170,11 +170,15 @@ impl Watch for Monitored {
         record_running(&self.record, pid1, self.entry.take());
         self.tell_running();
     }
+
+    fn layer(&self) -> (std::path::PathBuf, String) {
+        (self.record.layer(), self.record.name())
+    }
 }
 
 /// The run a record keeps, as it first ran: its arguments, with --rootfs naming what it was resolved
 /// to (never pulled again) and the options that only the first run acts on taken out.
-fn saved_run(start: &record::Start) -> Result<Cli, RunError> {
+pub fn saved_run(start: &record::Start) -> Result<Cli, RunError> {
     let argv = std::iter::once("unshare-run").chain(start.args.iter().map(String::as_str));
     let mut cli = Cli::try_parse_from(argv)
         .map_err(|e| RunError::new(format!("the container's arguments no longer parse: {e}")))?;

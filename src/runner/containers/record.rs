@@ -7,7 +7,9 @@
 //! - `state.json`: its processes while it runs (`liveness`: pid and start time of PID 1, of the
 //!   process that runs it, and of the command), with the boot they belong to;
 //! - `exit.json`: how it last ended (by rename);
-//! - `log`: a detached container's output.
+//! - `log`: a detached container's output;
+//! - `layer/`: the writes of a container on a stored image (its files belong to its ids, so it is
+//!   removed in a user namespace).
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -26,6 +28,7 @@ const RUNNING: &str = "running";
 const EXIT: &str = "exit.json";
 const STATE: &str = "state.json";
 const LOG: &str = "log";
+const LAYER: &str = "layer";
 
 /// What a container is, as `ps` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,6 +292,11 @@ impl Record {
         self.dir.join(LOG)
     }
 
+    /// A container on a stored image keeps its writes here (overlayfs's upper and work directories).
+    pub fn layer(&self) -> PathBuf {
+        self.dir.join(LAYER)
+    }
+
     pub fn name(&self) -> String {
         self.dir
             .file_name()
@@ -296,7 +304,7 @@ impl Record {
             .unwrap_or_default()
     }
 
-    /// Removes the record (its files are the caller's own).
+    /// Removes the record; its layer must be gone already (`containers::remove`).
     pub fn remove(&self) -> Result<(), RunError> {
         fs::remove_dir_all(&self.dir)
             .map_err(|e| RunError::sys(format!("cannot remove {}", self.dir.display()), e))

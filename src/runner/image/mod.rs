@@ -63,6 +63,29 @@ pub struct Resolved {
     pub digest: Option<String>,
 }
 
+impl Resolved {
+    /// For a container whose writes go to a layer of its own (a named one's): the stored image's files
+    /// are only its lower layers. A pulled image's upper layer is then held shared with other such
+    /// containers, and never while a container writes it.
+    pub fn read_only_below(&mut self, name: &str) -> Result<(), RunError> {
+        let (Some(digest), Some(_), Some(in_use)) = (&self.digest, &self.layered, &mut self.in_use)
+        else {
+            return Ok(());
+        };
+        let shared = open_store()?
+            .share_upper(digest, in_use)
+            .map_err(|e| RunError::sys(format!("cannot lock the stored image {digest}"), e))?;
+        if !shared {
+            return Err(RunError::new(
+                "a run without --name writes this image's layer, which would change beneath the container",
+            )
+            .with_hint(format!("start {name} once that run has ended")));
+        }
+        self.upper_taken = false;
+        Ok(())
+    }
+}
+
 /// What the source of a root filesystem may be, said when it cannot be used: for --rootfs, and for
 /// `unshare-run images import`.
 pub(crate) const ROOTFS_HINT: &str = "--rootfs takes a directory, an image file (.tar, .tar.gz, .tar.xz, .tar.zst, an OCI or \

@@ -107,7 +107,8 @@ pub struct TempDir {
 pub struct InUse {
     /// Held, never read.
     _record: Flock<File>,
-    /// A pulled image's upper layer, held exclusively by the one container that writes it.
+    /// A pulled image's upper layer, held exclusively by the one container that writes it, or shared
+    /// by named containers that only read it.
     _upper: Option<Flock<File>>,
 }
 
@@ -302,6 +303,23 @@ impl Store {
                 _upper: None,
             })
             .map_err(|(_, e)| e.into())
+    }
+
+    /// Holds the pulled image `digest`'s upper layer as a lower layer only (a named container's, whose
+    /// writes go to a layer of its own), beside other such containers: false when a container writes
+    /// it (`claim_upper`), whose changes would appear beneath this one's mount. Replaces this
+    /// container's own claim to write it, if it had one.
+    pub fn share_upper(&self, digest: &str, in_use: &mut InUse) -> io::Result<bool> {
+        in_use._upper = None;
+        let upper = File::open(self.image_dir(digest).join(UPPER))?;
+        match Flock::lock(upper, FlockArg::LockSharedNonblock) {
+            Ok(lock) => {
+                in_use._upper = Some(lock);
+                Ok(true)
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(false),
+            Err((_, e)) => Err(e.into()),
+        }
     }
 
     /// Claims the pulled image `digest`'s upper layer for one container's writes: false when another
