@@ -624,3 +624,42 @@ fn tiocsti_through_exec_never_reaches_the_host_shell() {
         .run_as(alice(), &[&runner, "rm", "-f", "probe"])
         .assert_code(0);
 }
+
+/// A detached container outlives the terminal it was started from: its monitor is in a session of
+/// its own, so the terminal's hang-up never reaches it.
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_detached_container_survives_its_terminal() {
+    require_root();
+    let data = user_dir(alice(), "tmux-detach-data");
+    let mut sandbox = sandbox();
+    sandbox
+        .env
+        .push(("XDG_DATA_HOME".into(), data.path().to_str().unwrap().into()));
+    let root = busybox_rootfs(alice());
+    let runner = install().runner();
+    let root_arg = root.path().to_str().unwrap();
+    let dir = TempDir::new("tmux-detach");
+    let tmux = Tmux::start(&runner_command_line(
+        &sandbox,
+        &[
+            "-d", "--name", "lasting", "--rootfs", root_arg, "--", "sleep", "120",
+        ],
+        &dir,
+    ));
+    tmux.expect("EXITED=0");
+    // The terminal goes: every process of its session gets SIGHUP.
+    drop(tmux);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = sandbox.run_as(alice(), &[&runner, "ps"]);
+    assert!(
+        out.stdout_text()
+            .lines()
+            .any(|l| l.starts_with("lasting ") && l.contains(" Up ")),
+        "{}",
+        out.stdout_text()
+    );
+    sandbox
+        .run_as(alice(), &[&runner, "rm", "-f", "lasting"])
+        .assert_code(0);
+}
