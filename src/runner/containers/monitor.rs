@@ -113,10 +113,14 @@ struct Monitored {
 impl Monitored {
     fn run(&mut self) -> Result<u8, RunError> {
         let name = self.record.name();
-        let Ok(lock) = self.record.start_running() else {
+        let lock = match self.record.start_running() {
+            Ok(lock) => lock,
             // Another monitor runs it: for `start`, that is what was asked.
-            self.tell_running();
-            return Ok(0);
+            Err(_) if self.record.locked_since().is_some() => {
+                self.tell_running();
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
         };
         let Some(config) = self.record.config() else {
             return Err(RunError::new(format!("container `{name}` has no record")));

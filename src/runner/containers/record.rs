@@ -222,14 +222,22 @@ impl Record {
         serde_json::from_slice(&fs::read(self.dir.join(CONFIG)).ok()?).ok()
     }
 
-    /// Marks the container as running until the returned lock is dropped (or its process ends).
+    /// Marks the container as running until the returned lock is dropped (or its process ends). The
+    /// file stays the same (a second process that made a new one would lock that one, while the
+    /// first still runs the container); its modification time becomes the start.
     pub fn start_running(&self) -> Result<Flock<File>, RunError> {
         let path = self.dir.join(RUNNING);
-        let fail = |e: io::Error| RunError::sys(format!("cannot write {}", path.display()), e);
-        // A new file each time: its modification time is the start.
-        let _ = fs::remove_file(&path);
-        let file = File::create(&path).map_err(fail)?;
-        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| fail(e.into()))
+        let fail = |e: io::Error| RunError::sys(format!("cannot lock {}", path.display()), e);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(fail)?;
+        let lock =
+            Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| fail(e.into()))?;
+        lock.set_modified(SystemTime::now()).map_err(fail)?;
+        Ok(lock)
     }
 
     pub fn write_ended(&self, ended: Ended) -> Result<(), RunError> {
