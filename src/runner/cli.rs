@@ -189,7 +189,8 @@ unshare-run --rootfs ~/rootfs --user 1000 --workdir /home/me\n  \
 unshare-run --map keep-id --rootfs ~/rootfs --bind ~/src:/src -- make   you, on your files\n  \
 unshare-run images import bookworm.tar.zst --name bookworm     import once, by name later\n  \
 unshare-run --rootfs bookworm --ephemeral -- apt-get install -y hello\n  \
-unshare-run --name box --rootfs bookworm -- make   a named container: ps -a lists it, rm box removes it\n  \
+unshare-run -d --name box --rootfs debian:bookworm -- sleep infinity   in the background\n  \
+unshare-run exec -it box bash                  a shell beside it (stop, start, logs, rm -f box)\n  \
 unshare-run images                             list stored images (images rm NAME removes one)\n  \
 unshare-run login quay.io                      credentials for private images (logout forgets them)\n  \
 unshare-run doctor                             what to fix when containers will not start\n\n\
