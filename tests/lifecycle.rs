@@ -404,6 +404,28 @@ fn a_detached_container_runs_under_its_monitor_with_a_log_and_none_of_the_caller
     ]);
     out.assert_code(127);
     assert!(c.row("bad").contains("Exited (127)"), "{}", c.row("bad"));
+    // -t: a terminal of its own, which the monitor drains into the log.
+    c.run(&[
+        "-d",
+        "-t",
+        "--name",
+        "tty",
+        "--rootfs",
+        c.root(),
+        "--",
+        "sh",
+        "-c",
+        "tty; exec sleep 60",
+    ])
+    .assert_code(0);
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            c.run(&["logs", "tty"]).stdout_text().replace('\r', "") == "/dev/pts/0\n"
+        }),
+        "{:?}",
+        c.run(&["logs", "tty"])
+    );
+    c.run(&["rm", "-f", "tty"]).assert_code(0);
     // Without --name: a generated name, printed.
     let out = c.run(&["-d", "--rm", "--rootfs", c.root(), "--", "true"]);
     out.assert_code(0);
