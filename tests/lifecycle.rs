@@ -870,6 +870,34 @@ fn exec_runs_a_command_inside_the_running_container_with_its_defaults() {
     );
     assert_eq!(exec(&["-u", "0", "k", "id", "-u"]).stdout_text(), "0\n");
     c.run(&["rm", "-f", "k"]).assert_code(0);
+    // Each network: the host's (not joined: it cannot be from inside), none, and pasta's.
+    for net in ["host", "none", "pasta"] {
+        c.run(&[
+            "-d",
+            "--name",
+            net,
+            "--net",
+            net,
+            "--rootfs",
+            c.root(),
+            "--",
+            "sleep",
+            "60",
+        ])
+        .assert_code(0);
+        let command = c.pid(net, "command");
+        let out = exec(&[net, "readlink", "/proc/self/ns/net"]);
+        out.assert_code(0);
+        assert_eq!(
+            out.stdout_text().trim(),
+            fs::read_link(format!("/proc/{command}/ns/net"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "{net}"
+        );
+        c.run(&["rm", "-f", net]).assert_code(0);
+    }
 }
 
 /// What exec's command gets of capabilities, no_new_privs and the filter is what the container's
