@@ -16,7 +16,7 @@
 #   bwrap         bwrap --unshare-all --share-net --uid 0 --gid 0 --bind R / --proc /proc --dev /dev /bin/true
 #                 (single uid)
 #   exec          unshare-run exec bench-exec /bin/true: the same command in a detached container
-#                 (-d --name bench-exec --rootfs R -- sleep infinity, started before the run). Target:
+#                 (-d --name bench-exec --rootfs R -- busybox sleep infinity, started before the run). Target:
 #                 exec <= 0.8x unshare-run (the warm start)
 # R is a busybox root filesystem. Targets: unshare-run <= 0.5x unshare and <= 0.75x bwrap.
 # Run as root: bench/runner.sh    Environment: RUNS (default 300), WARMUP (default 30); STATIC=1 adds
@@ -59,7 +59,7 @@ data="$work/data"
 mkdir -p "$data"
 chown "$uid" "$data"
 as_user env XDG_DATA_HOME="$data" "$work/shipped/unshare-run" -d --name bench-exec --rootfs "$root" \
-    -- sleep infinity
+    -- busybox sleep infinity
 cmd_exec="$work/shipped/unshare-run exec bench-exec /bin/true"
 cmd_unshare="unshare --map-auto --map-root-user --fork --pid --mount --mount-proc --root=$root /bin/true"
 cmd_bwrap="bwrap --unshare-all --share-net --uid 0 --gid 0 --bind $root / --proc /proc --dev /dev /bin/true"
