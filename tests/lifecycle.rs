@@ -440,6 +440,8 @@ fn a_detached_container_runs_under_its_monitor_with_a_log_and_none_of_the_caller
     // rm -f: killed, and nothing of it is left: no process in its pid namespace, no record.
     let pid1 = c.pid("s", "pid1");
     let namespace = fs::read_link(format!("/proc/{pid1}/ns/pid")).unwrap();
+    // Its mounts exist only in its mount namespace, which goes with its last process.
+    let mounts = fs::read_link(format!("/proc/{pid1}/ns/mnt")).unwrap();
     let out = c.run(&["rm", "-f", "s", "bad"]);
     out.assert_code(0);
     assert_eq!(out.stdout_text(), "s\nbad\n");
@@ -453,6 +455,23 @@ fn a_detached_container_runs_under_its_monitor_with_a_log_and_none_of_the_caller
     assert!(
         left.is_empty(),
         "still in the container's pid namespace: {left:?}"
+    );
+    let in_its_mounts: Vec<_> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| fs::read_link(p.path().join("ns/mnt")).is_ok_and(|ns| ns == mounts))
+        .map(|p| p.file_name())
+        .collect();
+    assert!(
+        in_its_mounts.is_empty(),
+        "its mount namespace is held by {in_its_mounts:?}"
+    );
+    let stray = fs::read_dir("/proc").unwrap().flatten().any(|p| {
+        fs::read_to_string(p.path().join("mountinfo")).is_ok_and(|m| m.contains(c.root()))
+    });
+    assert!(
+        !stray,
+        "a mount namespace still has the root filesystem mounted"
     );
     assert!(
         wait_for(Duration::from_secs(2), || has_ended(monitor)),
