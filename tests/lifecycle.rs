@@ -220,6 +220,48 @@ fn a_named_container_is_listed_with_how_it_ended_until_it_is_removed() {
     c.run(&["--rm", "--name", "gone", "--rootfs", c.root(), "--", "true"])
         .assert_code(0);
     assert!(c.ps(true).is_empty(), "{:?}", c.ps(true));
+    // A run killed while it resolves its root filesystem (a FIFO nobody writes: its open waits)
+    // holds the name until then, and leaves nothing that keeps it.
+    let fifo = c.data.path().join("fifo");
+    run_ok(std::process::Command::new("mkfifo").arg(&fifo));
+    give_to(alice(), &fifo);
+    let dir = TempDir::new("lifecycle-fifo");
+    let runner = install().runner();
+    let mut stuck = c
+        .sandbox
+        .command_as(
+            alice(),
+            &[
+                &runner,
+                "--name",
+                "ghost",
+                "--rootfs",
+                fifo.to_str().unwrap(),
+                "--",
+                "true",
+            ],
+            &dir,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(5), || c
+        .record("ghost")
+        .exists()));
+    c.run(&["--name", "ghost", "--rootfs", c.root(), "--", "true"])
+        .assert_code(125)
+        .assert_stderr_contains("in use");
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(stuck.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = stuck.wait();
+    assert!(c.ps(true).is_empty(), "{:?}", c.ps(true));
+    c.run(&["--name", "ghost", "--rootfs", c.root(), "--", "true"])
+        .assert_code(0);
+    c.run(&["rm", "ghost"]).assert_code(0);
 }
 
 #[test]

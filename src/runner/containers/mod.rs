@@ -37,6 +37,8 @@ pub struct Named {
     stop_signal: Option<String>,
     image: Option<String>,
     running: Option<Flock<File>>,
+    /// The name's claim, until the config is written.
+    claim: Option<Flock<File>>,
     /// How exec enters it, once it is built.
     entry: Option<record::Entry>,
     /// Built or forgotten: dropping it has nothing to give back.
@@ -106,9 +108,10 @@ impl Named {
                 .unwrap_or_else(|| "/".into()),
             rootfs: String::new(),
         };
-        let record = Record::claim(&record::containers_dir()?, name)?;
+        let (record, claim) = Record::claim(&record::containers_dir()?, name)?;
         Ok(Named {
             record,
+            claim: Some(claim),
             remove_at_end: cli.rm,
             start,
             stop_signal: cli.stop_signal.clone(),
@@ -155,6 +158,7 @@ impl Named {
             auto_remove: self.remove_at_end,
             stop_signal: self.stop_signal.clone(),
         })?;
+        self.claim = None;
         self.settled = true;
         Ok(())
     }

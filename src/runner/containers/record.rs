@@ -29,6 +29,8 @@ const EXIT: &str = "exit.json";
 const STATE: &str = "state.json";
 const LOG: &str = "log";
 const LAYER: &str = "layer";
+/// Held locked by the process that claimed the name until the config is written.
+const CLAIM: &str = "claim";
 
 /// What a container is, as `ps` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,21 +195,53 @@ impl Record {
         }
     }
 
-    /// Claims `name`: its directory is made now, or the name is taken.
-    pub fn claim(containers: &Path, name: &str) -> Result<Record, RunError> {
+    /// Claims `name`: its directory appears now, holding the claim (`CLAIM`, locked until the returned
+    /// lock is dropped: keep it until the config is written), or the name is taken. The directory is
+    /// made under a temporary name and renamed into place, so it is never seen without its claim; one
+    /// left without a config by a run that was killed before it wrote one is taken over.
+    pub fn claim(containers: &Path, name: &str) -> Result<(Record, Flock<File>), RunError> {
         check_name(name)?;
         fs::create_dir_all(containers)
             .map_err(|e| RunError::sys(format!("cannot make {}", containers.display()), e))?;
         let record = Record::of(containers, name);
-        match fs::create_dir(&record.dir) {
-            Ok(()) => Ok(record),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(RunError::new(format!(
-                "the name `{name}` is in use by a container"
-            ))
-            .with_hint(format!(
+        let making = containers.join(format!(".{name}.claim.{}", std::process::id()));
+        let fail = |e: io::Error| RunError::sys(format!("cannot make {}", record.dir.display()), e);
+        let _ = fs::remove_dir_all(&making);
+        fs::create_dir(&making).map_err(fail)?;
+        let claim = File::create(making.join(CLAIM)).map_err(fail)?;
+        let claim =
+            Flock::lock(claim, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| fail(e.into()))?;
+        for attempt in 0..2 {
+            match fs::rename(&making, &record.dir) {
+                Ok(()) => return Ok((record, claim)),
+                Err(e) if is_taken(&e) && attempt == 0 && record.is_abandoned() => {
+                    log::debug!("taking over the abandoned claim {}", record.dir.display());
+                    let _ = fs::remove_dir_all(&record.dir);
+                }
+                Err(e) if is_taken(&e) => break,
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&making);
+                    return Err(fail(e));
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(&making);
+        Err(
+            RunError::new(format!("the name `{name}` is in use by a container")).with_hint(format!(
                 "`unshare-run ps -a` lists containers; remove it (unshare-run rm {name}) or choose another name"
-            ))),
-            Err(e) => Err(RunError::sys(format!("cannot make {}", record.dir.display()), e)),
+            )),
+        )
+    }
+
+    /// A claimed directory without a config whose claim nobody holds: its run was killed before it
+    /// got that far.
+    fn is_abandoned(&self) -> bool {
+        if self.dir.join(CONFIG).exists() {
+            return false;
+        }
+        match File::open(self.dir.join(CLAIM)) {
+            Ok(claim) => Flock::lock(claim, FlockArg::LockExclusiveNonblock).is_ok(),
+            Err(_) => false,
         }
     }
 
@@ -337,6 +371,11 @@ impl State {
     }
 }
 
+/// rename(2) onto a directory that exists and is not empty.
+fn is_taken(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST))
+}
+
 /// The names of the caller's containers, sorted.
 pub fn names(containers: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(containers)
@@ -363,25 +402,34 @@ mod tests {
     #[test]
     fn a_name_is_claimed_once_and_free_again_after_removal() {
         let dir = scratch("claim");
-        let record = Record::claim(&dir, "box").unwrap();
+        let (record, claim) = Record::claim(&dir, "box").unwrap();
         let again = Record::claim(&dir, "box").unwrap_err();
         assert!(again.message.contains("in use"), "{}", again.message);
         assert!(again.hint.unwrap().contains("unshare-run rm box"));
+        // Its claim let go without a config (a killed run): the next claim takes it over.
+        drop(claim);
+        let (record_again, _claim) = Record::claim(&dir, "box").unwrap();
+        record_again.write_config(&config("box")).unwrap();
+        let taken = Record::claim(&dir, "box").unwrap_err();
+        assert!(taken.message.contains("in use"), "{}", taken.message);
         record.remove().unwrap();
         Record::claim(&dir, "box").unwrap();
+        // Nothing is left of the claims' temporary directories.
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["box"]);
         for bad in ["", "-x", "a/b", "a b", "..", &"x".repeat(129)] {
             assert!(Record::claim(&dir, bad).is_err(), "{bad:?}");
         }
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn running_while_the_lock_is_held_then_exited_with_the_status() {
-        let dir = scratch("status");
-        let record = Record::claim(&dir, "c").unwrap();
-        let config = Config {
+    fn config(name: &str) -> Config {
+        Config {
             version: 1,
-            name: "c".into(),
+            name: name.into(),
             created: 1,
             rootfs: "/r".into(),
             image: None,
@@ -389,7 +437,14 @@ mod tests {
             start: None,
             auto_remove: false,
             stop_signal: None,
-        };
+        }
+    }
+
+    #[test]
+    fn running_while_the_lock_is_held_then_exited_with_the_status() {
+        let dir = scratch("status");
+        let (record, _claim) = Record::claim(&dir, "c").unwrap();
+        let config = config("c");
         record.write_config(&config).unwrap();
         assert_eq!(record.config(), Some(config));
         assert_eq!(names(&dir), ["c"]);
@@ -409,7 +464,7 @@ mod tests {
     #[test]
     fn a_state_of_another_boot_or_naming_another_process_is_not_running() {
         let dir = scratch("state");
-        let record = Record::claim(&dir, "c").unwrap();
+        let (record, _claim) = Record::claim(&dir, "c").unwrap();
         let _lock = record.start_running().unwrap();
         let me = ProcessId::of(nix::unistd::Pid::this()).unwrap();
         let state = State {
