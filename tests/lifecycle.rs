@@ -46,6 +46,21 @@ impl Containers {
         self.rootfs.path().to_str().unwrap()
     }
 
+    /// unshare-run with `args`, as alice, in the background in a process group of its own (which
+    /// the caller kills), its output discarded.
+    fn background(&self, args: &[&str], dir: &TempDir) -> std::process::Child {
+        let runner = install().runner();
+        let mut argv = vec![runner.as_str()];
+        argv.extend_from_slice(args);
+        self.sandbox
+            .command_as(alice(), &argv, dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
     fn record(&self, name: &str) -> PathBuf {
         self.data.path().join("unshare-run/containers").join(name)
     }
@@ -226,27 +241,11 @@ fn a_named_container_is_listed_with_how_it_ended_until_it_is_removed() {
     run_ok(std::process::Command::new("mkfifo").arg(&fifo));
     give_to(alice(), &fifo);
     let dir = TempDir::new("lifecycle-fifo");
-    let runner = install().runner();
-    let mut stuck = c
-        .sandbox
-        .command_as(
-            alice(),
-            &[
-                &runner,
-                "--name",
-                "ghost",
-                "--rootfs",
-                fifo.to_str().unwrap(),
-                "--",
-                "true",
-            ],
-            &dir,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let fifo_arg = fifo.to_str().unwrap();
+    let mut stuck = c.background(
+        &["--name", "ghost", "--rootfs", fifo_arg, "--", "true"],
+        &dir,
+    );
     assert!(wait_for(Duration::from_secs(5), || c
         .record("ghost")
         .exists()));
@@ -270,28 +269,10 @@ fn a_running_container_is_up_and_shows_exited_once_its_process_is_killed() {
     require_root();
     let c = Containers::new();
     let dir = TempDir::new("lifecycle-running");
-    let runner = install().runner();
-    let mut running = c
-        .sandbox
-        .command_as(
-            alice(),
-            &[
-                &runner,
-                "--name",
-                "long",
-                "--rootfs",
-                c.root(),
-                "--",
-                "sleep",
-                "60",
-            ],
-            &dir,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut running = c.background(
+        &["--name", "long", "--rootfs", c.root(), "--", "sleep", "60"],
+        &dir,
+    );
     let up = wait_for(Duration::from_secs(10), || {
         c.ps(false)
             .iter()

@@ -357,13 +357,8 @@ pub struct RmCli {
 
 pub fn rm_main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
     let cli = RmCli::from_arg_matches(matches).map_err(|e| RunError::new(e.to_string()))?;
-    let dir = record::containers_dir()?;
     for name in &cli.names {
-        let record = Record::of(&dir, name);
-        let Some(config) = record.config() else {
-            return Err(RunError::new(format!("no container `{name}`"))
-                .with_hint("`unshare-run ps -a` lists your containers"));
-        };
+        let record = control::existing(name)?;
         if let Status::Up(_) = record.status() {
             match (cli.force, record.running()) {
                 (true, Some(state)) => control::kill_and_wait(&record, &state)?,
@@ -381,7 +376,8 @@ pub fn rm_main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
                 }
             }
         }
-        remove(&record, config.image.as_deref())?;
+        let image = record.config().and_then(|c| c.image);
+        remove(&record, image.as_deref())?;
         println!("{name}");
     }
     Ok(0)
