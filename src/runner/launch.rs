@@ -74,26 +74,24 @@ pub fn launch(mut cli: Cli, plan: &MapPlan, watch: Option<&mut dyn Watch>) -> Re
     let given = cli.rootfs.clone();
     let stop_signal = image.as_ref().and_then(|i| i.config.stop_signal.clone());
     let spec = spec::build(cli, plan, image)?;
-    let mut running = None;
-    if let Some(watch) = watch {
-        if let (Some(given), Some(pinned)) = (&given, &pinned) {
-            watch.built(&Built {
-                given,
-                digest: digest.as_deref(),
-                pinned,
-                command: &spec.command,
-                stop_signal: stop_signal.as_deref(),
-                spec: Some(&spec),
-                plan,
-            })?;
+    let result = match watch {
+        None => container::run(&spec, plan, None),
+        Some(watch) => {
+            let built = match (&given, &pinned) {
+                (Some(given), Some(pinned)) => watch.built(&Built {
+                    given,
+                    digest: digest.as_deref(),
+                    pinned,
+                    command: &spec.command,
+                    stop_signal: stop_signal.as_deref(),
+                    spec: Some(&spec),
+                    plan,
+                }),
+                _ => Ok(()),
+            };
+            built.and_then(|()| container::run(&spec, plan, Some(&mut |pid1| watch.running(pid1))))
         }
-        running = Some(move |pid1| watch.running(pid1));
-    }
-    let result = container::run(
-        &spec,
-        plan,
-        running.as_mut().map(|r| r as &mut dyn FnMut(Pid)),
-    );
+    };
     drop(in_use);
     // PID 1 removes the generated files once bound; this covers a container that failed before.
     if let Some(g) = &spec.generated {
