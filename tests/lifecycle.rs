@@ -462,8 +462,14 @@ fn a_detached_container_runs_under_its_monitor_with_a_log_and_none_of_the_caller
     );
     // rm -f: killed, and nothing of it is left: no process in its pid namespace, no record.
     let pid1 = c.pid("s", "pid1");
+    // Held open, so that their numbers cannot be given to other tests' new namespaces meanwhile: a
+    // process that shows them is in these. Its mounts exist only in its mount namespace, which goes
+    // with its last process.
+    let _held: Vec<fs::File> = ["pid", "mnt"]
+        .iter()
+        .map(|ns| fs::File::open(format!("/proc/{pid1}/ns/{ns}")).unwrap())
+        .collect();
     let namespace = fs::read_link(format!("/proc/{pid1}/ns/pid")).unwrap();
-    // Its mounts exist only in its mount namespace, which goes with its last process.
     let mounts = fs::read_link(format!("/proc/{pid1}/ns/mnt")).unwrap();
     let out = c.run(&["rm", "-f", "s", "bad"]);
     out.assert_code(0);
