@@ -195,6 +195,27 @@ fn make_working_directory(spec: &Invocation<'_>) -> Result<(), RunError> {
         })
 }
 
+/// Starts the command's process, which runs `exec` and shares this process's memory until it execs
+/// (`sys::spawn_sharing_memory`); with `as_sibling` it is the child of this process's parent. Its
+/// pid, and why its exec failed if it did (it has then exited with that error's status).
+pub fn spawn(
+    p: &Prepared,
+    ignored: &[nix::sys::signal::Signal],
+    terminal: Option<std::os::fd::BorrowedFd<'_>>,
+    as_sibling: bool,
+) -> Result<(nix::unistd::Pid, Option<RunError>), RunError> {
+    // Where it failed is left in the shared memory.
+    let mut failed = None;
+    let pid = crate::sys::spawn_sharing_memory(as_sibling, &mut || {
+        let error = exec(p, ignored, terminal);
+        let status = error.status;
+        failed = Some(error);
+        libc::c_int::from(status)
+    })
+    .map_err(|e| RunError::sys("starting the command", e))?;
+    Ok((pid, failed))
+}
+
 /// In the command's process: enter its session (on `terminal`, the container's terminal, if it has
 /// one), become the requested user and exec. Returns only if that failed, with the error to report
 /// (its status is 125, 126 or 127). `ignored` are the signals the caller of

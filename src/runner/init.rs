@@ -105,19 +105,12 @@ fn start_command(
         }
         false => None,
     };
-    // The command's process shares this memory until it execs: where it failed is left here.
-    let mut failed = None;
-    let command = sys::spawn_sharing_memory(&mut || {
-        let error = command::exec(
-            &prepared,
-            &ignored_by_caller,
-            terminal.as_ref().map(|t| t.as_fd()),
-        );
-        let status = error.status;
-        failed = Some(error);
-        libc::c_int::from(status)
-    })
-    .map_err(|e| RunError::sys("starting the command", e))?;
+    let (command, failed) = command::spawn(
+        &prepared,
+        &ignored_by_caller,
+        terminal.as_ref().map(|t| t.as_fd()),
+        false,
+    )?;
     drop(terminal);
     match failed {
         Some(error) => Err(error),

@@ -21,8 +21,7 @@ pub use descriptors::{close_from_except, is_inheritable};
 pub use net::{bring_up_loopback, owning_user_namespace};
 pub use process::{
     Forked, clone_into, detach_and_exec, detach_and_exec_with, exit_now, pidfd_open,
-    pidfd_send_signal, spawn_dying_with_parent, spawn_sharing_memory, spawn_sharing_memory_with,
-    take_inherited,
+    pidfd_send_signal, spawn_dying_with_parent, spawn_sharing_memory, take_inherited,
 };
 pub use signals::{die_by, ignore, install_noop_handler};
 pub use socket::{MAX_DESCRIPTORS, receive_descriptor, receive_message};

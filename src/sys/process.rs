@@ -35,14 +35,10 @@ pub fn clone_into(flags: CloneFlags) -> io::Result<Forked> {
 /// process shares this one's memory until then (CLONE_VM | CLONE_VFORK) while the calling thread
 /// sleeps: no page tables are copied, and this process takes no copy-on-write faults afterwards, as it
 /// would after fork. `child` runs on a stack of its own (with a guard page) and may allocate: the
-/// calling thread is suspended, and the runner has no other threads.
-pub fn spawn_sharing_memory(child: &mut dyn FnMut() -> libc::c_int) -> io::Result<Pid> {
-    spawn_sharing_memory_with(false, child)
-}
-
-/// As `spawn_sharing_memory`; with `as_sibling` (CLONE_PARENT) the new process is the child of this
-/// one's parent, which waits for it (`exec`'s entering process leaves the command to unshare-run).
-pub fn spawn_sharing_memory_with(
+/// calling thread is suspended, and the runner has no other threads. With `as_sibling` (CLONE_PARENT)
+/// the new process is the child of this one's parent, which waits for it (`exec`'s entering process
+/// leaves the command to unshare-run).
+pub fn spawn_sharing_memory(
     as_sibling: bool,
     child: &mut dyn FnMut() -> libc::c_int,
 ) -> io::Result<Pid> {

@@ -26,7 +26,7 @@ pub fn existing(name: &str) -> Result<Record, RunError> {
     }
 }
 
-fn not_running(name: &str) -> RunError {
+pub fn not_running(name: &str) -> RunError {
     RunError::new(format!("container `{name}` is not running"))
         .with_hint(format!("`unshare-run start {name}` starts it again"))
 }

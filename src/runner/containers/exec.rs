@@ -20,7 +20,7 @@ use clap::{FromArgMatches, Parser};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigmaskHow, sigprocmask};
 
-use super::control::existing;
+use super::control::{self, existing};
 use super::record::Entry;
 use crate::runner::channel::Channel;
 use crate::runner::cli::{NetMode, parse_env, parse_user};
@@ -36,7 +36,6 @@ use crate::runner::terminal::{self, CallerStdio, Relay, Session};
 use crate::runner::userns::{self, ChildIds};
 use crate::runner::users::{self, GidWithoutEntry};
 use crate::runner::{exit, signals};
-use crate::sys;
 
 /// `unshare-run exec`.
 #[derive(Parser, Debug)]
@@ -155,10 +154,7 @@ fn confinement_of(entry: &Entry) -> Result<Confinement, RunError> {
 
 pub fn main(matches: &clap::ArgMatches) -> Result<u8, RunError> {
     let cli = ExecCli::from_arg_matches(matches).map_err(|e| RunError::new(e.to_string()))?;
-    let not_running = || {
-        RunError::new(format!("container `{}` is not running", cli.name))
-            .with_hint(format!("`unshare-run start {}` starts it again", cli.name))
-    };
+    let not_running = || control::not_running(&cli.name);
     let record = existing(&cli.name)?;
     let state = record.running().ok_or_else(not_running)?;
     let Some(entry) = state.entry.clone() else {
@@ -264,15 +260,13 @@ fn start_command(
             .map_err(|e| RunError::new(format!("--user {user}: {e}")))?,
         None => (entry.uid, entry.gid),
     };
-    let mut env: Vec<(OsString, OsString)> = entry
+    // The container's environment, then -e: later ones win (`command::prepare`).
+    let env: Vec<(OsString, OsString)> = entry
         .env
         .iter()
         .map(|(k, v)| (k.into(), v.into()))
+        .chain(cli.env.iter().cloned())
         .collect();
-    for (key, value) in &cli.env {
-        env.retain(|(k, _)| k != key);
-        env.push((key.clone(), value.clone()));
-    }
     let workdir = cli
         .workdir
         .clone()
@@ -301,15 +295,8 @@ fn start_command(
             .map_err(|e| RunError::sys("cannot open the container's /dev/null", e))?;
         nix::unistd::dup2_stdin(null).map_err(|e| RunError::sys("dup2", e))?;
     }
-    // The command's process shares this memory until it execs: where it failed is left here.
-    let mut failed = None;
-    let command = sys::spawn_sharing_memory_with(true, &mut || {
-        let error = command::exec(&prepared, &[], terminal.as_ref().map(|t| t.as_fd()));
-        let status = error.status;
-        failed = Some(error);
-        libc::c_int::from(status)
-    })
-    .map_err(|e| RunError::sys("starting the command", e))?;
+    let (command, failed) =
+        command::spawn(&prepared, &[], terminal.as_ref().map(|t| t.as_fd()), true)?;
     // Only the command keeps its terminal open: once it is gone, the relay reads the end.
     drop(terminal);
     Ok(Started { command, failed })
