@@ -41,6 +41,15 @@ busybox_rootfs() {
     echo "$root"
 }
 
+# shipped_start_setup (after bench_setup): the busybox root filesystem in $root, and the build that the
+# packages ship as unshare-run (scripts/runner-binary.sh) in $work/run beside the setuid helpers.
+shipped_start_setup() {
+    local shipped
+    root=$(busybox_rootfs)
+    shipped=$(scripts/runner-binary.sh "$work/bin/unshare-run")
+    install_as "$work/run" "$shipped" "$work/bin/newuidmap"
+}
+
 # install_as DIR RUNNER HELPER: a fresh DIR with RUNNER as unshare-run (0755) and HELPER as the setuid
 # newuidmap, newgidmap a link to it: the packages' layout.
 install_as() {

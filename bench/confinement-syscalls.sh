@@ -19,9 +19,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . bench/common.sh
 bench_setup hyperfine busybox-static python3 musl-tools
-root=$(busybox_rootfs)
-this=$(scripts/runner-binary.sh "$work/bin/unshare-run")
-install_as "$work/run" "$this" "$work/bin/newuidmap"
+shipped_start_setup
 printf '{"defaultAction": "SCMP_ACT_ALLOW"}\n' >"$work/allow-all.json"
 chmod 0644 "$work/allow-all.json"
 

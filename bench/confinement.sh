@@ -11,8 +11,6 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . bench/common.sh
 bench_setup hyperfine busybox-static python3 musl-tools
-root=$(busybox_rootfs)
-this=$(scripts/runner-binary.sh "$work/bin/unshare-run")
-install_as "$work/run" "$this" "$work/bin/newuidmap"
+shipped_start_setup
 rounds default "$work/run/unshare-run --net host --rootfs $root -- /bin/true" \
     privileged "$work/run/unshare-run --net host --privileged --rootfs $root -- /bin/true"

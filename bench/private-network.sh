@@ -10,8 +10,6 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . bench/common.sh
 bench_setup hyperfine busybox-static python3 musl-tools passt
-root=$(busybox_rootfs)
-this=$(scripts/runner-binary.sh "$work/bin/unshare-run")
-install_as "$work/run" "$this" "$work/bin/newuidmap"
+shipped_start_setup
 rounds private "$work/run/unshare-run --rootfs $root -- /bin/true" \
     host-net "$work/run/unshare-run --net host --rootfs $root -- /bin/true"
