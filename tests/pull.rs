@@ -85,15 +85,19 @@ impl Puller {
     fn small_image_and_its_upper_layer(&self) -> (String, PathBuf) {
         let dir = TempDir::new("pull-small");
         let small = oci::small_image(&dir);
-        let pushed = self
-            .registry
-            .push(&small.path, "small:1", Compression::Gzip);
+        self.pushed_and_its_upper_layer(&small.path, "small:1")
+    }
+
+    /// The image archive `path` pushed as `tag`: its reference, and where its own upper layer will
+    /// be.
+    fn pushed_and_its_upper_layer(&self, path: &Path, tag: &str) -> (String, PathBuf) {
+        let pushed = self.registry.push(path, tag, Compression::Gzip);
         let upper = self
             .store()
             .join("images")
             .join(hex(&pushed.config.digest))
             .join("upper");
-        (self.registry.reference("small:1"), upper)
+        (self.registry.reference(tag), upper)
     }
 
     /// A file of alice's home, written as hers.
@@ -1038,6 +1042,53 @@ fn a_pulled_image_runs_on_the_overlay_its_holder_keeps_and_never_on_a_stale_one(
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(held_by_holders(&p.store()), Vec::<String>::new());
+}
+
+/// The token that the holder stamped on an image's upper layer when it made the overlay it keeps
+/// (src/runner/lent_overlay.rs): a new one means a new overlay.
+fn overlay_token(upper: &Path) -> String {
+    let read = "import os, sys; print(os.getxattr(sys.argv[1], 'user.unshare-run.overlay').hex())";
+    let out = Command::new("python3")
+        .args(["-c", read])
+        .arg(upper)
+        .output()
+        .unwrap();
+    out.assert_code(0);
+    out.stdout_text().trim().to_string()
+}
+
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn removing_an_image_lets_only_its_own_kept_overlay_go() {
+    require_root();
+    let p = Puller::public();
+    let (removed, removed_upper) = p.small_image_and_its_upper_layer();
+    let dir = TempDir::new("pull-second");
+    let second = oci::multi_arch_images().remove(0).env("URT_SECOND=1");
+    let second = oci::write_archive(&dir.path().join("second.oci.tar"), &second);
+    let (kept, kept_upper) = p.pushed_and_its_upper_layer(&second.path, "second:1");
+    for reference in [&removed, &kept] {
+        p.run(&["--rootfs", reference, "--", "sh", "-c", "exit 0"])
+            .assert_code(0);
+    }
+    let token = overlay_token(&kept_upper);
+    let shown = |path: &Path| path.to_string_lossy().into_owned();
+    let held = held_by_holders(&p.store());
+    assert!(held.contains(&shown(&removed_upper)), "{held:?}");
+    assert!(held.contains(&shown(&kept_upper)), "{held:?}");
+
+    p.run(&["images", "rm", &removed]).assert_code(0);
+    // The removed image's layer, deleted, is let go; the other image's overlay stays kept ...
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while held_by_holders(&p.store()).len() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(held_by_holders(&p.store()), vec![shown(&kept_upper)]);
+    // ... and lent as it was: the holder made no new one.
+    p.run(&["--rootfs", &kept, "--", "sh", "-c", "exit 0"])
+        .assert_code(0);
+    assert_eq!(overlay_token(&kept_upper), token);
+    p.run(&["images", "rm", &kept]).assert_code(0);
 }
 
 #[test]

@@ -42,7 +42,7 @@ const NO_OVERLAY: u8 = b'-';
 const PID: u8 = b'P';
 /// Monitor to the unshare-run that started it: the container's command runs (`containers::monitor`).
 const RUNNING: u8 = b'R';
-/// Client to holder: let the overlays kept go (an image was removed). No answer.
+/// Client to holder: let go of the kept overlays of removed images. No answer.
 pub const FORGET_OVERLAYS: u8 = b'X';
 /// The longest request to a holder (an overlay request names the image's directories).
 pub const MAX_REQUEST: usize = 64 * 1024;

@@ -407,7 +407,7 @@ fn serve(socket: &Path, idle: u64) -> Result<u8, RunError> {
                 Some((bytes, dirs)) if bytes[0] == WANT_OVERLAY => {
                     lend_overlay(&clients[index], &mut overlays, &bytes[1..], dirs)
                 }
-                Some((bytes, _)) if bytes[0] == FORGET_OVERLAYS => overlays.forget(),
+                Some((bytes, _)) if bytes[0] == FORGET_OVERLAYS => overlays.forget_removed(),
                 Some(_) => {}
                 // Its container has ended.
                 None => {
@@ -445,8 +445,8 @@ fn lend_overlay(client: &Channel, overlays: &mut lent::Kept, request: &[u8], dir
     }
 }
 
-/// Tells the caller's holder for `plan`, if one runs, to let the overlays it keeps go (an image was
-/// removed, and its files' space comes back only once no overlay holds them).
+/// Tells the caller's holder for `plan`, if one runs, to let go of the overlays it keeps of removed
+/// images (their files' space comes back only once no overlay holds them).
 pub fn forget_overlays(plan: &MapPlan) {
     let uid = nix::unistd::getuid().as_raw();
     let Some(socket) = socket_path(uid, plan) else {

@@ -7,7 +7,7 @@
 //! detached mount, and a start attaches a copy of it (open_tree(OPEN_TREE_CLONE)). The copy is the
 //! same filesystem: every container of the image sees the same files, fsync inside works as on a
 //! directory, and a copy's unmount syncs nothing. The overlay goes, and its upper filesystem is
-//! synced, when the holder ends or forgets it (`unshare-run images rm`).
+//! synced, when the holder ends or when its image is removed (`unshare-run images rm`).
 //!
 //! Two overlays on one upper layer would each cache what the other changes there. So a start asks
 //! the holder to make one only while it holds the image's upper layer (`Store::claim_upper`), and
@@ -135,7 +135,7 @@ impl Kept {
     /// A copy of the kept overlay that `request` names, made first if the request may make it;
     /// None when none is kept and it may not.
     pub fn lend(&mut self, request: Request) -> Result<Option<OwnedFd>, RunError> {
-        self.overlays.retain(|kept| still_there(kept.upper.as_fd()));
+        self.forget_removed();
         let identity = request
             .dirs
             .iter()
@@ -171,10 +171,11 @@ impl Kept {
         Ok(Some(lent))
     }
 
-    /// Lets every kept overlay go (an image was removed: its files' space comes back once nothing
-    /// holds them).
-    pub fn forget(&mut self) {
-        self.overlays.clear();
+    /// Lets go of the overlays whose upper layer was removed (`unshare-run images rm`: the removed
+    /// image's files take up their space until nothing holds them). The others stay: the holder
+    /// serves every store of its user, and another image's overlay is still good.
+    pub fn forget_removed(&mut self) {
+        self.overlays.retain(|kept| still_there(kept.upper.as_fd()));
     }
 }
 
