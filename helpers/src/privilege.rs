@@ -142,7 +142,10 @@ pub fn drop_all_privilege() -> Result<(), PrivilegeError> {
     sys::capset(CapabilitySets::EMPTY).map_err(|e| fail("capset", e))?;
     sys::clear_ambient_capabilities().map_err(|e| fail("clearing ambient capabilities", e))?;
     verify_ids(uid, gid)?;
-    verify_capabilities(0)
+    // As in `narrow_to_caller`, the ambient set is not read back (a system call per capability, at
+    // every start of every applet): the kernel never lets a capability be ambient that is not both
+    // permitted and inheritable, and capget shows both sets empty.
+    verify_capability_sets(0)
 }
 
 /// Whether a process whose real uid is `real_uid` got its capabilities from being root rather than
