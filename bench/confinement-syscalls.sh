@@ -13,7 +13,7 @@
 # Unlike a wall-clock comparison, it is not moved by how busy the machine is between two starts; it
 # does not see what the confinement costs in user space.
 # Run as root: bench/confinement-syscalls.sh. Environment: STARTS per mode (default 60). Restores
-# tracefs's settings on exit.
+# tracefs's settings on exit, and unmounts it if it mounted it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -24,7 +24,11 @@ printf '{"defaultAction": "SCMP_ACT_ALLOW"}\n' >"$work/allow-all.json"
 chmod 0644 "$work/allow-all.json"
 
 tracing=/sys/kernel/tracing
-mountpoint -q "$tracing" || mount -t tracefs nodev "$tracing"
+mounted_tracefs=
+if ! mountpoint -q "$tracing"; then
+    mount -t tracefs nodev "$tracing"
+    mounted_tracefs=yes
+fi
 # "N" or, before first use, "N (expanded: M)": M is what it grows to.
 buffer_kb=$(sed -E 's/.*expanded: ([0-9]+).*/\1/' "$tracing/buffer_size_kb")
 restore_tracing() {
@@ -35,7 +39,7 @@ restore_tracing() {
     echo >"$tracing/trace"
     echo "$buffer_kb" >"$tracing/buffer_size_kb"
 }
-trap 'restore_tracing; pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$uid"' EXIT
+trap 'restore_tracing; [ -z "$mounted_tracefs" ] || umount "$tracing"; pkill -KILL -u "$USER_NAME" 2>/dev/null || true; rm -rf "$work" "/tmp/unshare-run-$uid"' EXIT
 
 start="$work/run/unshare-run --net host"
 # Warm-up: the holder, and the page cache of the binaries. ($start is the program and its options.)
