@@ -880,6 +880,37 @@ fn spoofed_argv0_leaves_no_privilege() {
     }
 }
 
+#[test]
+#[ignore = "needs root: sudo tests/run"]
+fn a_callers_ambient_capabilities_do_not_reach_the_runner() {
+    require_root();
+    let i = install();
+    let a = alice();
+    // An unprivileged caller whose ambient set holds a capability passes it to every program it
+    // runs (the plain runner is no exception to the kernel); the runner's first step drops it.
+    let ambient = [
+        format!("--reuid={}", a.uid),
+        format!("--regid={}", a.gid),
+        "--clear-groups".to_string(),
+        "--inh-caps=+net_bind_service".to_string(),
+        "--ambient-caps=+net_bind_service".to_string(),
+    ];
+    let (shell, _, _) = inspect_blocked_process_with(
+        &as_strs(&ambient),
+        &format!("exec {} cat /dev/zero", busybox()),
+        "busybox",
+    );
+    assert_eq!(status_field(&shell, "CapAmb"), "0000000000000400");
+    let (status, _, _) = inspect_blocked_process_with(
+        &as_strs(&ambient),
+        &format!("exec {} --help", i.runner()),
+        "unshare-run",
+    );
+    for caps in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(status_field(&status, caps), "0000000000000000", "{caps}");
+    }
+}
+
 /// A field of /proc/<pid>/status, its words joined by single spaces.
 fn status_field(status: &str, name: &str) -> String {
     status
