@@ -1079,10 +1079,9 @@ fn removing_an_image_lets_only_its_own_kept_overlay_go() {
 
     p.run(&["images", "rm", &removed]).assert_code(0);
     // The removed image's layer, deleted, is let go; the other image's overlay stays kept ...
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while held_by_holders(&p.store()).len() > 1 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(Duration::from_secs(5), || {
+        held_by_holders(&p.store()).len() <= 1
+    });
     assert_eq!(held_by_holders(&p.store()), vec![shown(&kept_upper)]);
     // ... and lent as it was: the holder made no new one.
     p.run(&["--rootfs", &kept, "--", "sh", "-c", "exit 0"])
